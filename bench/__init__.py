@@ -1,0 +1,1 @@
+"""Benchmarks that run on the device: latency, memory, size (numpy + onnxruntime only)."""

@@ -1,0 +1,131 @@
+"""Per-sample cost of the front end: batch vs incremental STFT, streaming resamplers.
+
+Run: ``python -m edgesleep.bench.dsp_speed [--out bench/results]``. Writes ``dsp_speed.json``
+and ``dsp_speed.md``. numpy only on the measured paths (as on the device).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgesleep import __version__
+from edgesleep.dsp import EPOCH_SAMPLES, StreamingResampler, StreamingSTFT, stft_signal
+
+N_EPOCHS = 120  # one hour at 100 Hz
+RATES = (128, 200, 250, 256, 360, 500, 512)
+
+
+def _best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    """Smallest wall time of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def _stream(make: Callable[[], object], x: np.ndarray, packet: int) -> Callable[[], None]:
+    def run() -> None:
+        obj = make()
+        for pos in range(0, x.shape[0], packet):
+            obj.push(x[pos : pos + packet])  # type: ignore[attr-defined]
+
+    return run
+
+
+def measure() -> dict[str, object]:
+    """Time each path over one hour of signal; ns per input sample."""
+    rng = np.random.default_rng(0)
+    x100 = rng.standard_normal(N_EPOCHS * EPOCH_SAMPLES) * 20
+    n = x100.shape[0]
+    rows: list[dict[str, object]] = [
+        {
+            "path": "STFT batch (training)",
+            "sfreq": 100,
+            "ns_per_sample": _best_of(lambda: stft_signal(x100)) / n * 1e9,
+        },
+        {
+            "path": "STFT incremental, 1-s packets",
+            "sfreq": 100,
+            "ns_per_sample": _best_of(_stream(StreamingSTFT, x100, 100)) / n * 1e9,
+        },
+        {
+            "path": "STFT incremental, 1-sample packets (first 2 epochs)",
+            "sfreq": 100,
+            "ns_per_sample": _best_of(_stream(StreamingSTFT, x100[:6000], 1), 1) / 6000 * 1e9,
+        },
+    ]
+    for sfreq in RATES:
+        xs = rng.standard_normal(N_EPOCHS * 30 * sfreq)
+        seconds = _best_of(_stream(lambda s=sfreq: StreamingResampler(s), xs, sfreq), 3)
+        rows.append(
+            {
+                "path": "resampler streaming, 1-s packets",
+                "sfreq": sfreq,
+                "ns_per_sample": seconds / xs.shape[0] * 1e9,
+            }
+        )
+    for row in rows:
+        rate = float(row["sfreq"])  # type: ignore[arg-type]
+        row["cpu_ms_per_hour"] = float(row["ns_per_sample"]) * rate * 3600 / 1e6  # type: ignore[arg-type]
+    return {
+        "edgesleep": __version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "rows": rows,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def to_markdown(result: dict[str, object]) -> str:
+    lines = [
+        "# Front-end cost per input sample",
+        "",
+        f"edgesleep {result['edgesleep']}, numpy {result['numpy']}, Python {result['python']}, "
+        f"{result['processor']} ({result['machine']}).",
+        "Command: `python -m edgesleep.bench.dsp_speed`.",
+        "",
+        "| path | input Hz | ns / sample | CPU ms / hour of signal |",
+        "|---|---|---|---|",
+    ]
+    for row in result["rows"]:  # type: ignore[attr-defined]
+        lines.append(
+            f"| {row['path']} | {row['sfreq']} | {row['ns_per_sample']:.1f} "
+            f"| {row['cpu_ms_per_hour']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    result = measure()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "dsp_speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    markdown = to_markdown(result)
+    (args.out / "dsp_speed.md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

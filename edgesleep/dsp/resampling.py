@@ -1,0 +1,208 @@
+"""Resampling from an integer device rate to the model rate (100 Hz).
+
+One filter design, two paths:
+
+- :func:`resample` (batch, files): ``scipy.signal.resample_poly`` with our taps.
+- :class:`StreamingResampler` (device): the same polyphase filter applied chunk by chunk,
+  filter state carried across chunks, numpy only (scipy is never imported on the
+  streaming path).
+
+Both compensate the filter's group delay the same way: output sample ``m`` is the
+filtered signal at input time ``m * down / up`` (``m / 100`` s), so sample ``m`` of the
+streaming output is the same instant as sample ``m`` of the batch output, and after
+:meth:`StreamingResampler.flush` the two outputs are equal sample for sample.
+"""
+
+from __future__ import annotations
+
+from math import gcd
+
+import numpy as np
+
+TARGET_SFREQ = 100
+MAX_RATIO = 1024  # largest up or down factor we design a filter for
+KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window ("kaiser", 5.0)
+
+
+def rational_factors(sfreq: float, target_sfreq: int = TARGET_SFREQ) -> tuple[int, int]:
+    """Up and down factors that take ``sfreq`` to ``target_sfreq``.
+
+    Parameters
+    ----------
+    sfreq : float
+        Input rate in Hz; must be a positive integer value.
+    target_sfreq : int
+        Output rate in Hz.
+
+    Returns
+    -------
+    (up, down) : tuple of int
+        Coprime factors with ``sfreq * up / down == target_sfreq``.
+
+    Raises
+    ------
+    ValueError
+        If the rate is not a positive integer or needs factors above ``MAX_RATIO``.
+    """
+    if not np.isfinite(sfreq) or sfreq <= 0 or float(sfreq) != round(sfreq):
+        raise ValueError(
+            f"sampling rate {sfreq!r} Hz cannot be resampled to {target_sfreq} Hz: "
+            "only integer rates are supported (e.g. 100, 128, 200, 250, 256, 360, 500, 512); "
+            "resample the recording to an integer rate first"
+        )
+    rate = int(round(sfreq))
+    g = gcd(rate, target_sfreq)
+    up, down = target_sfreq // g, rate // g
+    if max(up, down) > MAX_RATIO:
+        raise ValueError(
+            f"sampling rate {rate} Hz needs a {up}/{down} polyphase filter (factors above "
+            f"{MAX_RATIO}); resample the recording to a rate such as 200, 250, 256 or 500 Hz"
+        )
+    return up, down
+
+
+def lowpass_taps(up: int, down: int) -> np.ndarray:
+    """Anti-aliasing FIR taps for a rational ``up/down`` resampler.
+
+    A Kaiser-windowed sinc (beta 5) of length ``20 * max(up, down) + 1`` with cutoff at
+    the lower of the two Nyquist rates and unit gain at DC: the design that
+    ``scipy.signal.resample_poly`` uses by default, computed with numpy only.
+
+    Returns
+    -------
+    ndarray of shape (n_taps,), float64
+        Odd length; a single tap of 1 when ``up == down == 1``.
+    """
+    if up == down == 1:
+        return np.ones(1)
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    n = np.arange(2 * half_len + 1) - half_len
+    cutoff = 1.0 / max_rate  # relative to the Nyquist rate of the upsampled signal
+    taps = cutoff * np.sinc(cutoff * n) * np.kaiser(2 * half_len + 1, KAISER_BETA)
+    return taps / taps.sum()
+
+
+def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
+    """Resample a whole signal to 100 Hz (batch path, for files).
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_times,)
+        Signal at ``sfreq``.
+    sfreq : float
+        Its rate in Hz (a positive integer value).
+
+    Returns
+    -------
+    ndarray of shape (ceil(n_times * up / down),), float64
+        The signal at 100 Hz; sample ``m`` is the instant ``m / 100`` s.
+    """
+    from scipy.signal import resample_poly
+
+    up, down = rational_factors(sfreq)
+    signal = np.asarray(signal, dtype=np.float64)
+    if up == down == 1:
+        return signal.copy()
+    return resample_poly(signal, up, down, window=lowpass_taps(up, down))
+
+
+class StreamingResampler:
+    """Polyphase resampler to 100 Hz for chunks of any size.
+
+    Holds the last input samples the filter still needs in a preallocated buffer; each
+    :meth:`push` returns every output sample whose inputs have all arrived (a latency of
+    ``delay_s``), and :meth:`flush` returns the rest as if zeros followed, exactly as the
+    batch :func:`resample` does at the end of a signal.
+
+    Parameters
+    ----------
+    sfreq : float
+        Input rate in Hz (a positive integer value).
+    """
+
+    def __init__(self, sfreq: float) -> None:
+        self.sfreq = float(sfreq)
+        self.up, self.down = rational_factors(sfreq)
+        taps = lowpass_taps(self.up, self.down)
+        self._half_len = (taps.shape[0] - 1) // 2
+        self._n_phase_taps = -(-taps.shape[0] // self.up)
+        padded = np.zeros(self._n_phase_taps * self.up)
+        padded[: taps.shape[0]] = taps * self.up
+        # _phases[p, r] multiplies input sample i_max - r for output phase p.
+        self._phases = padded.reshape(self._n_phase_taps, self.up).T.copy()
+        self._hist_len = self._n_phase_taps - 1
+        self._buf = np.zeros(self._hist_len + 1024)
+        self.reset()
+
+    @property
+    def delay_s(self) -> float:
+        """Seconds of input the resampler waits for before it can emit a sample."""
+        return self._half_len / self.up / self.sfreq
+
+    def reset(self) -> None:
+        """Forget all input; the next sample pushed is input sample 0."""
+        self._buf[:] = 0.0
+        self._n_in = 0  # input samples received
+        self._n_out = 0  # output samples emitted
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Feed input samples; return the output samples they complete.
+
+        Parameters
+        ----------
+        samples : ndarray of shape (n_times,)
+            Signal at ``sfreq``.
+
+        Returns
+        -------
+        ndarray of shape (n_out,), float64
+            Signal at 100 Hz, continuing the previous output.
+        """
+        samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+        n_new = samples.shape[0]
+        if self._hist_len + n_new > self._buf.shape[0]:
+            grown = np.zeros(2 * (self._hist_len + n_new))
+            grown[: self._hist_len] = self._buf[: self._hist_len]
+            self._buf = grown
+        # _buf[: hist_len] holds inputs n_in - hist_len .. n_in - 1 (zeros before the start).
+        self._buf[self._hist_len : self._hist_len + n_new] = samples
+        out = self._emit(self._n_in + n_new)
+        # keep the newest hist_len samples at the front
+        keep = self._buf[n_new : n_new + self._hist_len].copy()
+        self._buf[: self._hist_len] = keep
+        self._n_in += n_new
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Emit the remaining output samples (inputs past the end taken as zero) and reset.
+
+        Returns
+        -------
+        ndarray of shape (n_out,), float64
+            After this, the total output length is ``ceil(n_in * up / down)``.
+        """
+        n_total = -(-self._n_in * self.up // self.down)
+        n_missing = n_total - self._n_out
+        out = np.zeros(0)
+        if n_missing > 0:
+            newest_input = ((n_total - 1) * self.down + self._half_len) // self.up
+            out = self.push(np.zeros(newest_input + 1 - self._n_in))[:n_missing]
+        self.reset()
+        return out
+
+    def _emit(self, n_avail: int) -> np.ndarray:
+        """Outputs m whose newest input ``(m * down + half_len) // up`` < ``n_avail``."""
+        # largest m with m * down + half_len <= n_avail * up - 1
+        m_end = (n_avail * self.up - 1 - self._half_len) // self.down + 1
+        if m_end <= self._n_out:
+            return np.zeros(0)
+        m = np.arange(self._n_out, m_end)
+        pos = m * self.down + self._half_len
+        i_max = pos // self.up
+        phase = pos - i_max * self.up
+        # buffer index of input i is i - (self._n_in - self._hist_len)
+        idx = (i_max - (self._n_in - self._hist_len))[:, None] - np.arange(self._n_phase_taps)
+        out = np.einsum("ij,ij->i", self._phases[phase], self._buf[idx])
+        self._n_out = int(m_end)
+        return out

@@ -1,0 +1,1 @@
+"""Host-side export: torch -> ONNX, quantization, parity (needs the `export` extra)."""

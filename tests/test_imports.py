@@ -1,0 +1,48 @@
+"""The device side never imports torch or onnx, and the streaming path never imports scipy."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import edgesleep",
+        "import edgesleep.cli",
+        "from typer.testing import CliRunner\nfrom edgesleep.cli import app\n"
+        "assert CliRunner().invoke(app, ['--help']).exit_code == 0",
+    ],
+)
+def test_no_torch_no_onnx(code: str) -> None:
+    mods = _modules_after(code)
+    assert "torch" not in mods and "onnx" not in mods
+
+
+def test_streaming_dsp_imports_no_scipy() -> None:
+    mods = _modules_after(
+        "import numpy as np\nfrom edgesleep.dsp import StreamingResampler, StreamingSTFT\n"
+        "r = StreamingResampler(256); s = StreamingSTFT(); s.push(r.push(np.zeros(9000)))"
+    )
+    assert "scipy" not in mods
+
+
+def test_placeholder_verbs_exit_2_naming_the_issue() -> None:
+    from typer.testing import CliRunner
+
+    from edgesleep.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "--quick"])
+    assert result.exit_code == 2
+    assert "issue 11" in result.output

@@ -1,0 +1,1 @@
+"""Host-side training: models, data, training, transfer, distillation, cv (`train` extra)."""
