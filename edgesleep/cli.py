@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 
 from edgesleep import __version__
 from edgesleep.errors import InputError
+from edgesleep.io.fetch import SLEEP_EDF_URL
 
 app = typer.Typer(
     name="edgesleep",
@@ -44,8 +47,8 @@ def _run(job: Callable[[], None]) -> None:
 
 @app.callback()
 def _main(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option(help="Print the version and exit.")] = False,
 ) -> None:
     if version:
         typer.echo(__version__)
@@ -87,9 +90,63 @@ for _verb, _issue in {
 }.items():
     app.command(_verb, context_settings=_PLACEHOLDER)(_placeholder(_verb, _issue))
 
-for _verb, _issue in {
-    "synth": "issue 4 (synthetic PSG generator)",
-    "fetch": "issue 3 (real-format I/O and data fetch)",
-    "info": "issue 3 (real-format I/O and data fetch)",
-}.items():
-    data_app.command(_verb, context_settings=_PLACEHOLDER)(_placeholder(f"data {_verb}", _issue))
+data_app.command("synth", context_settings=_PLACEHOLDER)(
+    _placeholder("data synth", "issue 4 (synthetic PSG generator)")
+)
+
+
+@data_app.command("info")
+def data_info(
+    path: Annotated[Path, typer.Argument(help="EDF/EDF+ file or dataset directory.")],
+) -> None:
+    """Channels, rates, units, duration and annotations of an EDF file (or a dataset summary)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def job() -> None:
+        console = Console()
+        if path.is_dir():
+            from edgesleep.io.dataset import read_dataset
+
+            ds = read_dataset(path)
+            console.print(
+                f"{path}: {len(ds.entries)} nights, {len(ds.subjects)} subjects, "
+                f"{'SYNTHETIC' if ds.synthetic else 'real'} ({ds.info.get('name', '?')})"
+            )
+            return
+        from edgesleep.io import edf
+
+        head = edf.header(path)
+        table = Table(title=f"{path.name}: start {head['start']}, {head['duration_s']:.0f} s")
+        for col in ("#", "channel", "Hz", "unit", "samples"):
+            table.add_column(col)
+        for ch in edf.channels(path):
+            table.add_row(str(ch.index), ch.label, f"{ch.sfreq:g}", ch.unit, str(ch.n_times))
+        console.print(table)
+        annotations = edf.read_annotations(path)
+        counts = Counter(a.description for a in annotations)
+        console.print(f"{len(annotations)} annotations" + (":" if counts else ""))
+        for text, n in counts.most_common():
+            console.print(f"  {n:6d}  {text}")
+
+    _run(job)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    dataset: Annotated[str, typer.Argument(help="Dataset to download: sleep-edf.")] = "sleep-edf",
+    subjects: Annotated[str, typer.Option(help="SC subjects, e.g. 0-19 or 0,3,5-7.")] = "0-19",
+    base_url: Annotated[str, typer.Option(help="Dataset root (or a mirror).")] = SLEEP_EDF_URL,
+) -> None:
+    """Download Sleep-EDF SC-20 nights, verify sha256, resume, write the dataset layout."""
+
+    def job() -> None:
+        if dataset != "sleep-edf":
+            raise InputError(f"unknown dataset {dataset!r}; available: ['sleep-edf']")
+        from edgesleep.io.fetch import fetch_sleep_edf, parse_subjects
+
+        ds = fetch_sleep_edf(out, parse_subjects(subjects), base_url)
+        typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects, verified")
+
+    _run(job)

@@ -1,0 +1,1 @@
+"""File formats: EDF in, hypnograms in and out, night statistics, datasets, fetch."""

@@ -1,0 +1,173 @@
+"""The dataset layout that ``--data DIR`` reads and ``data synth`` / ``data fetch`` write.
+
+::
+
+    DIR/
+      dataset.json    {"layout": 1, "name": ..., "synthetic": bool, "citation": ..., ...}
+      manifest.csv    record,subject,night,psg,hypnogram,lights_off_s,lights_on_s
+      psg/            recordings (EDF/EDF+)
+      hypnograms/     EDF+ stage annotations (may be the recording itself)
+
+``psg`` and ``hypnogram`` are paths relative to DIR. ``subject`` groups nights of one
+person, so splits can be subject-wise. ``lights_off_s`` / ``lights_on_s`` are seconds
+from the recording start; empty when unknown (then the in-bed crop is the whole night).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from edgesleep.dsp import EPOCH_SAMPLES
+from edgesleep.errors import InputError
+from edgesleep.io.edf import read_signal
+from edgesleep.io.hypnogram import (
+    fit_to_signal,
+    in_bed_epochs,
+    read_hypnogram,
+    sleep_window_epochs,
+)
+
+LAYOUT_VERSION = 1
+MANIFEST = "manifest.csv"
+INFO = "dataset.json"
+Crop = Literal["in-bed", "sleep", "none"]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One night of a dataset (a row of ``manifest.csv``)."""
+
+    record: str
+    subject: str
+    night: int
+    psg: str
+    hypnogram: str
+    lights_off_s: float | None = None
+    lights_on_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    root: Path
+    info: dict[str, object]
+    entries: tuple[Entry, ...]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.info.get("synthetic", False))
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({e.subject for e in self.entries})
+
+
+@dataclass(frozen=True)
+class Night:
+    """One night cut into whole epochs, cropped.
+
+    Attributes
+    ----------
+    signal : ndarray of shape (n_epochs * 3000,), float64, µV at 100 Hz
+    stages : ndarray of shape (n_epochs,), int8, YASA stage integers
+    first_epoch : int
+        Index of the first kept epoch in the uncropped recording.
+    """
+
+    record: str
+    subject: str
+    channel: str
+    signal: np.ndarray
+    stages: np.ndarray
+    first_epoch: int
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.stages.shape[0])
+
+
+def write_dataset(root: Path, entries: list[Entry], info: dict[str, object]) -> None:
+    """Write ``manifest.csv`` and ``dataset.json`` (the recordings must already be there)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / MANIFEST).open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[f.name for f in fields(Entry)])
+        writer.writeheader()
+        for entry in entries:
+            row = {k: ("" if v is None else v) for k, v in asdict(entry).items()}
+            writer.writerow(row)
+    (root / INFO).write_text(json.dumps({"layout": LAYOUT_VERSION, **info}, indent=2) + "\n")
+
+
+def _optional_float(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def read_dataset(root: str | Path) -> Dataset:
+    """Read a dataset directory's manifest and info.
+
+    Raises
+    ------
+    InputError
+        If DIR is not a dataset or a listed file is missing.
+    """
+    root = Path(root)
+    if not (root / MANIFEST).is_file():
+        raise InputError(
+            f"{root}: not an edgesleep dataset (no {MANIFEST}); make one with "
+            "`edgesleep data synth --out DIR` or `edgesleep data fetch sleep-edf --out DIR`"
+        )
+    info = json.loads((root / INFO).read_text()) if (root / INFO).is_file() else {}
+    entries = []
+    with (root / MANIFEST).open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            entries.append(
+                Entry(
+                    record=row["record"],
+                    subject=row["subject"],
+                    night=int(row["night"]),
+                    psg=row["psg"],
+                    hypnogram=row["hypnogram"],
+                    lights_off_s=_optional_float(row.get("lights_off_s", "")),
+                    lights_on_s=_optional_float(row.get("lights_on_s", "")),
+                )
+            )
+    missing = [e.psg for e in entries if not (root / e.psg).is_file()]
+    if missing:
+        raise InputError(
+            f"{root}: {len(missing)} recordings in {MANIFEST} are missing: {missing[:5]}"
+        )
+    return Dataset(root=root, info=info, entries=tuple(entries))
+
+
+def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-bed") -> Night:
+    """Read one night's channel at 100 Hz and its hypnogram, cut to whole epochs and cropped.
+
+    Parameters
+    ----------
+    crop : {"in-bed", "sleep", "none"}
+        "in-bed": lights-off to lights-on (whole night if unknown); "sleep": 30 min of wake
+        around the sleep period; "none": the whole recording.
+    """
+    signal = read_signal(dataset.root / entry.psg, channel)
+    n_epochs = signal.data.shape[0] // EPOCH_SAMPLES
+    hyp_path = dataset.root / entry.hypnogram
+    stages = fit_to_signal(read_hypnogram(hyp_path), n_epochs, hyp_path)
+    if crop == "in-bed" and entry.lights_off_s is not None and entry.lights_on_s is not None:
+        keep = in_bed_epochs(n_epochs, entry.lights_off_s, entry.lights_on_s)
+    elif crop == "sleep":
+        keep = sleep_window_epochs(stages)
+    else:
+        keep = slice(0, n_epochs)
+    return Night(
+        record=entry.record,
+        subject=entry.subject,
+        channel=signal.channel,
+        signal=signal.data[keep.start * EPOCH_SAMPLES : keep.stop * EPOCH_SAMPLES],
+        stages=stages[keep],
+        first_epoch=keep.start,
+    )

@@ -1,0 +1,132 @@
+"""Hypnograms: EDF+ stage annotations -> one stage per 30-s epoch, fitting and cropping.
+
+A hypnogram is an int8 array of YASA stage integers, epoch ``i`` covering
+``[i * 30, (i + 1) * 30)`` seconds from the recording start.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgesleep.dsp import EPOCH_S
+from edgesleep.errors import InputError
+from edgesleep.io.edf import Annotation, read_annotations
+from edgesleep.stages import UNSCORED, W, stage_from_string
+
+log = logging.getLogger("edgesleep")
+
+_STAGE_PREFIXES = ("sleep stage", "movement time")
+
+
+def _is_stage_annotation(description: str) -> bool:
+    return description.strip().lower().startswith(_STAGE_PREFIXES)
+
+
+def stages_from_annotations(
+    annotations: Sequence[Annotation], source: str | Path = ""
+) -> np.ndarray:
+    """One stage per 30-s epoch from "Sleep stage ..." / "Movement time" annotations.
+
+    Annotations that are not stages (lights, events) are ignored; epochs no stage
+    annotation covers are unscored (-2).
+
+    Parameters
+    ----------
+    annotations : sequence of Annotation
+        Onsets and durations in s from the recording start, multiples of 30 s.
+    source : path-like
+        Named in error messages.
+
+    Returns
+    -------
+    ndarray of shape (n_epochs,), int8
+        YASA stage integers; R&K 4 -> N3, movement and "?" -> unscored.
+    """
+    staged = [a for a in annotations if _is_stage_annotation(a.description)]
+    if not staged:
+        raise InputError(f"{source}: no sleep-stage annotations ('Sleep stage W', ...) found")
+    end_s = max(a.onset_s + a.duration_s for a in staged)
+    stages = np.full(int(round(end_s / EPOCH_S)), UNSCORED, dtype=np.int8)
+    for a in staged:
+        first, n = a.onset_s / EPOCH_S, a.duration_s / EPOCH_S
+        if abs(first - round(first)) > 1e-6 or abs(n - round(n)) > 1e-6:
+            raise InputError(
+                f"{source}: stage annotation {a.description!r} at {a.onset_s} s lasting "
+                f"{a.duration_s} s is not on the 30-s epoch grid"
+            )
+        try:
+            stage = stage_from_string(a.description)
+        except ValueError as err:
+            raise InputError(f"{source}: {err}") from None
+        stages[int(round(first)) : int(round(first + n))] = stage
+    return stages
+
+
+def read_hypnogram(path: str | Path) -> np.ndarray:
+    """Read the stage annotations of an EDF+ file (a Sleep-EDF hypnogram or any EDF+).
+
+    Returns
+    -------
+    ndarray of shape (n_epochs,), int8
+    """
+    return stages_from_annotations(read_annotations(path), path)
+
+
+def fit_to_signal(stages: np.ndarray, n_epochs: int, source: str | Path = "") -> np.ndarray:
+    """Make a hypnogram as long as the signal's whole epochs.
+
+    Trailing unscored epochs past the signal (Sleep-EDF hypnograms run on to 24 h with
+    "Sleep stage ?") are trimmed with an info log; a hypnogram shorter than the signal is
+    padded with unscored epochs.
+
+    Raises
+    ------
+    InputError
+        If scored epochs lie beyond the end of the signal.
+    """
+    if stages.shape[0] > n_epochs:
+        beyond = stages[n_epochs:]
+        n_scored = int(np.count_nonzero(beyond != UNSCORED))
+        if n_scored:
+            raise InputError(
+                f"{source}: {n_scored} scored epochs lie beyond the end of the signal "
+                f"({stages.shape[0]} epochs scored, signal has {n_epochs}); "
+                "is this the right hypnogram for this recording?"
+            )
+        log.info(
+            "%s: trimmed %d unscored epochs past the end of the signal", source, beyond.shape[0]
+        )
+        return stages[:n_epochs].copy()
+    if stages.shape[0] < n_epochs:
+        pad = np.full(n_epochs - stages.shape[0], UNSCORED, dtype=np.int8)
+        return np.concatenate([stages, pad])
+    return stages.copy()
+
+
+def in_bed_epochs(n_epochs: int, lights_off_s: float, lights_on_s: float) -> slice:
+    """Epochs wholly between lights-off and lights-on (s from the recording start)."""
+    first = int(np.ceil(lights_off_s / EPOCH_S - 1e-9))
+    last = int(np.floor(lights_on_s / EPOCH_S + 1e-9))
+    first, last = max(first, 0), min(last, n_epochs)
+    if last <= first:
+        raise InputError(
+            f"in-bed period {lights_off_s:.0f}-{lights_on_s:.0f} s holds no whole epoch of "
+            f"a {n_epochs}-epoch recording"
+        )
+    return slice(first, last)
+
+
+def sleep_window_epochs(stages: np.ndarray, margin_s: float = 1800.0) -> slice:
+    """Epochs from ``margin_s`` before the first to ``margin_s`` after the last sleep epoch.
+
+    The "±30 min of wake" protocol of TinySleepNet/L-SeqSleepNet.
+    """
+    asleep = np.flatnonzero(stages > W)
+    if asleep.size == 0:
+        raise InputError("the hypnogram has no sleep epoch: cannot crop around sleep")
+    margin = int(round(margin_s / EPOCH_S))
+    return slice(max(0, asleep[0] - margin), min(stages.shape[0], asleep[-1] + 1 + margin))

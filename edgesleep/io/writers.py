@@ -1,0 +1,175 @@
+"""Hypnogram outputs: BIDS-events CSV, EDF+ annotations, PNG plot.
+
+``stage`` columns hold class indices of the model's class set (for 5 classes these are
+the YASA stage integers W=0 .. REM=4); -1 artefact and -2 unscored pass through.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from edgesleep.dsp import EPOCH_S
+from edgesleep.stages import ARTEFACT, STAGE_NAMES, UNSCORED, class_labels
+
+# Sleep-EDF's own strings for 5 classes, so other tools (MNE, YASA, EDFbrowser) read them
+_SLEEP_EDF_STRINGS = (
+    "Sleep stage W",
+    "Sleep stage 1",
+    "Sleep stage 2",
+    "Sleep stage 3",
+    "Sleep stage R",
+)
+
+
+def label_of(stage: int, n_classes: int) -> str:
+    """Name of a class index, or ART / UNS for the negative codes."""
+    if stage in (ARTEFACT, UNSCORED):
+        return STAGE_NAMES[stage]
+    return class_labels(n_classes)[stage]
+
+
+def csv_header(n_classes: int, with_probabilities: bool) -> list[str]:
+    """Columns of the hypnogram CSV: onset,duration,stage,label[,p_<class>...]."""
+    probs = [f"p_{name}" for name in class_labels(n_classes)] if with_probabilities else []
+    return ["onset", "duration", "stage", "label", *probs]
+
+
+def csv_row(
+    epoch: int, stage: int, n_classes: int, probabilities: np.ndarray | None, onset0_s: float = 0.0
+) -> list[str]:
+    """One CSV row for epoch ``epoch`` (onset in s from the recording start)."""
+    row = [
+        f"{onset0_s + epoch * EPOCH_S:g}",
+        f"{EPOCH_S:g}",
+        str(int(stage)),
+        label_of(int(stage), n_classes),
+    ]
+    if probabilities is not None:
+        row += [f"{p:.5f}" for p in probabilities]
+    return row
+
+
+def write_hypnogram_csv(
+    path: str | Path,
+    stages: np.ndarray,
+    n_classes: int,
+    probabilities: np.ndarray | None = None,
+    onset0_s: float = 0.0,
+) -> None:
+    """Write a hypnogram as BIDS events.
+
+    Parameters
+    ----------
+    stages : ndarray of shape (n_epochs,)
+        Class indices of an ``n_classes`` set (negative codes allowed).
+    probabilities : ndarray of shape (n_epochs, n_classes), optional
+    onset0_s : float
+        Onset of epoch 0 in s from the recording start.
+    """
+    with Path(path).open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(csv_header(n_classes, probabilities is not None))
+        for i, stage in enumerate(stages):
+            probs = None if probabilities is None else probabilities[i]
+            writer.writerow(csv_row(i, int(stage), n_classes, probs, onset0_s))
+
+
+def _annotation_text(stage: int, n_classes: int) -> str:
+    if stage == UNSCORED:
+        return "Sleep stage ?"
+    if stage == ARTEFACT:
+        return "Artefact"
+    if n_classes == 5:
+        return _SLEEP_EDF_STRINGS[stage]
+    return f"Sleep stage {class_labels(n_classes)[stage]}"
+
+
+def write_hypnogram_edf(
+    path: str | Path,
+    stages: np.ndarray,
+    n_classes: int,
+    start: dt.datetime | None = None,
+    onset0_s: float = 0.0,
+) -> None:
+    """Write a hypnogram as an EDF+ file of stage annotations (as Sleep-EDF ships them).
+
+    Runs of equal stages become one annotation; 5-class stages use Sleep-EDF's strings.
+    """
+    import pyedflib
+
+    writer = pyedflib.EdfWriter(str(path), 0, file_type=pyedflib.FILETYPE_EDFPLUS)
+    try:
+        if start is not None:
+            writer.setStartdatetime(start)
+        stages = np.asarray(stages)
+        bounds = np.flatnonzero(np.diff(stages)) + 1
+        for first, stop in zip(np.r_[0, bounds], np.r_[bounds, stages.shape[0]], strict=True):
+            writer.writeAnnotation(
+                onset0_s + first * EPOCH_S,
+                (stop - first) * EPOCH_S,
+                _annotation_text(int(stages[first]), n_classes),
+            )
+    finally:
+        writer.close()
+
+
+def plot_hypnogram(
+    path: str | Path,
+    stages: np.ndarray,
+    n_classes: int,
+    probabilities: np.ndarray | None = None,
+    truth: np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Save a hypnogram PNG (needs the ``plot`` extra: matplotlib).
+
+    Parameters
+    ----------
+    stages : ndarray of shape (n_epochs,)
+    probabilities : ndarray of shape (n_epochs, n_classes), optional
+        Drawn as a stacked area under the hypnogram.
+    truth : ndarray of shape (n_epochs,), optional
+        Reference hypnogram drawn in grey.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = class_labels(n_classes)
+    # draw W on top and REM just below it, as sleep labs do
+    order = [0, n_classes - 1, *range(1, n_classes - 1)]
+    height = {cls: -rank for rank, cls in enumerate(order)}
+    hours = np.arange(stages.shape[0] + 1) * EPOCH_S / 3600
+    rows = 2 if probabilities is not None else 1
+    fig, axes = plt.subplots(rows, 1, figsize=(10, 2.2 * rows + 0.6), sharex=True, squeeze=False)
+    ax = axes[0, 0]
+
+    def levels(hyp: np.ndarray) -> np.ndarray:
+        y = np.array([height.get(int(s), np.nan) for s in hyp], dtype=float)
+        return np.r_[y, y[-1:]]
+
+    if truth is not None:
+        ax.step(hours, levels(truth), where="post", color="0.6", lw=2.5, label="reference")
+    ax.step(hours, levels(stages), where="post", color="k", lw=1, label="edgesleep")
+    rem = np.asarray(stages) == n_classes - 1
+    ax.scatter(hours[:-1][rem], levels(stages)[:-1][rem], color="tab:red", s=3, zorder=3)
+    ax.set_yticks([height[c] for c in order], [labels[c] for c in order])
+    ax.set_ylabel("stage")
+    if truth is not None:
+        ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title)
+    if probabilities is not None:
+        axes[1, 0].stackplot(hours[:-1], probabilities.T, labels=labels, step="post")
+        axes[1, 0].set_ylabel("probability")
+        axes[1, 0].set_ylim(0, 1)
+        axes[1, 0].legend(loc="upper right", fontsize=7, ncol=n_classes)
+    axes[-1, 0].set_xlabel("time from start (h)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

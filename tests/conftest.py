@@ -1,0 +1,56 @@
+"""Shared fixtures: real-format files from tests/data (sha256-pinned), tiny EDFs in tmp_path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """tests/data, after checking every file against tests/data/SHA256SUMS."""
+    for line in (DATA / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        assert hashlib.sha256((DATA / name).read_bytes()).hexdigest() == digest, name
+    return DATA
+
+
+def write_edf(
+    path: Path,
+    signals: dict[str, tuple[np.ndarray, float, str]],
+    start: dt.datetime = dt.datetime(1989, 4, 24, 16, 13, 0),
+    annotations: list[tuple[float, float, str]] = (),  # type: ignore[assignment]
+) -> Path:
+    """Write an EDF+ file: label -> (data in the given unit, sfreq, unit)."""
+    import pyedflib
+
+    writer = pyedflib.EdfWriter(str(path), len(signals), file_type=pyedflib.FILETYPE_EDFPLUS)
+    headers = []
+    for label, (data, sfreq, unit) in signals.items():
+        peak = float(f"{float(np.abs(data).max()) * 1.1 + 1e-9:.3g}")  # 8 chars in EDF
+        headers.append(
+            {
+                "label": label,
+                "dimension": unit,
+                "sample_frequency": sfreq,
+                "physical_max": peak,
+                "physical_min": -peak,
+                "digital_max": 32767,
+                "digital_min": -32768,
+                "transducer": "",
+                "prefilter": "",
+            }
+        )
+    writer.setSignalHeaders(headers)
+    writer.setStartdatetime(start)
+    writer.writeSamples([data for data, _, _ in signals.values()])
+    for onset, duration, text in annotations:
+        writer.writeAnnotation(onset, duration, text)
+    writer.close()
+    return path
