@@ -7,7 +7,6 @@ imports neither torch nor onnx.
 from __future__ import annotations
 
 import logging
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -53,8 +52,11 @@ def _main(
     if version:
         typer.echo(__version__)
         raise typer.Exit(0)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    # rich's console looks up sys.stderr at each write (safe under test runners)
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
