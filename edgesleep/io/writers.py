@@ -88,6 +88,25 @@ def _annotation_text(stage: int, n_classes: int) -> str:
     return f"Sleep stage {class_labels(n_classes)[stage]}"
 
 
+def stage_annotations(
+    stages: np.ndarray, n_classes: int, onset0_s: float = 0.0
+) -> list[tuple[float, float, str]]:
+    """Runs of equal stages as (onset_s, duration_s, text) annotations.
+
+    5-class stages use Sleep-EDF's strings ("Sleep stage W", "Sleep stage 1", ...).
+    """
+    stages = np.asarray(stages)
+    bounds = np.flatnonzero(np.diff(stages)) + 1
+    return [
+        (
+            onset0_s + float(first) * EPOCH_S,
+            float(stop - first) * EPOCH_S,
+            _annotation_text(int(stages[first]), n_classes),
+        )
+        for first, stop in zip(np.r_[0, bounds], np.r_[bounds, stages.shape[0]], strict=True)
+    ]
+
+
 def write_hypnogram_edf(
     path: str | Path,
     stages: np.ndarray,
@@ -95,24 +114,15 @@ def write_hypnogram_edf(
     start: dt.datetime | None = None,
     onset0_s: float = 0.0,
 ) -> None:
-    """Write a hypnogram as an EDF+ file of stage annotations (as Sleep-EDF ships them).
-
-    Runs of equal stages become one annotation; 5-class stages use Sleep-EDF's strings.
-    """
+    """Write a hypnogram as an EDF+ file of stage annotations (as Sleep-EDF ships them)."""
     import pyedflib
 
     writer = pyedflib.EdfWriter(str(path), 0, file_type=pyedflib.FILETYPE_EDFPLUS)
     try:
         if start is not None:
             writer.setStartdatetime(start)
-        stages = np.asarray(stages)
-        bounds = np.flatnonzero(np.diff(stages)) + 1
-        for first, stop in zip(np.r_[0, bounds], np.r_[bounds, stages.shape[0]], strict=True):
-            writer.writeAnnotation(
-                onset0_s + first * EPOCH_S,
-                (stop - first) * EPOCH_S,
-                _annotation_text(int(stages[first]), n_classes),
-            )
+        for onset, duration, text in stage_annotations(stages, n_classes, onset0_s):
+            writer.writeAnnotation(onset, duration, text)
     finally:
         writer.close()
 

@@ -1,0 +1,1 @@
+"""Synthetic PSG: whole labelled nights of EEG, EOG and ECG (numpy only)."""
