@@ -27,6 +27,7 @@ from edgesleep.synth.signals import (
     eeg_derivation,
     eeg_sources,
     eog,
+    eyes_open_epochs,
     render_ecg,
 )
 
@@ -38,7 +39,7 @@ CHANNELS = ("EEG Fpz-Cz", "EEG C4-A1", "EOG horizontal", "ECG")
 PHYSICAL_RANGE_UV = {
     "EEG Fpz-Cz": 500.0,
     "EEG C4-A1": 500.0,
-    "EOG horizontal": 1000.0,
+    "EOG horizontal": 2000.0,
     "ECG": 3000.0,
 }
 ARTEFACT_KINDS = ("movement", "flat", "clipping", "pops")
@@ -87,6 +88,12 @@ def night_hypnogram(seed: int, index: int, source: str) -> tuple[np.ndarray, str
     return markov_model().sample(rng), "markov"
 
 
+def _check_artefact_kinds(kinds: tuple[str, ...]) -> None:
+    unknown = set(kinds) - set(ARTEFACT_KINDS)
+    if unknown:
+        raise InputError(f"unknown artefact kinds {sorted(unknown)}; choose from {ARTEFACT_KINDS}")
+
+
 def add_artefacts(
     night: SynthNight, kinds: tuple[str, ...], rng: np.random.Generator, per_hour: float = 2.0
 ) -> None:
@@ -96,15 +103,13 @@ def add_artefacts(
     zeros on one channel (electrode off); clipping: 5-30 s of one channel driven past its
     physical range (clipped when written); pops: a step that decays over ~1 s on one channel.
     """
-    unknown = set(kinds) - set(ARTEFACT_KINDS)
-    if unknown:
-        raise InputError(f"unknown artefact kinds {sorted(unknown)}; choose from {ARTEFACT_KINDS}")
+    _check_artefact_kinds(kinds)
     sfreq = night.sfreq
     n = next(iter(night.signals.values())).shape[0]
     hours = n / sfreq / 3600
     for kind in kinds:
         for _ in range(rng.poisson(per_hour * hours)):
-            start = int(rng.integers(0, n - int(300 * sfreq)))
+            start = int(rng.integers(0, max(1, n - int(300 * sfreq))))
             channel = str(rng.choice(CHANNELS))
             if kind == "movement":
                 dur = int(rng.uniform(2, 10) * sfreq)
@@ -133,6 +138,7 @@ def generate_night(
     sfreq: float = 100.0,
     hypnograms: str = "mixed",
     artefacts: tuple[str, ...] = (),
+    stages: np.ndarray | None = None,
 ) -> SynthNight:
     """Generate night ``index`` of a seed: subject ``index // 2``.
 
@@ -144,17 +150,23 @@ def generate_night(
         Output rate in Hz for every channel.
     hypnograms : {"mixed", "real", "markov"}
     artefacts : kinds from ``ARTEFACT_KINDS`` to add
+    stages : ndarray of shape (n_epochs,), optional
+        A given hypnogram instead of ``hypnograms`` (e.g. short nights for tests).
     """
     if sfreq < 100 or float(sfreq) != round(sfreq):
         raise InputError(f"--sfreq {sfreq}: use an integer rate of at least 100 Hz")
     subject_id = index // NIGHTS_PER_SUBJECT
     subject = Subject.draw(np.random.default_rng([seed, subject_id, 0]))
     rng = np.random.default_rng([seed, index, 2])
-    stages, source = night_hypnogram(seed, index, hypnograms)
+    if stages is None:
+        stages, source = night_hypnogram(seed, index, hypnograms)
+    else:
+        source = "given"
     drawn = render_stages(stages)
-    sources, n_spindles = eeg_sources(drawn, subject, sfreq, rng)
+    eyes_open = eyes_open_epochs(drawn, rng)
+    sources, n_spindles = eeg_sources(drawn, eyes_open, subject, sfreq, rng)
     signals = {name: eeg_derivation(sources, name, subject, rng, sfreq) for name in CHANNELS[:2]}
-    signals["EOG horizontal"] = eog(drawn, signals["EEG Fpz-Cz"], subject, sfreq, rng)
+    signals["EOG horizontal"] = eog(drawn, eyes_open, signals["EEG Fpz-Cz"], subject, sfreq, rng)
     beats = beat_times(drawn, subject, rng)
     n_times = signals["EEG Fpz-Cz"].shape[0]
     signals["ECG"] = render_ecg(
@@ -237,6 +249,7 @@ def synthesize_dataset(
     """
     if n_nights < 1:
         raise InputError(f"--nights {n_nights}: need at least one night")
+    _check_artefact_kinds(artefacts)
     (out / "psg").mkdir(parents=True, exist_ok=True)
     entries = []
     indices: Iterable[int] = range(n_nights)

@@ -15,14 +15,16 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 
 TRANSITION_S = 10.0
-EPOCH_JITTER = 0.3  # sd of the log of the per-epoch amplitude factor
+EPOCH_JITTER = 0.45  # sd of the log of the per-epoch amplitude factor
+DRIFT_SD = 0.3  # sd of the log of a slow (~20 min) amplitude drift over the night
+EYES_OPEN_P = 0.4  # share of W epochs with eyes open: alpha blocked, more beta
 
 # RMS amplitude (µV) of the EEG components per stage      W     N1    N2    N3    REM
 EEG_RMS: dict[str, tuple[float, ...]] = {
     "pink": (7.0, 9.0, 10.0, 12.0, 8.0),
-    "alpha": (11.0, 4.0, 1.5, 1.0, 3.0),
-    "theta": (3.5, 8.0, 6.0, 6.0, 7.0),
-    "delta": (4.0, 8.0, 15.0, 38.0, 6.0),
+    "alpha": (10.0, 4.0, 1.5, 1.0, 3.0),
+    "theta": (4.5, 8.0, 6.0, 6.0, 7.0),
+    "delta": (4.0, 7.0, 17.0, 30.0, 6.0),
     "beta": (4.0, 2.5, 1.8, 1.2, 2.5),
 }
 # events per minute per stage                            W     N1    N2    N3    REM
@@ -60,8 +62,8 @@ DERIVATIONS: dict[str, dict[str, float]] = {
 EOG_SACCADES_PER_MIN = (25.0, 2.0, 0.0, 0.0, 0.0)
 EOG_REM_BURSTS_PER_MIN = (0.0, 0.0, 0.0, 0.0, 2.0)
 EOG_BLINKS_PER_MIN = (12.0, 2.0, 0.0, 0.0, 0.0)
-EOG_SLOW_RMS = (5.0, 40.0, 6.0, 2.0, 4.0)  # slow rolling movements, 0.1-0.4 Hz
-EOG_LEAKAGE = 0.35  # share of the frontal EEG seen by the EOG electrodes
+EOG_SLOW_RMS = (6.0, 15.0, 4.0, 4.0, 4.0)  # slow rolling movements, 0.1-0.4 Hz
+EOG_LEAKAGE = 0.15  # share of the frontal EEG seen by the EOG electrodes
 # ECG                                                     W     N1    N2    N3    REM
 HR_FACTOR = (1.08, 1.0, 0.96, 0.92, 1.02)  # mean heart rate relative to the subject's
 HR_LF_SD_BPM = (3.5, 2.0, 1.5, 0.7, 3.5)  # slow (0.02-0.15 Hz) heart-rate wander
@@ -83,13 +85,13 @@ class Subject:
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Subject:
         return cls(
-            gain=float(rng.lognormal(0.0, 0.2)),
-            alpha_hz=float(rng.uniform(8.5, 11.5)),
+            gain=float(rng.lognormal(0.0, 0.35)),
+            alpha_hz=float(rng.uniform(8.5, 10.5)),
             heart_rate_bpm=float(rng.uniform(52, 76)),
             resp_hz=float(rng.uniform(0.2, 0.3)),
             noise_uv=float(rng.uniform(1.0, 3.0)),
             eog_gain=float(rng.lognormal(0.0, 0.25)),
-            ecg_gain=float(rng.lognormal(0.0, 0.2)),
+            ecg_gain=float(rng.lognormal(0.0, 0.35)),
         )
 
 
@@ -128,6 +130,7 @@ def envelope(
     table: tuple[float, ...],
     sfreq: float,
     rng: np.random.Generator | None = None,
+    factor: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-sample amplitude from a per-stage table, cross-faded at stage changes.
 
@@ -135,15 +138,22 @@ def envelope(
     ----------
     stages : ndarray of shape (n_epochs,), values 0..4
     table : 5 values, one per stage
-    rng : if given, each epoch's value is multiplied by a log-normal jitter
+    rng : if given, each epoch's value is multiplied by a log-normal jitter and by a slow
+        log-normal drift over the night
+    factor : ndarray of shape (n_epochs,), optional per-epoch multiplier
 
     Returns
     -------
     ndarray of shape (n_epochs * 30 * sfreq,)
     """
     values = np.asarray(table, dtype=float)[stages]
+    if factor is not None:
+        values = values * factor
     if rng is not None:
-        values = values * rng.lognormal(0.0, EPOCH_JITTER, values.shape[0])
+        n_epochs, span = values.shape[0], 40
+        walk = np.convolve(rng.standard_normal(n_epochs + span), np.ones(span), mode="valid")
+        drift = DRIFT_SD * walk[:n_epochs] / np.sqrt(span)
+        values = values * np.exp(drift + rng.normal(0.0, EPOCH_JITTER, n_epochs))
     per_epoch = int(round(EPOCH_S * sfreq))
     x = np.repeat(values, per_epoch)
     width = max(1, int(TRANSITION_S * sfreq))
@@ -204,8 +214,18 @@ def sawtooth_bursts(rng: np.random.Generator, rate: np.ndarray, sfreq: float) ->
     return x
 
 
+def eyes_open_epochs(stages: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """W epochs with eyes open (alpha blocked, saccades and blinks); the rest of W has eyes
+    closed (alpha, few eye movements). Shape (n_epochs,), bool."""
+    return (stages == 0) & (rng.random(stages.shape[0]) < EYES_OPEN_P)
+
+
 def eeg_sources(
-    stages: np.ndarray, subject: Subject, sfreq: float, rng: np.random.Generator
+    stages: np.ndarray,
+    eyes_open: np.ndarray,
+    subject: Subject,
+    sfreq: float,
+    rng: np.random.Generator,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Shared EEG components (before derivation gains) and the number of spindles."""
     n = stages.shape[0] * int(round(EPOCH_S * sfreq))
@@ -217,8 +237,10 @@ def eeg_sources(
         "delta": (0.5, 2.0, 0.0),
         "beta": (16.0, min(30.0, nyq * 0.9), 0.0),
     }
+    factors = {"alpha": np.where(eyes_open, 0.3, 1.0), "beta": np.where(eyes_open, 1.5, 1.0)}
     comps = {
-        name: envelope(stages, EEG_RMS[name], sfreq, rng) * band_noise(rng, n, sfreq, lo, hi, s)
+        name: envelope(stages, EEG_RMS[name], sfreq, rng, factors.get(name))
+        * band_noise(rng, n, sfreq, lo, hi, s)
         for name, (lo, hi, s) in bands.items()
     }
     rate = {k: envelope(stages, tuple(v / 60 for v in EEG_EVENTS[k]), sfreq) for k in EEG_EVENTS}
@@ -245,6 +267,7 @@ def eeg_derivation(
 
 def eog(
     stages: np.ndarray,
+    eyes_open: np.ndarray,
     frontal_eeg: np.ndarray,
     subject: Subject,
     sfreq: float,
@@ -254,7 +277,9 @@ def eog(
     rapid eye movements in REM, frontal EEG leakage; AC-coupled (0.3 s^-1 decay)."""
     n = frontal_eeg.shape[0]
     steps = np.zeros(n)
-    sacc_rate = envelope(stages, tuple(v / 60 for v in EOG_SACCADES_PER_MIN), sfreq)
+    # eyes closed in W: few saccades and blinks; eyes open: many
+    eyes = np.where(eyes_open, 1.0 / EYES_OPEN_P, np.where(stages == 0, 0.1, 1.0))
+    sacc_rate = envelope(stages, tuple(v / 60 for v in EOG_SACCADES_PER_MIN), sfreq, factor=eyes)
     for start in _event_times(rng, sacc_rate, sfreq):
         steps[start] += rng.choice([-1, 1]) * rng.uniform(40, 150)
     burst_rate = envelope(stages, tuple(v / 60 for v in EOG_REM_BURSTS_PER_MIN), sfreq)
@@ -271,13 +296,13 @@ def eog(
     rise = np.ones(max(1, int(0.04 * sfreq)))
     position = np.convolve(position, rise / rise.size, mode="same")
     blinks = np.zeros(n)
-    blink_rate = envelope(stages, tuple(v / 60 for v in EOG_BLINKS_PER_MIN), sfreq)
+    blink_rate = envelope(stages, tuple(v / 60 for v in EOG_BLINKS_PER_MIN), sfreq, factor=eyes)
     t = np.arange(int(0.4 * sfreq)) / sfreq
     bump = np.exp(-(((t - 0.2) / 0.07) ** 2))
     for start in _event_times(rng, blink_rate, sfreq):
         _add(blinks, start, rng.uniform(30, 80) * bump)
     slow = envelope(stages, EOG_SLOW_RMS, sfreq, rng) * band_noise(rng, n, sfreq, 0.1, 0.4)
-    noise = 3.0 * band_noise(rng, n, sfreq, 0.3, min(40.0, sfreq * 0.45), 1.0)
+    noise = 12.0 * band_noise(rng, n, sfreq, 0.3, min(40.0, sfreq * 0.45), 1.0)
     return subject.eog_gain * (position + blinks + slow) + EOG_LEAKAGE * frontal_eeg + noise
 
 
