@@ -198,7 +198,7 @@ def to_markdown(r: dict[str, object]) -> str:
         "subjects. Command: `python -m edgesleep.bench.synth_realism`. These numbers check the "
         "generator; they say nothing about sleep.",
         "",
-        "## log10 band power (µV²) per stage",
+        "## log10 band power per stage (unnormalised STFT |X|², µV² x window energy)",
         "",
     ]
     for channel in CHANNELS[:2]:
