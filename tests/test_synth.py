@@ -21,7 +21,7 @@ from edgesleep.synth.night import (
     generate_night,
     write_night_edf,
 )
-from edgesleep.synth.signals import Subject, beat_times, render_ecg
+from edgesleep.synth.signals import Subject, beat_times
 
 SHORT = np.array([0] * 4 + [1] * 4 + [2] * 8 + [3] * 8 + [2] * 4 + [4] * 8 + [0] * 4, dtype=np.int8)
 
@@ -53,17 +53,19 @@ def test_subjects_differ_and_nights_of_a_subject_share_constants() -> None:
     assert len({round(s.heart_rate_bpm, 6) for s in subjects}) == 4
 
 
-def test_ecg_depends_only_on_beats() -> None:
-    """Beat-times mode: shuffling the stages leaves the ECG bit-identical."""
-    beats = np.sort(np.random.default_rng(1).uniform(0, 600, 700))
-    labels = np.where(np.arange(700) % 50 == 0, "V", "N")
-    a = render_ecg(beats, labels, 60000, 100.0, seed=7)
-    stages = np.random.default_rng(2).permutation(SHORT)  # not an input: cannot matter
-    assert stages.shape == SHORT.shape
-    b = render_ecg(beats, labels, 60000, 100.0, seed=7)
-    assert a.tobytes() == b.tobytes()
-    r_peaks = np.round(beats * 100).astype(int)
-    assert np.median(a[r_peaks[:-1]]) > 600  # R waves where the beats are
+def test_ecg_at_given_beats_depends_only_on_beats() -> None:
+    """Beat-times mode: shuffling the stages gives a bit-identical ECG."""
+    times = np.sort(np.random.default_rng(1).uniform(0.5, SHORT.shape[0] * 30 - 1, 1500))
+    labels = np.where(np.arange(times.shape[0]) % 50 == 0, "V", "N")
+    shuffled = np.random.default_rng(2).permutation(SHORT)
+    assert not np.array_equal(shuffled, SHORT)
+    a = generate_night(5, 1, stages=SHORT, beats=(times, labels))
+    b = generate_night(5, 1, stages=shuffled, beats=(times, labels))
+    assert a.signals["ECG"].tobytes() == b.signals["ECG"].tobytes()
+    assert a.signals["EEG Fpz-Cz"].tobytes() != b.signals["EEG Fpz-Cz"].tobytes()
+    r_peaks = np.round(times * 100).astype(int)
+    normal = labels == "N"
+    assert np.median(a.signals["ECG"][r_peaks[normal]]) > 500  # R waves at the given beats
 
 
 def test_heart_rate_lower_in_n3_than_w_and_rsa() -> None:

@@ -139,6 +139,7 @@ def generate_night(
     hypnograms: str = "mixed",
     artefacts: tuple[str, ...] = (),
     stages: np.ndarray | None = None,
+    beats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SynthNight:
     """Generate night ``index`` of a seed: subject ``index // 2``.
 
@@ -152,6 +153,9 @@ def generate_night(
     artefacts : kinds from ``ARTEFACT_KINDS`` to add
     stages : ndarray of shape (n_epochs,), optional
         A given hypnogram instead of ``hypnograms`` (e.g. short nights for tests).
+    beats : (times_s, labels), optional
+        Given R-peak times (s) and MIT-BIH beat codes, e.g. slpdb's: the ECG is rendered at
+        these beats and then depends on nothing else (not on the stages).
     """
     if sfreq < 100 or float(sfreq) != round(sfreq):
         raise InputError(f"--sfreq {sfreq}: use an integer rate of at least 100 Hz")
@@ -167,16 +171,15 @@ def generate_night(
     sources, n_spindles = eeg_sources(drawn, eyes_open, subject, sfreq, rng)
     signals = {name: eeg_derivation(sources, name, subject, rng, sfreq) for name in CHANNELS[:2]}
     signals["EOG horizontal"] = eog(drawn, eyes_open, signals["EEG Fpz-Cz"], subject, sfreq, rng)
-    beats = beat_times(drawn, subject, rng)
+    if beats is None:
+        times = beat_times(drawn, subject, rng)
+        labels = np.full(times.shape[0], "N")
+    else:
+        times, labels = beats
     n_times = signals["EEG Fpz-Cz"].shape[0]
-    signals["ECG"] = render_ecg(
-        beats,
-        np.full(beats.shape[0], "N"),
-        n_times,
-        sfreq,
-        seed=int(rng.integers(2**31)),
-        gain=subject.ecg_gain,
-    )
+    # a seed of its own: with given beats the ECG depends on nothing else
+    ecg_seed = int(np.random.default_rng([seed, index, 4]).integers(2**31))
+    signals["ECG"] = render_ecg(times, labels, n_times, sfreq, ecg_seed, subject.ecg_gain)
     night = SynthNight(
         record=f"synth-{index:03d}",
         subject=subject_id,
@@ -184,7 +187,7 @@ def generate_night(
         sfreq=float(sfreq),
         stages=stages,
         signals=signals,
-        beat_times_s=beats,
+        beat_times_s=times,
         n_spindles=n_spindles,
         hypnogram_source=source,
     )
