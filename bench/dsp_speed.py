@@ -11,6 +11,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def measure() -> dict[str, object]:
     ]
     for sfreq in RATES:
         xs = rng.standard_normal(N_EPOCHS * 30 * sfreq)
-        seconds = _best_of(_stream(lambda s=sfreq: StreamingResampler(s), xs, sfreq), 3)
+        seconds = _best_of(_stream(partial(StreamingResampler, sfreq), xs, sfreq), 3)
         rows.append(
             {
                 "path": "resampler streaming, 1-s packets",

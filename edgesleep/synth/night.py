@@ -208,7 +208,7 @@ def write_night_edf(
         writer.setPatientName(f"synthetic_subject_{night.subject}")
         writer.setEquipment(f"edgesleep_synth_{GENERATOR_VERSION}")
         writer.setStartdatetime(start)
-        headers = []
+        headers: list[dict[str, str | int | float | None]] = []
         for name in night.signals:
             peak = PHYSICAL_RANGE_UV[name]
             headers.append(
