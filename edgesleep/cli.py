@@ -78,10 +78,7 @@ def _placeholder(verb: str, issue: str) -> Callable[[], None]:
 
 
 for _verb, _issue in {
-    "train": "issue 5 (SeqSleepNet with transfer learning)",
-    "evaluate": "issue 5 (SeqSleepNet with transfer learning)",
     "cv": "issue 5 (SeqSleepNet with transfer learning)",
-    "adapt": "issue 5 (SeqSleepNet with transfer learning)",
     "distill": "issue 6 (compact student and EEG->ECG distillation)",
     "export": "issue 8 (export to ONNX and int8)",
     "stage": "issue 9 (stager, stage a night, the demo)",
@@ -173,5 +170,175 @@ def data_fetch(
 
         ds = fetch_sleep_edf(out, parse_subjects(subjects), base_url)
         typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects, verified")
+
+    _run(job)
+
+
+def _train_extra() -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise InputError(
+            "this verb needs the train extra: pip install torch==2.13.0 'edgesleep[train]'"
+        ) from None
+
+
+Crop = typer.Option(help="in-bed (lights-off to lights-on), sleep (±30 min), or none.")
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset directory (see README: layout).")],
+    channel: Annotated[str, typer.Option(help="Channel to train on (label or alias).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
+    model: Annotated[str, typer.Option(help="Architecture.")] = "seqsleepnet",
+    classes: Annotated[int, typer.Option(help="Class set: 5, 4 (W/Light/Deep/REM) or 3.")] = 5,
+    init_from: Annotated[
+        Path | None, typer.Option(help="Pretrained checkpoint to finetune.")
+    ] = None,
+    finetune: Annotated[
+        str, typer.Option(help="none, softmax, softmax+epoch, softmax+sequence or all.")
+    ] = "all",
+    passes: Annotated[float, typer.Option(help="Passes over the training windows.")] = 10.0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Epochs between training windows.")] = None,
+    eval_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 100,
+    patience: Annotated[int, typer.Option(help="Stop after N validations without gain.")] = 5,
+    val_subjects: Annotated[int, typer.Option(help="Subjects held out for validation.")] = 1,
+    class_weighting: Annotated[bool, typer.Option(help="Inverse-frequency class weights.")] = False,
+    crop: Annotated[str, Crop] = "in-bed",
+    seed: Annotated[int, typer.Option(help="Seed for split, init and batches.")] = 0,
+) -> None:
+    """Train a model on one channel (or finetune one with --init-from)."""
+
+    def job() -> None:
+        _train_extra()
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
+        from edgesleep.train.transfer import train_model
+
+        opts = TrainOptions(
+            passes=passes,
+            max_steps=max_steps,
+            eval_every=eval_every,
+            stride=stride or DEFAULT_STRIDE,
+            patience=patience,
+            seed=seed,
+            class_weighting=class_weighting,
+            finetune=finetune,
+        )
+        columns = (
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+        )
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task("training", total=None, status="")
+
+            def show(step: int, total: int, loss: float, val_acc: float) -> None:
+                bar.update(
+                    task,
+                    completed=step,
+                    total=total,
+                    status=f"loss {loss:.3f}  val acc {max(val_acc, 0):.3f}",
+                )
+
+            ckpt = train_model(
+                data,
+                channel,
+                out,
+                model,
+                classes,
+                init_from,
+                val_subjects,
+                crop=crop,
+                opts=opts,
+                progress=show,
+            )  # type: ignore[arg-type]
+        training = ckpt.provenance["training"]
+        label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
+        typer.echo(
+            f"{out}: {ckpt.model}, {ckpt.channel!r}, {ckpt.n_classes} classes, "
+            f"{training['steps']} steps in {training['seconds']} s, best validation accuracy "
+            f"{ckpt.provenance['metrics']['val_accuracy']:.3f} ({label})"
+        )
+
+    _run(job)
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option(help="Labelled dataset directory.")],
+    delay: Annotated[
+        list[int] | None, typer.Option(help="Delay K in epochs (repeat); default L-1.")
+    ] = None,
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated subject ids.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Channel (default: the model's).")] = None,
+    crop: Annotated[str, Crop] = "in-bed",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics here.")] = None,
+) -> None:
+    """Score a labelled dataset: accuracy, kappa, macro F1, per-class metrics, per delay."""
+
+    def job() -> None:
+        _train_extra()
+        import json
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from edgesleep.train.checkpoint import load
+        from edgesleep.train.transfer import evaluate_model
+
+        ckpt = load(model)
+        delays = delay or [ckpt.seq_len - 1]
+        chosen = subjects.split(",") if subjects else None
+        results = evaluate_model(model, data, delays, chosen, crop, channel)  # type: ignore[arg-type]
+        label = "SYNTHETIC" if results and ckpt.provenance.get("synthetic") else ""
+        table = Table(title=f"{model.name} on {data} {label}".strip())
+        per_class = Table(title="F1 per class")
+        for col in ("K", "epochs", "acc", "kappa", "MF1", "sens", "spec"):
+            table.add_column(col, justify="right")
+        per_class.add_column("K", justify="right")
+        for name in ckpt.class_labels:
+            per_class.add_column(name, justify="right")
+        for k, m in results.items():
+            table.add_row(
+                str(k),
+                str(m["n_epochs"]),
+                *(
+                    f"{m[c]:.3f}"
+                    for c in ("accuracy", "kappa", "macro_f1", "sensitivity", "specificity")
+                ),
+            )
+            f1 = m["per_class"]["f1"]  # type: ignore[index]
+            per_class.add_row(str(k), *(f"{v:.3f}" for v in f1))
+        Console().print(table)
+        Console().print(per_class)
+        if json_out is not None:
+            json_out.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+
+    _run(job)
+
+
+@app.command("adapt")
+def adapt(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option(help="Dataset of unlabelled nights from the new device.")],
+    out: Annotated[Path, typer.Option(help="Adapted checkpoint to write.")],
+    channel: Annotated[str | None, typer.Option(help="Channel (default: the model's).")] = None,
+) -> None:
+    """Re-estimate the normalisation statistics on unlabelled nights (domain adaptation)."""
+
+    def job() -> None:
+        _train_extra()
+        from edgesleep.train.transfer import adapt_model
+
+        ckpt = adapt_model(model, data, out, channel)
+        nights = ckpt.provenance["adapted"]["nights"]
+        typer.echo(f"{out}: normalisation re-estimated on {len(nights)} nights")
 
     _run(job)

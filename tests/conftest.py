@@ -54,3 +54,27 @@ def write_edf(
         writer.writeAnnotation(onset, duration, text)
     writer.close()
     return path
+
+
+SHORT_NIGHT = np.array(
+    [0] * 6 + [1] * 4 + [2] * 10 + [3] * 8 + [2] * 6 + [4] * 8 + [2] * 6 + [0] * 4, dtype=np.int8
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SYNTHETIC dataset of 6 short nights (52 epochs each), 3 subjects, EDF+ on disk."""
+    from edgesleep.io.dataset import Entry, write_dataset
+    from edgesleep.synth.night import generate_night, write_night_edf
+
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "psg").mkdir()
+    entries = []
+    for index in range(6):
+        stages = np.roll(SHORT_NIGHT, 3 * index)
+        night = generate_night(11, index, stages=stages)
+        write_night_edf(root / "psg" / f"{night.record}.edf", night)
+        rel = f"psg/{night.record}.edf"
+        entries.append(Entry(night.record, str(night.subject), night.night, rel, rel))
+    write_dataset(root, entries, {"name": "tiny", "synthetic": True, "generator_version": "test"})
+    return root

@@ -1,0 +1,57 @@
+"""Agreement between hypnograms, pooled over epochs as the SeqSleepNet papers report it.
+
+numpy only (the demo and the stager report agreement too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Confusion matrix, rows = truth, columns = prediction; epochs with a negative truth
+    (artefact, unscored) are left out. Shape (n_classes, n_classes), int."""
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    keep = truth >= 0
+    return np.bincount(
+        truth[keep] * n_classes + pred[keep], minlength=n_classes * n_classes
+    ).reshape(n_classes, n_classes)
+
+
+def scores(cm: np.ndarray) -> dict[str, object]:
+    """Accuracy, Cohen's kappa, macro F1, weighted F1, and per-class sensitivity,
+    specificity and F1 from a confusion matrix."""
+    cm = cm.astype(np.float64)
+    total = cm.sum()
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    acc = tp.sum() / total if total else float("nan")
+    expected = (support * predicted).sum() / total**2 if total else float("nan")
+    kappa = (acc - expected) / (1 - expected) if total and expected < 1 else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = np.where(support > 0, tp / support, np.nan)
+        spec = (total - support - predicted + tp) / (total - support)
+        f1 = np.where(support + predicted > 0, 2 * tp / (support + predicted), 0.0)
+    present = support > 0
+    return {
+        "accuracy": float(acc),
+        "kappa": float(kappa),
+        "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
+        "weighted_f1": float((f1 * support).sum() / total) if total else float("nan"),
+        "sensitivity": float(np.nanmean(sens)),
+        "specificity": float(np.nanmean(spec)),
+        "per_class": {
+            "sensitivity": sens.tolist(),
+            "specificity": spec.tolist(),
+            "f1": f1.tolist(),
+            "support": support.astype(int).tolist(),
+        },
+        "confusion": cm.astype(int).tolist(),
+        "n_epochs": int(total),
+    }
+
+
+def evaluate(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, object]:
+    """:func:`scores` of :func:`confusion`."""
+    return scores(confusion(truth, pred, n_classes))

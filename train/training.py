@@ -1,0 +1,188 @@
+"""Training: Adam, batches of sequences, validation by subject, early stopping, finetuning.
+
+Finetuning strategies (seed 1): which parts of a pretrained SeqSleepNet train on the
+target; the rest stays bit-identical.
+
+- ``none``: direct transfer, nothing trains (normalisation still from the target);
+- ``softmax``: the classifier;
+- ``softmax+epoch``: the classifier, the filterbank and the epoch encoder;
+- ``softmax+sequence``: the classifier and the sequence RNN;
+- ``all``: everything (also what training from scratch does).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
+from edgesleep.train.evaluate import evaluate_nights
+from torch import nn
+
+log = logging.getLogger("edgesleep")
+
+FINETUNE: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "softmax": ("softmax",),
+    "softmax+epoch": ("softmax", "filterbank", "epoch"),
+    "softmax+sequence": ("softmax", "sequence"),
+    "all": ("softmax", "filterbank", "epoch", "sequence"),
+}
+DEFAULT_STRIDE = 5  # measured: bench/results/stride.md
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train. ``passes`` counts passes over the training windows."""
+
+    passes: float = 10.0
+    max_steps: int | None = None
+    batch_size: int = 32
+    lr: float = 1e-4
+    stride: int = DEFAULT_STRIDE
+    eval_every: int = 100
+    patience: int = 5
+    seed: int = 0
+    class_weighting: bool = False
+    finetune: str = "all"
+
+
+@dataclass
+class TrainResult:
+    state_dict: dict[str, torch.Tensor]
+    best_val_accuracy: float
+    best_step: int
+    steps: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, float, float], None]
+
+
+def set_trainable(model: nn.Module, finetune: str) -> list[nn.Parameter]:
+    """Freeze every part the strategy does not train; return the trainable parameters."""
+    if finetune not in FINETUNE:
+        raise ValueError(f"finetune must be one of {list(FINETUNE)}, got {finetune!r}")
+    groups = model.parameter_groups()  # type: ignore[operator]
+    trainable = []
+    for part, params in groups.items():
+        train_it = part in FINETUNE[finetune]
+        for p in params:
+            p.requires_grad_(train_it)
+            if train_it:
+                trainable.append(p)
+    return trainable
+
+
+def _optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
+    """Adam; L2 (as weight decay) on every trainable weight but the filterbank."""
+    groups = model.parameter_groups()  # type: ignore[operator]
+    cfg: Any = model.cfg
+    decay = float(cfg.weight_decay)
+    param_groups = [
+        {
+            "params": [p for p in params if p.requires_grad],
+            "weight_decay": 0.0 if part == "filterbank" else decay,
+        }
+        for part, params in groups.items()
+    ]
+    return torch.optim.Adam([g for g in param_groups if g["params"]], lr=opts.lr)
+
+
+def fit(
+    model: nn.Module,
+    train_nights: Sequence[NightFeatures],
+    val_nights: Sequence[NightFeatures],
+    mean: np.ndarray,
+    std: np.ndarray,
+    opts: TrainOptions,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train ``model`` in place; return the best state by validation accuracy (paper's
+    readout, K = L - 1), evaluated every ``eval_every`` steps, with early stopping."""
+    cfg: Any = model.cfg
+    torch.manual_seed(opts.seed)
+    start = time.perf_counter()
+    trainable = set_trainable(model, opts.finetune)
+
+    def validate() -> float:
+        metrics = evaluate_nights(
+            model, val_nights, mean, std, cfg.seq_len, cfg.n_classes, [cfg.seq_len - 1]
+        )
+        return float(metrics[cfg.seq_len - 1]["accuracy"])  # type: ignore[arg-type]
+
+    if not trainable:
+        acc = validate()
+        return TrainResult(
+            copy.deepcopy(model.state_dict()), acc, 0, 0, time.perf_counter() - start
+        )
+    windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
+    generator = torch.Generator().manual_seed(opts.seed)
+    loader = torch.utils.data.DataLoader(
+        windows,
+        batch_size=opts.batch_size,
+        shuffle=True,
+        drop_last=len(windows) > opts.batch_size,
+        generator=generator,
+    )
+    total = max(1, int(opts.passes * len(loader)))
+    if opts.max_steps is not None:
+        total = min(total, opts.max_steps)
+    weight = (
+        torch.from_numpy(class_weights(train_nights, cfg.n_classes))
+        if opts.class_weighting
+        else None
+    )
+    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
+    optimizer = _optimizer(model, opts)
+    best = TrainResult(copy.deepcopy(model.state_dict()), -1.0, 0, 0, 0.0)
+    step, since_best, running = 0, 0, float("nan")
+    while step < total and since_best < opts.patience:
+        for x, y in loader:
+            model.train()
+            optimizer.zero_grad()
+            loss = loss_fn(model(x).reshape(-1, cfg.n_classes), y.reshape(-1))
+            loss.backward()
+            optimizer.step()
+            step += 1
+            value = loss.item()
+            running = value if np.isnan(running) else 0.95 * running + 0.05 * value
+            if step % opts.eval_every == 0 or step == total:
+                acc = validate()
+                best.history.append({"step": step, "loss": running, "val_accuracy": acc})
+                if acc > best.best_val_accuracy:
+                    best.state_dict = copy.deepcopy(model.state_dict())
+                    best.best_val_accuracy, best.best_step, since_best = acc, step, 0
+                else:
+                    since_best += 1
+            if progress is not None:
+                progress(step, total, running, best.best_val_accuracy)
+            if step >= total or since_best >= opts.patience:
+                break
+    best.steps = step
+    best.seconds = time.perf_counter() - start
+    model.load_state_dict(best.state_dict)
+    log.info(
+        "trained %d steps in %.0f s; best validation accuracy %.3f at step %d",
+        step,
+        best.seconds,
+        best.best_val_accuracy,
+        best.best_step,
+    )
+    return best
+
+
+def split_subjects(subjects: Sequence[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
+    """Shuffle subjects with ``seed``; the first ``n_val`` validate, the rest train."""
+    if len(subjects) < 2:
+        raise ValueError(f"need at least 2 subjects for a subject-wise split, got {subjects}")
+    n_val = min(max(1, n_val), len(subjects) - 1)
+    order = [str(s) for s in np.random.default_rng(seed).permutation(sorted(subjects))]
+    return sorted(order[n_val:]), sorted(order[:n_val])

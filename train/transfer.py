@@ -1,0 +1,159 @@
+"""What the ``train``, ``evaluate`` and ``adapt`` verbs do: train from scratch or from a
+pretrained checkpoint on a dataset, score a dataset, re-estimate normalisation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from edgesleep.train import checkpoint as ckpt_io
+from edgesleep.train.checkpoint import Checkpoint, provenance
+from edgesleep.train.data import load_features, norm_stats
+from edgesleep.train.evaluate import evaluate_nights
+from edgesleep.train.models import build, config_dict, make_config
+from edgesleep.train.training import Progress, TrainOptions, fit, split_subjects
+
+from edgesleep.errors import InputError
+from edgesleep.io.dataset import Crop, read_dataset
+
+log = logging.getLogger("edgesleep")
+
+
+def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Module:
+    """The source model for finetuning; a classifier for a different class set is new and
+    must then be trained (any strategy but ``none``)."""
+    model = source.build()
+    if n_classes != source.n_classes:
+        if finetune == "none":
+            raise InputError(
+                f"source has {source.n_classes} classes, target {n_classes}: direct transfer "
+                "(--finetune none) needs the same class set"
+            )
+        config = {**source.config, "n_classes": n_classes}
+        fresh = build(source.model, config)
+        state = {
+            k: v for k, v in source.state_dict.items() if not k.startswith("sequence.classifier")
+        }
+        fresh.load_state_dict(state, strict=False)
+        model = fresh
+    return model
+
+
+def train_model(
+    data: Path,
+    channel: str,
+    out: Path,
+    model_name: str = "seqsleepnet",
+    n_classes: int = 5,
+    init_from: Path | None = None,
+    n_val_subjects: int = 1,
+    subjects: Sequence[str] | None = None,
+    crop: Crop = "in-bed",
+    opts: TrainOptions | None = None,
+    model_fields: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> Checkpoint:
+    """Train (or finetune) on the nights of ``subjects`` (default: all) and save ``out``.
+
+    Validation subjects are drawn from those with ``opts.seed``; normalisation statistics
+    always come from the training subjects of this dataset, also for ``finetune="none"``.
+    """
+    opts = opts or TrainOptions()
+    dataset = read_dataset(data)
+    pool = list(subjects) if subjects is not None else dataset.subjects
+    train_ids, val_ids = split_subjects(pool, n_val_subjects, opts.seed)
+    entries = {s: [e for e in dataset.entries if e.subject == s] for s in pool}
+    train_nights = load_features(
+        dataset, channel, n_classes, crop, [e for s in train_ids for e in entries[s]]
+    )
+    val_nights = load_features(
+        dataset, channel, n_classes, crop, [e for s in val_ids for e in entries[s]]
+    )
+    mean, std = norm_stats(train_nights)
+    parent = None
+    torch.manual_seed(opts.seed)
+    if init_from is not None:
+        source = ckpt_io.load(init_from)
+        model = init_model(source, n_classes, opts.finetune)
+        name, config = source.model, {**source.config, "n_classes": n_classes}
+        parent = {
+            "path": str(init_from),
+            "channel": source.channel,
+            "provenance": source.provenance,
+        }
+    else:
+        if opts.finetune != "all":
+            raise InputError("--finetune needs --init-from (a pretrained checkpoint)")
+        cfg = make_config(model_name, n_classes=n_classes, **(model_fields or {}))
+        model, name, config = build(model_name, cfg), model_name, config_dict(cfg)
+    result = fit(model, train_nights, val_nights, mean, std, opts, progress)
+    ckpt = Checkpoint(
+        model=name,
+        config=config,
+        state_dict=result.state_dict,
+        channel=channel,
+        norm_mean=mean,
+        norm_std=std,
+        provenance=provenance(
+            dataset=str(dataset.info.get("name", data)),
+            synthetic=dataset.synthetic,
+            generator_version=dataset.info.get("generator_version"),
+            train_subjects=train_ids,
+            val_subjects=val_ids,
+            crop=crop,
+            finetune=opts.finetune,
+            parent=parent,
+            training={
+                "steps": result.steps,
+                "seconds": round(result.seconds, 1),
+                "best_step": result.best_step,
+                "stride": opts.stride,
+                "seed": opts.seed,
+                "class_weighting": opts.class_weighting,
+            },
+            metrics={"val_accuracy": result.best_val_accuracy},
+        ),
+    )
+    ckpt.save(out)
+    return ckpt
+
+
+def evaluate_model(
+    model_path: Path,
+    data: Path,
+    delays: Sequence[int],
+    subjects: Sequence[str] | None = None,
+    crop: Crop = "in-bed",
+    channel: str | None = None,
+) -> dict[int, dict[str, object]]:
+    """Pooled metrics of a checkpoint on a dataset (optionally some subjects), per delay."""
+    ckpt = ckpt_io.load(model_path)
+    dataset = read_dataset(data)
+    entries = [e for e in dataset.entries if subjects is None or e.subject in subjects]
+    if not entries:
+        raise InputError(f"{data}: no nights for subjects {subjects}")
+    nights = load_features(dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries)
+    return evaluate_nights(
+        ckpt.build(), nights, ckpt.norm_mean, ckpt.norm_std, ckpt.seq_len, ckpt.n_classes, delays
+    )
+
+
+def adapt_model(model_path: Path, data: Path, out: Path, channel: str | None = None) -> Checkpoint:
+    """Re-estimate the normalisation statistics on unlabelled nights of a new device."""
+    ckpt = ckpt_io.load(model_path)
+    dataset = read_dataset(data)
+    nights = load_features(dataset, channel or ckpt.channel, ckpt.n_classes, "none", labelled=False)
+    ckpt.norm_mean, ckpt.norm_std = norm_stats(nights)
+    ckpt.provenance = {
+        **ckpt.provenance,
+        "adapted": provenance(
+            dataset=str(dataset.info.get("name", data)),
+            synthetic=dataset.synthetic,
+            nights=[n.record for n in nights],
+        ),
+    }
+    ckpt.save(out)
+    return ckpt
