@@ -78,7 +78,6 @@ def _placeholder(verb: str, issue: str) -> Callable[[], None]:
 
 
 for _verb, _issue in {
-    "cv": "issue 5 (SeqSleepNet with transfer learning)",
     "distill": "issue 6 (compact student and EEG->ECG distillation)",
     "export": "issue 8 (export to ONNX and int8)",
     "stage": "issue 9 (stager, stage a night, the demo)",
@@ -340,5 +339,36 @@ def adapt(
         ckpt = adapt_model(model, data, out, channel)
         nights = ckpt.provenance["adapted"]["nights"]
         typer.echo(f"{out}: normalisation re-estimated on {len(nights)} nights")
+
+    _run(job)
+
+
+@app.command("cv")
+def cv(
+    recipe: Annotated[
+        str, typer.Option(help="Recipe TOML: a path or a bundled name (train/recipes/).")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Results directory.")] = None,
+) -> None:
+    """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II."""
+
+    def job() -> None:
+        _train_extra()
+        from importlib import resources
+
+        from edgesleep.train.cv import load_recipe, run
+
+        path = Path(recipe)
+        if not path.is_file():
+            bundled = (
+                resources.files("edgesleep.train")
+                / "recipes"
+                / f"{recipe.removesuffix('.toml')}.toml"
+            )
+            path = Path(str(bundled))
+        parsed = load_recipe(path)
+        result_dir = out or Path("runs") / "cv" / path.stem
+        run(parsed, result_dir, progress=lambda message: typer.echo(message))
+        typer.echo((result_dir / "cv.md").read_text())
 
     _run(job)

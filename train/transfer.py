@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
-from edgesleep.train.data import load_features, norm_stats
+from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.training import Progress, TrainOptions, fit, split_subjects
@@ -42,6 +42,63 @@ def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Mo
     return model
 
 
+def train_features(
+    train_nights: Sequence[NightFeatures],
+    val_nights: Sequence[NightFeatures],
+    channel: str,
+    model_name: str = "seqsleepnet",
+    n_classes: int = 5,
+    source: Checkpoint | None = None,
+    opts: TrainOptions | None = None,
+    model_fields: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    **provenance_fields: Any,
+) -> Checkpoint:
+    """Train from scratch, or finetune ``source``, on loaded nights; return the checkpoint.
+
+    Normalisation statistics always come from ``train_nights`` (the target's training
+    subjects), also for ``finetune="none"``.
+    """
+    opts = opts or TrainOptions()
+    mean, std = norm_stats(train_nights)
+    torch.manual_seed(opts.seed)
+    parent = None
+    if source is not None:
+        model = init_model(source, n_classes, opts.finetune)
+        name, config = source.model, {**source.config, "n_classes": n_classes}
+        parent = {"channel": source.channel, "provenance": source.provenance}
+    else:
+        if opts.finetune != "all":
+            raise InputError("--finetune needs --init-from (a pretrained checkpoint)")
+        cfg = make_config(model_name, n_classes=n_classes, **(model_fields or {}))
+        model, name, config = build(model_name, cfg), model_name, config_dict(cfg)
+    result = fit(model, train_nights, val_nights, mean, std, opts, progress)
+    return Checkpoint(
+        model=name,
+        config=config,
+        state_dict=result.state_dict,
+        channel=channel,
+        norm_mean=mean,
+        norm_std=std,
+        provenance=provenance(
+            train_subjects=sorted({n.subject for n in train_nights}),
+            val_subjects=sorted({n.subject for n in val_nights}),
+            finetune=opts.finetune,
+            parent=parent,
+            training={
+                "steps": result.steps,
+                "seconds": round(result.seconds, 1),
+                "best_step": result.best_step,
+                "stride": opts.stride,
+                "seed": opts.seed,
+                "class_weighting": opts.class_weighting,
+            },
+            metrics={"val_accuracy": result.best_val_accuracy},
+            **provenance_fields,
+        ),
+    )
+
+
 def train_model(
     data: Path,
     channel: str,
@@ -56,66 +113,33 @@ def train_model(
     model_fields: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Checkpoint:
-    """Train (or finetune) on the nights of ``subjects`` (default: all) and save ``out``.
-
-    Validation subjects are drawn from those with ``opts.seed``; normalisation statistics
-    always come from the training subjects of this dataset, also for ``finetune="none"``.
-    """
+    """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
+    dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
     opts = opts or TrainOptions()
     dataset = read_dataset(data)
     pool = list(subjects) if subjects is not None else dataset.subjects
     train_ids, val_ids = split_subjects(pool, n_val_subjects, opts.seed)
-    entries = {s: [e for e in dataset.entries if e.subject == s] for s in pool}
-    train_nights = load_features(
-        dataset, channel, n_classes, crop, [e for s in train_ids for e in entries[s]]
-    )
-    val_nights = load_features(
-        dataset, channel, n_classes, crop, [e for s in val_ids for e in entries[s]]
-    )
-    mean, std = norm_stats(train_nights)
-    parent = None
-    torch.manual_seed(opts.seed)
-    if init_from is not None:
-        source = ckpt_io.load(init_from)
-        model = init_model(source, n_classes, opts.finetune)
-        name, config = source.model, {**source.config, "n_classes": n_classes}
-        parent = {
-            "path": str(init_from),
-            "channel": source.channel,
-            "provenance": source.provenance,
-        }
-    else:
-        if opts.finetune != "all":
-            raise InputError("--finetune needs --init-from (a pretrained checkpoint)")
-        cfg = make_config(model_name, n_classes=n_classes, **(model_fields or {}))
-        model, name, config = build(model_name, cfg), model_name, config_dict(cfg)
-    result = fit(model, train_nights, val_nights, mean, std, opts, progress)
-    ckpt = Checkpoint(
-        model=name,
-        config=config,
-        state_dict=result.state_dict,
-        channel=channel,
-        norm_mean=mean,
-        norm_std=std,
-        provenance=provenance(
-            dataset=str(dataset.info.get("name", data)),
-            synthetic=dataset.synthetic,
-            generator_version=dataset.info.get("generator_version"),
-            train_subjects=train_ids,
-            val_subjects=val_ids,
-            crop=crop,
-            finetune=opts.finetune,
-            parent=parent,
-            training={
-                "steps": result.steps,
-                "seconds": round(result.seconds, 1),
-                "best_step": result.best_step,
-                "stride": opts.stride,
-                "seed": opts.seed,
-                "class_weighting": opts.class_weighting,
-            },
-            metrics={"val_accuracy": result.best_val_accuracy},
-        ),
+
+    def nights(ids: list[str]) -> list[NightFeatures]:
+        chosen = [e for e in dataset.entries if e.subject in ids]
+        return load_features(dataset, channel, n_classes, crop, chosen)
+
+    source = ckpt_io.load(init_from) if init_from is not None else None
+    ckpt = train_features(
+        nights(train_ids),
+        nights(val_ids),
+        channel,
+        model_name,
+        n_classes,
+        source,
+        opts,
+        model_fields,
+        progress,
+        dataset=str(dataset.info.get("name", data)),
+        synthetic=dataset.synthetic,
+        generator_version=dataset.info.get("generator_version"),
+        crop=crop,
+        init_from=str(init_from) if init_from else None,
     )
     ckpt.save(out)
     return ckpt
