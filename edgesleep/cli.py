@@ -203,6 +203,9 @@ def train(
     stride: Annotated[int | None, typer.Option(help="Epochs between training windows.")] = None,
     eval_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 100,
     patience: Annotated[int, typer.Option(help="Stop after N validations without gain.")] = 5,
+    subjects: Annotated[
+        str | None, typer.Option(help="Comma-separated subject ids to use (default: all).")
+    ] = None,
     val_subjects: Annotated[int, typer.Option(help="Subjects held out for validation.")] = 1,
     class_weighting: Annotated[bool, typer.Option(help="Inverse-frequency class weights.")] = False,
     crop: Annotated[str, Crop] = "in-bed",
@@ -253,10 +256,11 @@ def train(
                 classes,
                 init_from,
                 val_subjects,
-                crop=crop,
+                subjects.split(",") if subjects else None,
+                crop=crop,  # type: ignore[arg-type]
                 opts=opts,
                 progress=show,
-            )  # type: ignore[arg-type]
+            )
         training = ckpt.provenance["training"]
         label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
         typer.echo(
