@@ -78,7 +78,6 @@ def _placeholder(verb: str, issue: str) -> Callable[[], None]:
 
 
 for _verb, _issue in {
-    "distill": "issue 6 (compact student and EEG->ECG distillation)",
     "export": "issue 8 (export to ONNX and int8)",
     "stage": "issue 9 (stager, stage a night, the demo)",
     "demo": "issue 9 (stager, stage a night, the demo)",
@@ -374,5 +373,83 @@ def cv(
         result_dir = out or Path("runs") / "cv" / path.stem
         run(parsed, result_dir, progress=lambda message: typer.echo(message))
         typer.echo((result_dir / "cv.md").read_text())
+
+    _run(job)
+
+
+@app.command("distill")
+def distill(
+    teacher: Annotated[Path, typer.Option(help="Teacher checkpoint (kept frozen).")],
+    data: Annotated[Path, typer.Option(help="Dataset with both channels in every night.")],
+    student_channel: Annotated[str, typer.Option(help="The student's channel, e.g. ECG.")],
+    out: Annotated[Path, typer.Option(help="Student checkpoint to write.")] = Path("student.pt"),
+    teacher_channel: Annotated[
+        str | None, typer.Option(help="The teacher's channel (default: its own).")
+    ] = None,
+    classes: Annotated[int, typer.Option(help="Student class set: 5, 4 or 3.")] = 4,
+    model: Annotated[str, typer.Option(help="Student architecture.")] = "student",
+    soft_targets: Annotated[bool, typer.Option(help="KL to the teacher's soft targets.")] = True,
+    feature_transfer: Annotated[
+        bool, typer.Option(help="Match the teacher's epoch vectors.")
+    ] = True,
+    class_weighting: Annotated[bool, typer.Option(help="Class-weighted cross-entropy.")] = True,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature T.")] = 1.0,
+    alpha: Annotated[float, typer.Option(help="Weight of the soft targets.")] = 0.5,
+    subjects: Annotated[
+        str | None, typer.Option(help="Comma-separated subject ids to use (default: all).")
+    ] = None,
+    val_subjects: Annotated[int, typer.Option(help="Subjects held out for validation.")] = 1,
+    passes: Annotated[float, typer.Option(help="Passes over the training windows.")] = 10.0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    stride: Annotated[int | None, typer.Option(help="Epochs between training windows.")] = None,
+    eval_every: Annotated[int, typer.Option(help="Validate every N steps.")] = 100,
+    patience: Annotated[int, typer.Option(help="Stop after N validations without gain.")] = 5,
+    crop: Annotated[str, Crop] = "in-bed",
+    seed: Annotated[int, typer.Option(help="Seed for split, init and batches.")] = 0,
+) -> None:
+    """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
+    channel (e.g. ECG) of the same nights."""
+
+    def job() -> None:
+        _train_extra()
+        from edgesleep.train.distill import DistillOptions, distill_model
+        from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
+
+        opts = TrainOptions(
+            passes=passes,
+            max_steps=max_steps,
+            eval_every=eval_every,
+            stride=stride or DEFAULT_STRIDE,
+            patience=patience,
+            seed=seed,
+        )
+        dopts = DistillOptions(
+            soft_targets=soft_targets,
+            feature_transfer=feature_transfer,
+            class_weighting=class_weighting,
+            temperature=temperature,
+            alpha=alpha,
+        )
+        ckpt = distill_model(
+            teacher,
+            data,
+            student_channel,
+            out,
+            teacher_channel,
+            classes,
+            model,
+            subjects.split(",") if subjects else None,
+            val_subjects,
+            crop,  # type: ignore[arg-type]
+            opts,
+            dopts,
+        )
+        label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
+        n_params = sum(v.numel() for v in ckpt.state_dict.values())
+        typer.echo(
+            f"{out}: {ckpt.model} ({n_params} parameters) on {ckpt.channel!r}, "
+            f"{ckpt.n_classes} classes, best validation accuracy "
+            f"{ckpt.provenance['metrics']['val_accuracy']:.3f} ({label})"
+        )
 
     _run(job)

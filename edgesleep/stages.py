@@ -43,6 +43,13 @@ _TO_CLASS: dict[int, np.ndarray] = {
     3: np.array([0, 1, 1, 1, 2]),
 }
 
+# A stage that stands for each class of a set (to map one class set onto a coarser one).
+_CLASS_STAGES: dict[int, tuple[int, ...]] = {
+    5: (W, N1, N2, N3, REM),
+    4: (W, N2, N3, REM),
+    3: (W, N2, REM),
+}
+
 # Annotation strings (lower-cased, stripped) -> stage. R&K stage 4 merges into N3;
 # movement time and "?" are unscored (the Sleep-EDF / SeqSleepNet convention).
 _STRING_TO_STAGE: dict[str, int] = {
@@ -153,3 +160,17 @@ def class_labels(n_classes: int) -> tuple[str, ...]:
     if n_classes not in CLASS_LABELS:
         raise ValueError(f"n_classes must be one of {sorted(CLASS_LABELS)}, got {n_classes}")
     return CLASS_LABELS[n_classes]
+
+
+def class_map(from_classes: int, to_classes_: int) -> np.ndarray:
+    """Index map from one class set onto an equal or coarser one, e.g. 5 -> 3 is
+    ``[0, 1, 1, 1, 2]`` (W, N1, N2, N3, REM -> W, NREM, REM).
+
+    Raises
+    ------
+    ValueError
+        If the target set is finer than the source (3 -> 4, 3 -> 5, 4 -> 5).
+    """
+    if to_classes_ > from_classes:
+        raise ValueError(f"cannot map {from_classes} classes onto the finer set of {to_classes_}")
+    return to_classes(np.array(_CLASS_STAGES[from_classes]), to_classes_).astype(np.int64)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edgesleep.train import cv
 from typer.testing import CliRunner
 
 from edgesleep.cli import app
+from edgesleep.train import cv
 
 
 def test_folds() -> None:

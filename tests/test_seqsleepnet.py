@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edgesleep.train import checkpoint as ckpt_io
-from edgesleep.train.data import NightFeatures, Windows, norm_stats
-from edgesleep.train.evaluate import window_log_probs
-from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig, triangular_filterbank
-from edgesleep.train.training import FINETUNE, TrainOptions, fit
 from typer.testing import CliRunner
 
 from edgesleep.cli import app
 from edgesleep.metrics import evaluate
 from edgesleep.readout import fuse, log_softmax
+from edgesleep.train import checkpoint as ckpt_io
+from edgesleep.train.data import NightFeatures, Windows, norm_stats
+from edgesleep.train.evaluate import window_log_probs
+from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig, triangular_filterbank
+from edgesleep.train.training import FINETUNE, TrainOptions, fit
 
 
 def _nights(n: int, n_epochs: int = 30, seed: int = 0) -> list[NightFeatures]:

@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgesleep.train.models import MODELS, build
 from torch import nn
 
 from edgesleep import __version__
 from edgesleep.errors import InputError
 from edgesleep.stages import class_labels
+from edgesleep.train.models import MODELS, build
 
 FORMAT = "edgesleep-checkpoint"
 FORMAT_VERSION = 1

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgesleep.train.data import NightFeatures, load_features, normalise
-from edgesleep.train.evaluate import window_log_probs
-from edgesleep.train.training import FINETUNE, TrainOptions, split_subjects
-from edgesleep.train.transfer import train_features
 
 from edgesleep.errors import InputError
 from edgesleep.io.dataset import Crop, read_dataset
 from edgesleep.metrics import evaluate
 from edgesleep.readout import fuse
 from edgesleep.stages import class_labels
+from edgesleep.train.data import NightFeatures, load_features, normalise
+from edgesleep.train.evaluate import window_log_probs
+from edgesleep.train.training import FINETUNE, TrainOptions, split_subjects
+from edgesleep.train.transfer import train_features
 
 if sys.version_info >= (3, 11):
     import tomllib

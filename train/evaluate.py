@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from edgesleep.train.data import NightFeatures, normalise
 from torch import nn
 
 from edgesleep.metrics import evaluate
 from edgesleep.readout import fuse, log_softmax, window_start
+from edgesleep.train.data import NightFeatures, normalise
 
 ENCODER_BATCH = 512
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig
 from torch import nn
+
+from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig
+from edgesleep.train.student import Student, StudentConfig
 
 MODELS: dict[str, tuple[type, type[nn.Module]]] = {
     "seqsleepnet": (SeqSleepNetConfig, SeqSleepNet),
+    "student": (StudentConfig, Student),
 }
 
 
@@ -22,8 +25,11 @@ def make_config(name: str, **fields: Any) -> Any:
 
 def build(name: str, config: Any) -> nn.Module:
     """A fresh model of ``name`` from its config (dataclass or dict)."""
-    cfg = config if not isinstance(config, dict) else make_config(name, **config)
-    return MODELS[name][1](cfg)
+    if isinstance(config, dict):  # lists (from TOML or JSON) become the dataclass's tuples
+        config = make_config(
+            name, **{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        )
+    return MODELS[name][1](config)
 
 
 def config_dict(config: Any) -> dict[str, Any]:

@@ -13,13 +13,12 @@ import json
 import tempfile
 from pathlib import Path
 
+from edgesleep.io.dataset import read_dataset
+from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.data import load_features
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_features
-
-from edgesleep.io.dataset import read_dataset
-from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
 
 STRIDES = (1, 5, 20)
 CHANNEL = "EEG C4-A1"

@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.evaluate import evaluate_nights
-from torch import nn
 
 log = logging.getLogger("edgesleep")
 
@@ -64,6 +65,8 @@ class TrainResult:
 
 
 Progress = Callable[[int, int, float, float], None]
+# (model, batch from the loader) -> loss; the default is cross-entropy on (x, y) batches
+BatchLoss = Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor]
 
 
 def set_trainable(model: nn.Module, finetune: str) -> list[nn.Parameter]:
@@ -79,6 +82,20 @@ def set_trainable(model: nn.Module, finetune: str) -> list[nn.Parameter]:
             if train_it:
                 trainable.append(p)
     return trainable
+
+
+def cross_entropy(
+    train_nights: Sequence[NightFeatures], n_classes: int, class_weighting: bool
+) -> BatchLoss:
+    """Cross-entropy on (x, y) batches, optionally with inverse-frequency class weights."""
+    weight = torch.from_numpy(class_weights(train_nights, n_classes)) if class_weighting else None
+    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
+
+    def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        x, y = batch
+        return loss_fn(model(x).reshape(-1, n_classes), y.reshape(-1))
+
+    return batch_loss
 
 
 def _optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
@@ -104,9 +121,17 @@ def fit(
     std: np.ndarray,
     opts: TrainOptions,
     progress: Progress | None = None,
+    windows: torch.utils.data.Dataset | None = None,  # type: ignore[type-arg]
+    batch_loss: BatchLoss | None = None,
+    extra_params: Sequence[nn.Parameter] = (),
 ) -> TrainResult:
     """Train ``model`` in place; return the best state by validation accuracy (paper's
-    readout, K = L - 1), evaluated every ``eval_every`` steps, with early stopping."""
+    readout, K = L - 1), evaluated every ``eval_every`` steps, with early stopping.
+
+    ``windows`` and ``batch_loss`` replace the default (x, y) windows of ``train_nights``
+    and cross-entropy (distillation uses both); ``extra_params`` train alongside the model
+    (e.g. a projection head) without being part of it.
+    """
     cfg: Any = model.cfg
     torch.manual_seed(opts.seed)
     start = time.perf_counter()
@@ -123,36 +148,34 @@ def fit(
         return TrainResult(
             copy.deepcopy(model.state_dict()), acc, 0, 0, time.perf_counter() - start
         )
-    windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
+    if windows is None:
+        windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
     generator = torch.Generator().manual_seed(opts.seed)
     loader = torch.utils.data.DataLoader(
         windows,
         batch_size=opts.batch_size,
         shuffle=True,
-        drop_last=len(windows) > opts.batch_size,
+        drop_last=len(windows) > opts.batch_size,  # type: ignore[arg-type]
         generator=generator,
     )
     total = max(1, int(opts.passes * len(loader)))
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
-    weight = (
-        torch.from_numpy(class_weights(train_nights, cfg.n_classes))
-        if opts.class_weighting
-        else None
-    )
-    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
+    loss = batch_loss or cross_entropy(train_nights, cfg.n_classes, opts.class_weighting)
     optimizer = _optimizer(model, opts)
+    if extra_params:
+        optimizer.add_param_group({"params": list(extra_params), "weight_decay": 0.0})
     best = TrainResult(copy.deepcopy(model.state_dict()), -1.0, 0, 0, 0.0)
     step, since_best, running = 0, 0, float("nan")
     while step < total and since_best < opts.patience:
-        for x, y in loader:
+        for batch in loader:
             model.train()
             optimizer.zero_grad()
-            loss = loss_fn(model(x).reshape(-1, cfg.n_classes), y.reshape(-1))
-            loss.backward()
+            value_t = loss(model, batch)
+            value_t.backward()
             optimizer.step()
             step += 1
-            value = loss.item()
+            value = value_t.item()
             running = value if np.isnan(running) else 0.95 * running + 0.05 * value
             if step % opts.eval_every == 0 or step == total:
                 acc = validate()

@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from edgesleep.errors import InputError
+from edgesleep.io.dataset import Crop, read_dataset
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.training import Progress, TrainOptions, fit, split_subjects
-
-from edgesleep.errors import InputError
-from edgesleep.io.dataset import Crop, read_dataset
 
 log = logging.getLogger("edgesleep")
 

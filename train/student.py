@@ -1,0 +1,107 @@
+"""A compact, int8-friendly student: convolutions and matrix products only, causal in time.
+
+Per epoch (:class:`StudentEncoder`): a linear projection of the 129 frequency bins (a
+learned filterbank), three 1-D convolutions over the 29 frames with ReLU, and the mean over
+time -> an epoch vector. Per sequence (:class:`CausalSequence`): two causal dilated 1-D
+convolutions over the epoch vectors (receptive field 7 epochs; position t never sees
+t + 1), with a residual, and a linear classifier. No GRU: ONNX Runtime quantizes every
+operator here (MatMul/Gemm, Conv), and streaming costs one encoder run plus one small
+causal step per epoch. Same interface as SeqSleepNet (``encoder``, ``sequence``,
+``parameter_groups``), so training, readout and export treat both alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from edgesleep.dsp import N_FRAMES, N_FREQS
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    n_classes: int = 5
+    seq_len: int = 20  # L of the training windows (the model is causal: any L works)
+    n_bands: int = 24  # learned filterbank size
+    channels: tuple[int, int, int] = (32, 48, 48)
+    epoch_dim: int = 48
+    kernel: int = 3
+    dilations: tuple[int, int] = (1, 2)
+    dropout: float = 0.1
+    weight_decay: float = 1e-4
+    n_frames: int = N_FRAMES
+    n_freqs: int = N_FREQS
+
+
+class StudentEncoder(nn.Module):
+    """(batch, 29, 129) normalised log power -> (batch, epoch_dim)."""
+
+    def __init__(self, cfg: StudentConfig) -> None:
+        super().__init__()
+        self.bands = nn.Linear(cfg.n_freqs, cfg.n_bands)
+        c1, c2, c3 = cfg.channels
+        self.convs = nn.Sequential(
+            nn.Conv1d(cfg.n_bands, c1, 5, padding=2),
+            nn.ReLU(),
+            nn.Conv1d(c1, c2, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(c2, c3, 3, stride=2, padding=1),
+            nn.ReLU(),
+        )
+        self.project = nn.Linear(c3, cfg.epoch_dim)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.convs(self.bands(x).transpose(1, 2))  # (batch, c3, frames')
+        return self.project(self.dropout(h.mean(dim=2)))
+
+
+class CausalSequence(nn.Module):
+    """(batch, L, epoch_dim) -> logits (batch, L, n_classes); position t sees epochs <= t."""
+
+    def __init__(self, cfg: StudentConfig) -> None:
+        super().__init__()
+        self.pads = [(cfg.kernel - 1) * d for d in cfg.dilations]
+        self.convs = nn.ModuleList(
+            nn.Conv1d(cfg.epoch_dim, cfg.epoch_dim, cfg.kernel, dilation=d) for d in cfg.dilations
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.classifier = nn.Linear(cfg.epoch_dim, cfg.n_classes)
+
+    @property
+    def receptive_field(self) -> int:
+        """Epochs (the current one included) that one output depends on."""
+        return 1 + sum(self.pads)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = z.transpose(1, 2)
+        for pad, conv in zip(self.pads, self.convs, strict=True):
+            h = h + torch.relu(conv(nn.functional.pad(h, (pad, 0))))
+        return self.classifier(self.dropout(h.transpose(1, 2)))
+
+
+class Student(nn.Module):
+    """(batch, L, 29, 129) -> logits (batch, L, n_classes)."""
+
+    def __init__(self, cfg: StudentConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = StudentEncoder(cfg)
+        self.sequence = CausalSequence(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq_len = x.shape[:2]
+        z = self.encoder(x.reshape(batch * seq_len, *x.shape[2:]))
+        return self.sequence(z.reshape(batch, seq_len, -1))
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parts as for SeqSleepNet: filterbank (bands), epoch, sequence, softmax."""
+        enc, seq = self.encoder, self.sequence
+        return {
+            "filterbank": list(enc.bands.parameters()),
+            "epoch": [*enc.convs.parameters(), *enc.project.parameters()],
+            "sequence": list(seq.convs.parameters()),
+            "softmax": list(seq.classifier.parameters()),
+        }
