@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -184,6 +185,63 @@ def _train_extra() -> None:
 Crop = typer.Option(help="in-bed (lights-off to lights-on), sleep (±30 min), or none.")
 
 
+def _train_options(
+    passes: float,
+    max_steps: int | None,
+    stride: int | None,
+    eval_every: int,
+    patience: int,
+    seed: int,
+    **fields: Any,
+) -> Any:
+    """TrainOptions from the options `train` and `distill` share."""
+    from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
+
+    return TrainOptions(
+        passes=passes,
+        max_steps=max_steps,
+        stride=stride or DEFAULT_STRIDE,
+        eval_every=eval_every,
+        patience=patience,
+        seed=seed,
+        **fields,
+    )
+
+
+@contextmanager
+def _training_progress() -> Iterator[Callable[[int, int, float, float], None]]:
+    """A progress bar with loss and best validation accuracy; yields the update callback."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("training", total=None, status="")
+
+        def show(step: int, total: int, loss: float, val_acc: float) -> None:
+            status = f"loss {loss:.3f}  val acc {max(val_acc, 0):.3f}"
+            bar.update(task, completed=step, total=total, status=status)
+
+        yield show
+
+
+def _trained_summary(out: Path, ckpt: Any) -> str:
+    """One line about a freshly trained checkpoint, saying whether its data were synthetic."""
+    training = ckpt.provenance["training"]
+    label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
+    n_params = sum(v.numel() for v in ckpt.state_dict.values())
+    return (
+        f"{out}: {ckpt.model} ({n_params} parameters), {ckpt.channel!r}, {ckpt.n_classes} "
+        f"classes, {training['steps']} steps in {training['seconds']} s, best validation "
+        f"accuracy {ckpt.provenance['metrics']['val_accuracy']:.3f} ({label})"
+    )
+
+
 @app.command("train")
 def train(
     data: Annotated[Path, typer.Option(help="Dataset directory (see README: layout).")],
@@ -214,39 +272,19 @@ def train(
 
     def job() -> None:
         _train_extra()
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-        from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
         from edgesleep.train.transfer import train_model
 
-        opts = TrainOptions(
-            passes=passes,
-            max_steps=max_steps,
-            eval_every=eval_every,
-            stride=stride or DEFAULT_STRIDE,
-            patience=patience,
-            seed=seed,
+        opts = _train_options(
+            passes,
+            max_steps,
+            stride,
+            eval_every,
+            patience,
+            seed,
             class_weighting=class_weighting,
             finetune=finetune,
         )
-        columns = (
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[status]}"),
-        )
-        with Progress(*columns, transient=False) as bar:
-            task = bar.add_task("training", total=None, status="")
-
-            def show(step: int, total: int, loss: float, val_acc: float) -> None:
-                bar.update(
-                    task,
-                    completed=step,
-                    total=total,
-                    status=f"loss {loss:.3f}  val acc {max(val_acc, 0):.3f}",
-                )
-
+        with _training_progress() as show:
             ckpt = train_model(
                 data,
                 channel,
@@ -260,13 +298,7 @@ def train(
                 opts=opts,
                 progress=show,
             )
-        training = ckpt.provenance["training"]
-        label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
-        typer.echo(
-            f"{out}: {ckpt.model}, {ckpt.channel!r}, {ckpt.n_classes} classes, "
-            f"{training['steps']} steps in {training['seconds']} s, best validation accuracy "
-            f"{ckpt.provenance['metrics']['val_accuracy']:.3f} ({label})"
-        )
+        typer.echo(_trained_summary(out, ckpt))
 
     _run(job)
 
@@ -413,43 +445,32 @@ def distill(
     def job() -> None:
         _train_extra()
         from edgesleep.train.distill import DistillOptions, distill_model
-        from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
 
-        opts = TrainOptions(
-            passes=passes,
-            max_steps=max_steps,
-            eval_every=eval_every,
-            stride=stride or DEFAULT_STRIDE,
-            patience=patience,
-            seed=seed,
+        opts = _train_options(
+            passes, max_steps, stride, eval_every, patience, seed, class_weighting=class_weighting
         )
         dopts = DistillOptions(
             soft_targets=soft_targets,
             feature_transfer=feature_transfer,
-            class_weighting=class_weighting,
             temperature=temperature,
             alpha=alpha,
         )
-        ckpt = distill_model(
-            teacher,
-            data,
-            student_channel,
-            out,
-            teacher_channel,
-            classes,
-            model,
-            subjects.split(",") if subjects else None,
-            val_subjects,
-            crop,  # type: ignore[arg-type]
-            opts,
-            dopts,
-        )
-        label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
-        n_params = sum(v.numel() for v in ckpt.state_dict.values())
-        typer.echo(
-            f"{out}: {ckpt.model} ({n_params} parameters) on {ckpt.channel!r}, "
-            f"{ckpt.n_classes} classes, best validation accuracy "
-            f"{ckpt.provenance['metrics']['val_accuracy']:.3f} ({label})"
-        )
+        with _training_progress() as show:
+            ckpt = distill_model(
+                teacher,
+                data,
+                student_channel,
+                out,
+                teacher_channel,
+                classes,
+                model,
+                subjects.split(",") if subjects else None,
+                val_subjects,
+                crop,  # type: ignore[arg-type]
+                opts,
+                dopts,
+                progress=show,
+            )
+        typer.echo(_trained_summary(out, ckpt))
 
     _run(job)

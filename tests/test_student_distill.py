@@ -61,14 +61,12 @@ def test_kl_term_vanishes_for_a_student_equal_to_the_teacher() -> None:
     student = copy.deepcopy(teacher).eval()
     x = torch.randn(2, 6, 29, 129)
     y = torch.randint(0, 5, (2, 6))
-    only_kl = DistillOptions(
-        soft_targets=True, feature_transfer=False, class_weighting=False, alpha=1.0, temperature=2.0
-    )
+    only_kl = DistillOptions(soft_targets=True, feature_transfer=False, alpha=1.0, temperature=2.0)
     assert distill_loss(teacher, 5, 5, only_kl, None, None)(student, (x, x, y)).item() == (
         pytest.approx(0.0, abs=1e-6)
     )
     # without soft targets and features the loss is plain cross-entropy
-    only_ce = DistillOptions(soft_targets=False, feature_transfer=False, class_weighting=False)
+    only_ce = DistillOptions(soft_targets=False, feature_transfer=False)
     ce = distill_loss(teacher, 5, 5, only_ce, None, None)(student, (x, x, y)).item()
     expected = torch.nn.functional.cross_entropy(student(x).reshape(-1, 5), y.reshape(-1))
     assert ce == pytest.approx(expected.item(), rel=1e-6)

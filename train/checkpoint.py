@@ -10,12 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from edgesleep import __version__
 from edgesleep.errors import InputError
 from edgesleep.stages import class_labels
 from edgesleep.train.models import MODELS, build
+from edgesleep.train.staging import EpochSequenceModel
 
 FORMAT = "edgesleep-checkpoint"
 FORMAT_VERSION = 1
@@ -53,7 +53,7 @@ class Checkpoint:
     def seq_len(self) -> int:
         return int(self.config["seq_len"])
 
-    def build(self) -> nn.Module:
+    def build(self) -> EpochSequenceModel:
         """The model with these weights, in eval mode."""
         model = build(self.model, self.config)
         model.load_state_dict(self.state_dict)

@@ -13,7 +13,8 @@ Loss per batch of paired windows (same epochs, teacher channel and student chann
 - hard labels: ``(1 - alpha) *`` cross-entropy, class-weighted by inverse frequency
   (``1 *`` when soft targets are off).
 
-Each term is switchable, for ablations.
+Each term is switchable, for ablations (class weighting through
+``TrainOptions.class_weighting``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
+from edgesleep.train.staging import EpochSequenceModel
 from edgesleep.train.training import TrainOptions, fit, split_subjects
 
 log = logging.getLogger("edgesleep")
@@ -44,7 +46,6 @@ log = logging.getLogger("edgesleep")
 class DistillOptions:
     soft_targets: bool = True
     feature_transfer: bool = True
-    class_weighting: bool = True
     temperature: float = 1.0
     alpha: float = 0.5
     feature_weight: float = 1.0
@@ -68,7 +69,7 @@ class PairedWindows(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
 
 def distill_loss(
-    teacher: nn.Module,
+    teacher: EpochSequenceModel,
     teacher_classes: int,
     n_classes: int,
     opts: DistillOptions,
@@ -84,16 +85,16 @@ def distill_loss(
     temp = opts.temperature
 
     def loss(student: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
+        assert isinstance(student, EpochSequenceModel)
         xs, xt, y = batch
-        batch_size, seq_len = xs.shape[:2]
-        zs = student.encoder(xs.reshape(batch_size * seq_len, *xs.shape[2:]))  # type: ignore[operator]
-        logits = student.sequence(zs.reshape(batch_size, seq_len, -1)).reshape(-1, n_classes)  # type: ignore[operator]
+        zs = student.epoch_vectors(xs)  # (batch, L, dim)
+        logits = student.sequence(zs).reshape(-1, n_classes)
         hard = ce(logits, y.reshape(-1))
         total = hard if not opts.soft_targets else (1 - opts.alpha) * hard
         if opts.soft_targets or opts.feature_transfer:
             with torch.no_grad():
-                zt = teacher.encoder(xt.reshape(batch_size * seq_len, *xt.shape[2:]))  # type: ignore[operator]
-                t_logits = teacher.sequence(zt.reshape(batch_size, seq_len, -1))  # type: ignore[operator]
+                zt = teacher.epoch_vectors(xt)
+                t_logits = teacher.sequence(zt)
         if opts.soft_targets:
             p_teacher = (
                 torch.softmax(t_logits.reshape(-1, teacher_classes) / temp, dim=1) @ collapse
@@ -102,8 +103,8 @@ def distill_loss(
             kl = nn.functional.kl_div(log_student, p_teacher, reduction="batchmean")
             total = total + opts.alpha * temp**2 * kl
         if opts.feature_transfer and head is not None:
-            target = nn.functional.normalize(zt, dim=1)
-            mapped = nn.functional.normalize(head(zs), dim=1)
+            target = nn.functional.normalize(zt.reshape(-1, zt.shape[-1]), dim=1)
+            mapped = nn.functional.normalize(head(zs.reshape(-1, zs.shape[-1])), dim=1)
             total = total + opts.feature_weight * ((mapped - target) ** 2).sum(dim=1).mean()
         return total
 
@@ -159,10 +160,10 @@ def distill_model(
     )
     head = None
     if dopts.feature_transfer:
-        teacher_dim = teacher.encoder(torch.zeros(1, *train_t[0].images.shape[1:])).shape[1]  # type: ignore[operator]
-        student_dim = student.encoder(torch.zeros(1, *train_s[0].images.shape[1:])).shape[1]  # type: ignore[operator]
+        teacher_dim = teacher.encoder(torch.zeros(1, *train_t[0].images.shape[1:])).shape[1]
+        student_dim = student.encoder(torch.zeros(1, *train_s[0].images.shape[1:])).shape[1]
         head = nn.Linear(student_dim, teacher_dim)
-    weight = torch.from_numpy(class_weights(train_s, n_classes)) if dopts.class_weighting else None
+    weight = torch.from_numpy(class_weights(train_s, n_classes)) if opts.class_weighting else None
     loss = distill_loss(teacher, teacher_ckpt.n_classes, n_classes, dopts, weight, head)
     result = fit(
         student,
@@ -197,13 +198,7 @@ def distill_model(
                 "classes": teacher_ckpt.n_classes,
             },
             distillation=asdict(dopts),
-            training={
-                "steps": result.steps,
-                "seconds": round(result.seconds, 1),
-                "best_step": result.best_step,
-                "stride": opts.stride,
-                "seed": opts.seed,
-            },
+            training=result.record(opts),
             metrics={"val_accuracy": result.best_val_accuracy},
         ),
     )

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from torch import nn
-
 from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig
+from edgesleep.train.staging import EpochSequenceModel
 from edgesleep.train.student import Student, StudentConfig
 
-MODELS: dict[str, tuple[type, type[nn.Module]]] = {
+MODELS: dict[str, tuple[type, type[EpochSequenceModel]]] = {
     "seqsleepnet": (SeqSleepNetConfig, SeqSleepNet),
     "student": (StudentConfig, Student),
 }
@@ -23,7 +22,7 @@ def make_config(name: str, **fields: Any) -> Any:
     return MODELS[name][0](**fields)
 
 
-def build(name: str, config: Any) -> nn.Module:
+def build(name: str, config: Any) -> EpochSequenceModel:
     """A fresh model of ``name`` from its config (dataclass or dict)."""
     if isinstance(config, dict):  # lists (from TOML or JSON) become the dataclass's tuples
         config = make_config(

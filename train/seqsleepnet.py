@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from edgesleep.dsp import N_FRAMES, N_FREQS, SFREQ
+from edgesleep.train.staging import EpochSequenceModel
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class SequenceModel(nn.Module):
         return self.classifier(self.dropout(h))
 
 
-class SeqSleepNet(nn.Module):
+class SeqSleepNet(EpochSequenceModel):
     """The whole model: (batch, L, 29, 129) -> logits (batch, L, n_classes)."""
 
     def __init__(self, cfg: SeqSleepNetConfig) -> None:
@@ -116,11 +117,6 @@ class SeqSleepNet(nn.Module):
         self.cfg = cfg
         self.encoder = EpochEncoder(cfg)
         self.sequence = SequenceModel(cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, seq_len = x.shape[:2]
-        z = self.encoder(x.reshape(batch * seq_len, *x.shape[2:]))
-        return self.sequence(z.reshape(batch, seq_len, -1))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, the units the finetuning strategies freeze or train.

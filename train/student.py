@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgesleep.dsp import N_FRAMES, N_FREQS
+from edgesleep.train.staging import EpochSequenceModel
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class CausalSequence(nn.Module):
         return self.classifier(self.dropout(h.transpose(1, 2)))
 
 
-class Student(nn.Module):
+class Student(EpochSequenceModel):
     """(batch, L, 29, 129) -> logits (batch, L, n_classes)."""
 
     def __init__(self, cfg: StudentConfig) -> None:
@@ -90,11 +91,6 @@ class Student(nn.Module):
         self.cfg = cfg
         self.encoder = StudentEncoder(cfg)
         self.sequence = CausalSequence(cfg)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, seq_len = x.shape[:2]
-        z = self.encoder(x.reshape(batch * seq_len, *x.shape[2:]))
-        return self.sequence(z.reshape(batch, seq_len, -1))
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parts as for SeqSleepNet: filterbank (bands), epoch, sequence, softmax."""

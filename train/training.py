@@ -63,6 +63,17 @@ class TrainResult:
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
 
+    def record(self, opts: TrainOptions) -> dict[str, Any]:
+        """How the run went, for a checkpoint's provenance."""
+        return {
+            "steps": self.steps,
+            "seconds": round(self.seconds, 1),
+            "best_step": self.best_step,
+            "stride": opts.stride,
+            "seed": opts.seed,
+            "class_weighting": opts.class_weighting,
+        }
+
 
 Progress = Callable[[int, int, float, float], None]
 # (model, batch from the loader) -> loss; the default is cross-entropy on (x, y) batches
