@@ -79,7 +79,6 @@ def _placeholder(verb: str, issue: str) -> Callable[[], None]:
 
 
 for _verb, _issue in {
-    "export": "issue 8 (export to ONNX and int8)",
     "stage": "issue 9 (stager, stage a night, the demo)",
     "demo": "issue 9 (stager, stage a night, the demo)",
     "stream": "issue 10 (serial feed)",
@@ -173,12 +172,15 @@ def data_fetch(
     _run(job)
 
 
-def _train_extra() -> None:
+def _train_extra(extra: str = "train") -> None:
     try:
         import torch  # noqa: F401
+
+        if extra == "export":
+            import onnx  # noqa: F401
     except ImportError:
         raise InputError(
-            "this verb needs the train extra: pip install torch==2.13.0 'edgesleep[train]'"
+            f"this verb needs the {extra} extra: pip install torch==2.13.0 'edgesleep[{extra}]'"
         ) from None
 
 
@@ -472,5 +474,36 @@ def distill(
                 progress=show,
             )
         typer.echo(_trained_summary(out, ckpt))
+
+    _run(job)
+
+
+@app.command("export")
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint (.pt) to export.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("exported"),
+    quantize: Annotated[bool, typer.Option(help="Also write int8 graphs.")] = False,
+    target: Annotated[
+        str, typer.Option(help="int8 scheme: portable (safe everywhere), x86 or arm64.")
+    ] = "portable",
+    calibration: Annotated[
+        Path | None, typer.Option(help="Dataset of real-shaped nights for int8 calibration.")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Labelled dataset for parity (default: --calibration).")
+    ] = None,
+) -> None:
+    """Export a checkpoint to ONNX (encoder, sequence model, whole model), optionally int8,
+    with a parity report against torch."""
+
+    def job() -> None:
+        _train_extra("export")
+        from edgesleep.export.pipeline import ExportOptions, export_model
+
+        opts = ExportOptions(quantize, target, calibration, data)
+        report = export_model(checkpoint, out, opts)
+        typer.echo((out / "report.md").read_text())
+        if "parity" not in report["variants"]["fp32"]:
+            typer.echo("no parity measured: pass --data or --calibration (a labelled dataset)")
 
     _run(job)

@@ -11,7 +11,11 @@ evaluation and the streaming stager both call this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+BATCH = 512  # epochs (encoder) or windows (sequence model) per call when scoring offline
 
 
 def window_start(t: int, seq_len: int) -> int:
@@ -53,3 +57,38 @@ def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:
         first = max(start, t - delay)  # epochs i with t - delay <= i <= t
         total[first : t + 1] += logp[first - start :]
     return np.exp(log_softmax(total))
+
+
+def window_log_probs(
+    encode: Callable[[np.ndarray], np.ndarray],
+    sequence: Callable[[np.ndarray], np.ndarray],
+    images: np.ndarray,
+    seq_len: int,
+) -> list[np.ndarray]:
+    """Log-probabilities of the window ending at each epoch of a night, in batches.
+
+    Parameters
+    ----------
+    encode : (n, 29, 129) images -> (n, epoch_dim) epoch vectors
+    sequence : (batch, L, epoch_dim) vectors -> (batch, L, n_classes) logits
+    images : ndarray of shape (n_epochs, 29, 129), as ``encode`` takes them
+
+    Returns
+    -------
+    list of ndarray, item t of shape (t - window_start(t) + 1, n_classes), float64
+    """
+    n_epochs = images.shape[0]
+    if n_epochs == 0:
+        return []
+    vectors = np.concatenate([encode(images[i : i + BATCH]) for i in range(0, n_epochs, BATCH)])
+    out: list[np.ndarray] = []
+    for t in range(min(seq_len - 1, n_epochs)):  # the first epochs: shorter windows
+        logits = sequence(vectors[None, window_start(t, seq_len) : t + 1])
+        out.append(log_softmax(np.asarray(logits[0], dtype=np.float64)))
+    if n_epochs >= seq_len:
+        windows = np.lib.stride_tricks.sliding_window_view(vectors, seq_len, axis=0)
+        windows = windows.transpose(0, 2, 1)  # (n_windows, L, dim)
+        for i in range(0, windows.shape[0], BATCH):
+            logits = sequence(np.ascontiguousarray(windows[i : i + BATCH]))
+            out.extend(log_softmax(np.asarray(logits, dtype=np.float64)))
+    return out

@@ -111,25 +111,27 @@ def distill_loss(
     return loss
 
 
-def distill_model(
-    teacher_path: Path,
-    data: Path,
+def distill_features(
+    teacher_ckpt: Checkpoint,
+    train_s: Sequence[NightFeatures],
+    val_s: Sequence[NightFeatures],
+    train_t: Sequence[NightFeatures],
     student_channel: str,
-    out: Path,
     teacher_channel: str | None = None,
     n_classes: int = 4,
     model_name: str = "student",
-    subjects: Sequence[str] | None = None,
-    n_val_subjects: int = 1,
-    crop: Crop = "in-bed",
     opts: TrainOptions | None = None,
     dopts: DistillOptions | None = None,
     model_fields: dict[str, Any] | None = None,
     progress: Any = None,
+    **provenance_fields: Any,
 ) -> Checkpoint:
-    """Distil a frozen teacher into a fresh student trained on ``student_channel``."""
+    """Distil a frozen teacher into a fresh student on loaded, paired nights.
+
+    ``train_s`` and ``train_t`` are the same nights seen through the student's and the
+    teacher's channel; normalisation statistics come from ``train_s``.
+    """
     opts, dopts = opts or TrainOptions(), dopts or DistillOptions()
-    teacher_ckpt = ckpt_io.load(teacher_path)
     if n_classes > teacher_ckpt.n_classes:
         raise InputError(
             f"the teacher predicts {teacher_ckpt.n_classes} classes; a student can learn that "
@@ -138,17 +140,6 @@ def distill_model(
     teacher = teacher_ckpt.build()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    dataset = read_dataset(data)
-    pool = list(subjects) if subjects is not None else dataset.subjects
-    train_ids, val_ids = split_subjects(pool, n_val_subjects, opts.seed)
-
-    def nights(ids: list[str], channel: str) -> list[NightFeatures]:
-        chosen = [e for e in dataset.entries if e.subject in ids]
-        return load_features(dataset, channel, n_classes, crop, chosen)
-
-    t_channel = teacher_channel or teacher_ckpt.channel
-    train_s, val_s = nights(train_ids, student_channel), nights(val_ids, student_channel)
-    train_t = nights(train_ids, t_channel)
     mean, std = compute_norm_stats(train_s)
     torch.manual_seed(opts.seed)
     cfg = make_config(model_name, n_classes=n_classes, **(model_fields or {}))
@@ -177,7 +168,7 @@ def distill_model(
         batch_loss=loss,
         extra_params=list(head.parameters()) if head else (),
     )
-    ckpt = Checkpoint(
+    return Checkpoint(
         model=model_name,
         config=config_dict(cfg),
         state_dict=result.state_dict,
@@ -185,22 +176,69 @@ def distill_model(
         norm_mean=mean,
         norm_std=std,
         provenance=provenance(
-            dataset=str(dataset.info.get("name", data)),
-            synthetic=dataset.synthetic,
-            generator_version=dataset.info.get("generator_version"),
-            crop=crop,
-            train_subjects=train_ids,
-            val_subjects=val_ids,
+            train_subjects=sorted({n.subject for n in train_s}),
+            val_subjects=sorted({n.subject for n in val_s}),
             teacher={
-                "path": str(teacher_path),
-                "channel": t_channel,
+                "channel": teacher_channel or teacher_ckpt.channel,
                 "model": teacher_ckpt.model,
                 "classes": teacher_ckpt.n_classes,
             },
             distillation=asdict(dopts),
             training=result.record(opts),
             metrics={"val_accuracy": result.best_val_accuracy},
+            **provenance_fields,
         ),
+    )
+
+
+def distill_model(
+    teacher_path: Path,
+    data: Path,
+    student_channel: str,
+    out: Path,
+    teacher_channel: str | None = None,
+    n_classes: int = 4,
+    model_name: str = "student",
+    subjects: Sequence[str] | None = None,
+    n_val_subjects: int = 1,
+    crop: Crop = "in-bed",
+    opts: TrainOptions | None = None,
+    dopts: DistillOptions | None = None,
+    model_fields: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> Checkpoint:
+    """Distil the teacher checkpoint at ``teacher_path`` into a fresh student trained on
+    ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
+    of the same nights) and save ``out``."""
+    opts = opts or TrainOptions()
+    teacher_ckpt = ckpt_io.load(teacher_path)
+    dataset = read_dataset(data)
+    pool = list(subjects) if subjects is not None else dataset.subjects
+    train_ids, val_ids = split_subjects(pool, n_val_subjects, opts.seed)
+
+    def nights(ids: list[str], channel: str) -> list[NightFeatures]:
+        chosen = [e for e in dataset.entries if e.subject in ids]
+        return load_features(dataset, channel, n_classes, crop, chosen)
+
+    t_channel = teacher_channel or teacher_ckpt.channel
+    ckpt = distill_features(
+        teacher_ckpt,
+        nights(train_ids, student_channel),
+        nights(val_ids, student_channel),
+        nights(train_ids, t_channel),
+        student_channel,
+        t_channel,
+        n_classes,
+        model_name,
+        opts,
+        dopts,
+        model_fields,
+        progress,
+        dataset=str(dataset.info.get("name", data)),
+        synthetic=dataset.synthetic,
+        generator_version=dataset.info.get("generator_version"),
+        crop=crop,
+        teacher_path=str(teacher_path),
     )
     ckpt.save(out)
     return ckpt

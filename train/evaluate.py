@@ -7,44 +7,27 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from edgesleep import readout
 from edgesleep.metrics import evaluate
-from edgesleep.readout import fuse, log_softmax, window_start
+from edgesleep.readout import fuse
 from edgesleep.train.data import NightFeatures, normalise
 from edgesleep.train.staging import EpochSequenceModel
-
-ENCODER_BATCH = 512
 
 
 @torch.no_grad()
 def window_log_probs(
     model: EpochSequenceModel, images: np.ndarray, seq_len: int
 ) -> list[np.ndarray]:
-    """Log-probabilities of the window ending at each epoch (see :mod:`edgesleep.readout`).
-
-    Parameters
-    ----------
-    images : ndarray of shape (n_epochs, 29, 129), normalised
-
-    Returns
-    -------
-    list of ndarray, item t of shape (t - window_start(t) + 1, n_classes)
-    """
+    """:func:`edgesleep.readout.window_log_probs` of a torch model on normalised images."""
     model.eval()
-    x = torch.from_numpy(images)
-    vectors = torch.cat(
-        [model.encoder(x[i : i + ENCODER_BATCH]) for i in range(0, x.shape[0], ENCODER_BATCH)]
-    )
-    n_epochs = vectors.shape[0]
-    out: list[np.ndarray] = []
-    for t in range(min(seq_len - 1, n_epochs)):  # the first epochs: shorter windows
-        logits = model.sequence(vectors[None, window_start(t, seq_len) : t + 1])
-        out.append(log_softmax(logits[0].numpy().astype(np.float64)))
-    if n_epochs >= seq_len:
-        windows = vectors.unfold(0, seq_len, 1).permute(0, 2, 1)  # (n_windows, L, dim)
-        for i in range(0, windows.shape[0], ENCODER_BATCH):
-            logits = model.sequence(windows[i : i + ENCODER_BATCH]).numpy()
-            out.extend(log_softmax(logits.astype(np.float64)))
-    return out
+
+    def encode(x: np.ndarray) -> np.ndarray:
+        return model.encoder(torch.from_numpy(x)).numpy()
+
+    def sequence(z: np.ndarray) -> np.ndarray:
+        return model.sequence(torch.from_numpy(z)).numpy()
+
+    return readout.window_log_probs(encode, sequence, images, seq_len)
 
 
 def predict_night(

@@ -65,8 +65,10 @@ class CausalSequence(nn.Module):
     def __init__(self, cfg: StudentConfig) -> None:
         super().__init__()
         self.pads = [(cfg.kernel - 1) * d for d in cfg.dilations]
+        # padded on both sides; the last ``pad`` outputs (which saw the future) are dropped
         self.convs = nn.ModuleList(
-            nn.Conv1d(cfg.epoch_dim, cfg.epoch_dim, cfg.kernel, dilation=d) for d in cfg.dilations
+            nn.Conv1d(cfg.epoch_dim, cfg.epoch_dim, cfg.kernel, dilation=d, padding=pad)
+            for d, pad in zip(cfg.dilations, self.pads, strict=True)
         )
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.epoch_dim, cfg.n_classes)
@@ -78,8 +80,8 @@ class CausalSequence(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = z.transpose(1, 2)
-        for pad, conv in zip(self.pads, self.convs, strict=True):
-            h = h + torch.relu(conv(nn.functional.pad(h, (pad, 0))))
+        for conv in self.convs:
+            h = h + torch.relu(conv(h)[..., : h.shape[2]])
         return self.classifier(self.dropout(h.transpose(1, 2)))
 
 

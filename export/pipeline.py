@@ -1,0 +1,278 @@
+"""What ``edgesleep export`` does: checkpoint -> fp32 graphs (-> int8 graphs) -> parity report.
+
+Output folder::
+
+    OUT/fp32/{encoder,sequence,model}.onnx
+    OUT/int8/{encoder,sequence,model}.onnx     with --quantize
+    OUT/report.json, OUT/report.md             sizes, ops, FLOPs, parity, latency
+
+Quantization method by model: graphs with a GRU (SeqSleepNet) get weight-only int8; graphs
+of Conv/MatMul/Gemm only (the student) get static QDQ, calibrated on ``calibration`` nights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from edgesleep.errors import InputError
+from edgesleep.export.graphs import (
+    check_graph,
+    export_graphs,
+    flops,
+    metadata,
+    new_export_id,
+    save,
+)
+from edgesleep.export.quantize import SCHEMES, Scheme, static_qdq, weight_only
+from edgesleep.io.dataset import read_dataset
+from edgesleep.metrics import evaluate
+from edgesleep.ort import GRAPHS, ExportedModel
+from edgesleep.readout import fuse, window_log_probs
+from edgesleep.train import checkpoint as ckpt_io
+from edgesleep.train.checkpoint import Checkpoint
+from edgesleep.train.data import NightFeatures, load_features, normalise
+from edgesleep.train.evaluate import window_log_probs as torch_window_log_probs
+
+log = logging.getLogger("edgesleep")
+CALIBRATION_EPOCHS = 1024  # encoder calibration: epochs drawn evenly from the nights
+CALIBRATION_WINDOWS = 128  # sequence / whole-model calibration windows
+PARITY_NIGHTS = 4
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    quantize: bool = False
+    target: str = "portable"
+    calibration: Path | None = None
+    data: Path | None = None  # labelled nights for parity (default: the calibration set)
+    latency_repeats: int = 200
+
+
+def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
+    dataset = read_dataset(path)
+    entries = dataset.entries[:limit]
+    return load_features(dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries)
+
+
+def _windows(images: np.ndarray, seq_len: int, count: int) -> np.ndarray:
+    """``count`` windows of L epochs spread over a night, shape (count, L, 29, 129)."""
+    starts = np.linspace(0, images.shape[0] - seq_len, count).astype(int)
+    return np.stack([images[s : s + seq_len] for s in starts])
+
+
+def calibration_batches(
+    nights: Sequence[NightFeatures], fp32: dict[str, onnx.ModelProto], seq_len: int
+) -> dict[str, list[np.ndarray]]:
+    """Real-shaped inputs for each graph: dB images, epoch vectors, windows of images."""
+    images = np.concatenate([n.images for n in nights])
+    pick = np.linspace(0, images.shape[0] - 1, min(CALIBRATION_EPOCHS, images.shape[0]))
+    epochs = images[pick.astype(int)]
+    encoder = ort.InferenceSession(fp32["encoder"].SerializeToString())
+    vectors = encoder.run(None, {"image": epochs})[0]
+    per_night = max(1, CALIBRATION_WINDOWS // len(nights))
+    windows = np.concatenate([_windows(n.images, seq_len, per_night) for n in nights])
+    n_win = vectors.shape[0] // seq_len
+    vector_windows = vectors[: n_win * seq_len].reshape(n_win, seq_len, -1)
+    return {
+        "encoder": [epochs[i : i + 64] for i in range(0, epochs.shape[0], 64)],
+        "sequence": [vector_windows[i : i + 8] for i in range(0, n_win, 8)],
+        "model": [windows[i : i + 4] for i in range(0, windows.shape[0], 4)],
+    }
+
+
+def quantize_graphs(
+    fp32: dict[str, onnx.ModelProto],
+    scheme: Scheme,
+    batches: dict[str, list[np.ndarray]] | None,
+) -> tuple[dict[str, onnx.ModelProto], dict[str, Any], dict[str, str]]:
+    """int8 graphs, the quantization record and the session options they need."""
+    has_gru = any(n.op_type == "GRU" for n in fp32["encoder"].graph.node)
+    if has_gru:
+        keep = ("norm_mean", "norm_std")
+        graphs = {name: weight_only(proto, keep) for name, proto in fp32.items()}
+        record: dict[str, Any] = {
+            "method": "weight-only int8 (symmetric, per tensor) behind DequantizeLinear",
+            "why": "ONNX Runtime quantizes no GRU; the session folds the DQ nodes at load",
+        }
+        return graphs, record, {"session.disable_quant_qdq": "1"}
+    if batches is None:
+        raise InputError(
+            "static int8 quantization needs calibration nights: pass --calibration DIR "
+            "(a dataset of real-shaped nights of the model's channel, e.g. its training data)"
+        )
+    graphs = {name: static_qdq(proto, batches[name], scheme) for name, proto in fp32.items()}
+    record = {
+        "method": "static QDQ, uint8 activations, int8 weights per channel, MinMax calibration",
+        "scheme": scheme.name,
+        "reduce_range": scheme.reduce_range,
+        "calibration_epochs": int(sum(b.shape[0] for b in batches["encoder"])),
+    }
+    return graphs, record, dict(scheme.session_options)
+
+
+def _torch_logits(ckpt: Checkpoint, windows: np.ndarray) -> np.ndarray:
+    model = ckpt.build()
+    x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
+    with torch.no_grad():
+        return np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
+
+
+def parity(
+    ckpt: Checkpoint, exported: ExportedModel, nights: Sequence[NightFeatures]
+) -> dict[str, Any]:
+    """Torch vs exported graphs on the windows of real-shaped nights, and accuracy of both
+    with the paper's readout (K = L - 1) pooled over the nights."""
+    seq_len = ckpt.seq_len
+    windows = np.concatenate([_windows(n.images, seq_len, 32) for n in nights])
+    reference = _torch_logits(ckpt, windows)
+    n, length = windows.shape[:2]
+    vectors = exported.encode(windows.reshape(n * length, *windows.shape[2:]))
+    logits = exported.logits(vectors.reshape(n, length, -1))
+    model = ckpt.build()
+    truth = np.concatenate([night.labels for night in nights])
+    pred_ref, pred_onnx = [], []
+    for night in nights:
+        lp = torch_window_log_probs(
+            model, normalise(night.images, ckpt.norm_mean, ckpt.norm_std), seq_len
+        )
+        pred_ref.append(fuse(lp, seq_len, seq_len - 1).argmax(axis=1))
+        lp = window_log_probs(exported.encode, exported.logits, night.images, seq_len)
+        pred_onnx.append(fuse(lp, seq_len, seq_len - 1).argmax(axis=1))
+    ref, got = np.concatenate(pred_ref), np.concatenate(pred_onnx)
+    acc_ref = float(evaluate(truth, ref, ckpt.n_classes)["accuracy"])  # type: ignore[arg-type]
+    acc_onnx = float(evaluate(truth, got, ckpt.n_classes)["accuracy"])  # type: ignore[arg-type]
+    return {
+        "windows": int(n),
+        "max_abs_logit_diff": float(np.abs(logits - reference).max()),
+        "window_argmax_agreement": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
+        "epoch_agreement": float((ref == got).mean()),
+        "accuracy_torch": acc_ref,
+        "accuracy_onnx": acc_onnx,
+        "accuracy_delta_points": round(100 * (acc_onnx - acc_ref), 3),
+        "epochs": int(truth.size),
+    }
+
+
+def latency(exported: ExportedModel, image: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median ms per call at one new epoch: the encoder on one image and the sequence model
+    on one window of L cached vectors (the sessions' thread count as loaded)."""
+    vectors = np.repeat(exported.encode(image[None]), exported.info.seq_len, axis=0)[None]
+
+    def median_ms(fn: Any, x: np.ndarray) -> float:
+        for _ in range(10):
+            fn(x)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(x)
+            times.append(time.perf_counter() - t0)
+        return round(1000 * float(np.median(times)), 4)
+
+    return {
+        "encoder_ms": median_ms(exported.encode, image[None]),
+        "sequence_ms": median_ms(exported.logits, vectors),
+    }
+
+
+def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) -> dict[str, Any]:
+    """Export a checkpoint (see the module docstring); return the report."""
+    opts = opts or ExportOptions()
+    if opts.target not in SCHEMES:
+        raise InputError(f"--target {opts.target}: choose one of {sorted(SCHEMES)}")
+    ckpt = ckpt_io.load(ckpt_path)
+    fp32 = export_graphs(ckpt)
+    checks = {name: check_graph(proto) for name, proto in fp32.items()}
+    flop_counts = flops(fp32, ckpt.seq_len)
+    export_id = new_export_id()
+    epoch_dim = int(fp32["sequence"].graph.input[0].type.tensor_type.shape.dim[2].dim_value)
+    report: dict[str, Any] = {
+        "checkpoint": str(ckpt_path),
+        "model": ckpt.model,
+        "channel": ckpt.channel,
+        "classes": list(ckpt.class_labels),
+        "synthetic": bool(ckpt.provenance.get("synthetic", False)),
+        "flops": flop_counts,
+        "graphs": {},
+        "variants": {},
+    }
+    Variant = tuple[dict[str, onnx.ModelProto], dict[str, Any] | None, dict[str, str]]
+    variants: dict[str, Variant] = {"fp32": (fp32, None, {})}
+    cal_nights = (
+        _nights(opts.calibration, ckpt, PARITY_NIGHTS) if opts.calibration is not None else None
+    )
+    if opts.quantize:
+        batches = (
+            calibration_batches(cal_nights, fp32, ckpt.seq_len) if cal_nights is not None else None
+        )
+        variants["int8"] = quantize_graphs(fp32, SCHEMES[opts.target], batches)
+    for variant, (graphs, record, session_options) in variants.items():
+        sizes = {}
+        for name in GRAPHS:
+            meta = metadata(ckpt, name, epoch_dim, flop_counts, export_id)
+            meta.update(precision=variant, quantization=record, session_options=session_options)
+            sizes[name] = save(graphs[name], meta, out / variant / f"{name}.onnx")
+            if variant == "int8":
+                checks[f"int8/{name}"] = check_graph(graphs[name])
+        report["variants"][variant] = {
+            "bytes": sizes,
+            "quantization": record,
+            "session_options": session_options,
+        }
+    report["graphs"] = checks
+    parity_path = opts.data or opts.calibration
+    if parity_path is not None:
+        nights = _nights(parity_path, ckpt, PARITY_NIGHTS)
+        report["parity_data"] = {"path": str(parity_path), "nights": [n.record for n in nights]}
+        image = nights[0].images[len(nights[0].images) // 2]
+        for variant in variants:
+            exported = ExportedModel(out, variant, threads=1)
+            report["variants"][variant]["parity"] = parity(ckpt, exported, nights)
+            report["variants"][variant]["latency_1_thread"] = latency(
+                exported, image, opts.latency_repeats
+            )
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(report_markdown(report))
+    return report
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The export report as Markdown: one row per precision."""
+    lines = [
+        f"# Export of {report['checkpoint']} ({report['model']}, {report['channel']}, "
+        f"{len(report['classes'])} classes)",
+        "",
+        f"FLOPs per new epoch with cached epoch vectors: {report['flops']['per_new_epoch']:,} "
+        f"(encoder {report['flops']['encoder_per_epoch']:,}, sequence pass "
+        f"{report['flops']['sequence_per_window']:,}).",
+        "",
+        "| precision | encoder KB | sequence KB | model KB | max logit diff | argmax agree | "
+        "acc delta (points) | encoder ms | sequence ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, v in report["variants"].items():
+        p, lat = v.get("parity"), v.get("latency_1_thread")
+        kb = [f"{v['bytes'][g] / 1024:.1f}" for g in GRAPHS]
+        cells = (
+            [
+                f"{p['max_abs_logit_diff']:.4f}",
+                f"{100 * p['window_argmax_agreement']:.2f} %",
+                f"{p['accuracy_delta_points']:+.2f}",
+                f"{lat['encoder_ms']:.3f}",
+                f"{lat['sequence_ms']:.3f}",
+            ]
+            if p
+            else ["-"] * 5
+        )
+        lines.append(f"| {variant} | {' | '.join(kb)} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
