@@ -78,3 +78,35 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         entries.append(Entry(night.record, str(night.subject), night.night, rel, rel))
     write_dataset(root, entries, {"name": "tiny", "synthetic": True, "generator_version": "test"})
     return root
+
+
+TINY_MODELS = {
+    "seqsleepnet": {"n_filters": 8, "epoch_hidden": 8, "attention_size": 8, "seq_hidden": 8},
+    "student": {"n_bands": 8, "channels": (8, 8, 8), "epoch_dim": 8},
+}
+
+
+@pytest.fixture(scope="session", params=sorted(TINY_MODELS))
+def exported(
+    request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    """Each registered model in a tiny configuration, trained for 60 steps on "EEG Fpz-Cz"
+    of the tiny dataset (subjects 0 and 1), exported in fp32 and int8 (calibrated on it)."""
+    from edgesleep.export.pipeline import ExportOptions, export_model
+    from edgesleep.train import checkpoint as ckpt_io
+    from edgesleep.train.models import MODELS
+    from edgesleep.train.training import TrainOptions
+    from edgesleep.train.transfer import train_model
+
+    name = request.param
+    assert set(TINY_MODELS) == set(MODELS), "give every registered model a tiny config"
+    root = tmp_path_factory.mktemp(f"export-{name}")
+    channel = "EEG Fpz-Cz"
+    opts = TrainOptions(max_steps=60, eval_every=30, stride=2, lr=3e-3, seed=1)
+    fields = TINY_MODELS[name]
+    train_model(tiny_dataset, channel, root / "m.pt", name, 5, subjects=["0", "1"], opts=opts,
+                model_fields=fields)  # fmt: skip
+    opts_export = ExportOptions(quantize=True, calibration=tiny_dataset, latency_repeats=5)
+    report = export_model(root / "m.pt", root / "out", opts_export)
+    ckpt = ckpt_io.load(root / "m.pt")
+    return {"name": name, "root": root, "report": report, "ckpt": ckpt, "channel": channel}

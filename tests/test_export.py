@@ -1,8 +1,5 @@
-"""Export: graphs, metadata, refusal of bad files, int8 parity for every registered model.
-
-Models are tiny configurations trained for a few steps on the SYNTHETIC tiny dataset, so
-their logits separate the classes; they are exported once per session.
-"""
+"""Export: graphs, metadata, refusal of bad files, int8 parity for every registered model
+(the ``exported`` fixture of conftest: tiny models, briefly trained, exported once)."""
 
 from __future__ import annotations
 
@@ -22,35 +19,10 @@ from typer.testing import CliRunner
 from edgesleep.cli import app
 from edgesleep.errors import InputError
 from edgesleep.export.graphs import check_graph, export_graphs
-from edgesleep.export.pipeline import ExportOptions, export_model
 from edgesleep.ort import ExportedModel, cpu_info, file_digest, stft_input
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.data import normalise
-from edgesleep.train.models import MODELS, build, make_config
-from edgesleep.train.training import TrainOptions
-from edgesleep.train.transfer import train_model
-
-TINY = {
-    "seqsleepnet": {"n_filters": 8, "epoch_hidden": 8, "attention_size": 8, "seq_hidden": 8},
-    "student": {"n_bands": 8, "channels": (8, 8, 8), "epoch_dim": 8},
-}
-CHANNEL = "EEG Fpz-Cz"
-log = logging.getLogger(__name__)
-
-
-@pytest.fixture(scope="session", params=sorted(MODELS))
-def exported(request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory) -> dict:
-    """A briefly trained tiny checkpoint of each registered model, exported with int8."""
-    name = request.param
-    root = tmp_path_factory.mktemp(f"export-{name}")
-    opts = TrainOptions(max_steps=60, eval_every=30, stride=2, lr=3e-3, seed=1)
-    train_model(
-        tiny_dataset, CHANNEL, root / "m.pt", name, 5, subjects=["0", "1"], opts=opts,
-        model_fields=TINY[name],
-    )  # fmt: skip
-    opts_export = ExportOptions(quantize=True, calibration=tiny_dataset, latency_repeats=5)
-    report = export_model(root / "m.pt", root / "out", opts_export)
-    return {"name": name, "root": root, "report": report, "ckpt": ckpt_io.load(root / "m.pt")}
+from edgesleep.train.models import build, make_config
 
 
 def test_graphs_check_and_gru_attribute(exported: dict) -> None:
@@ -95,7 +67,7 @@ def test_metadata_round_trip(exported: dict) -> None:
     ckpt, model = exported["ckpt"], ExportedModel(exported["root"] / "out")
     info = model.info
     assert info.precision == "int8" and model.sequence.info.precision == "int8"
-    assert info.model == ckpt.model and info.channel == CHANNEL
+    assert info.model == ckpt.model and info.channel == exported["channel"]
     assert info.labels == ckpt.class_labels and info.seq_len == ckpt.seq_len
     assert info.input == stft_input() and info.raw["unit"] == "uV"
     assert info.synthetic and info.raw["provenance"] == json.loads(json.dumps(ckpt.provenance))
@@ -109,7 +81,7 @@ def test_metadata_round_trip(exported: dict) -> None:
 
 def test_int8_parity(exported: dict) -> None:
     """int8 against torch on the tiny nights (the x86 CPU flags are logged)."""
-    log.warning("CPU for int8 parity: %s", cpu_info())
+    logging.getLogger(__name__).warning("CPU for int8 parity: %s", cpu_info())
     report = exported["report"]["variants"]
     parity = report["int8"]["parity"]
     assert report["fp32"]["parity"]["max_abs_logit_diff"] < 1e-4
@@ -171,7 +143,7 @@ def test_digest_helper() -> None:
 
 
 def test_export_verb(tiny_dataset: Path, tmp_path: Path) -> None:
-    cfg = make_config("student", n_classes=3, **TINY["student"])
+    cfg = make_config("student", n_classes=3, n_bands=8, channels=(8, 8, 8), epoch_dim=8)
     ones = np.ones(129, np.float32)
     state = build("student", cfg).state_dict()
     ckpt_io.Checkpoint("student", asdict(cfg), state, "ECG", ones * -20, ones * 10).save(

@@ -41,6 +41,19 @@ ALIASES: tuple[frozenset[str], ...] = (
     frozenset({"eeg c3-a2", "c3-a2", "c3-m2", "eeg c3-m2"}),
 )
 _TYPE_PREFIX = re.compile(r"^(eeg|eog|ecg|ekg|emg)\s+")
+_GROUP_KIND = ("ecg", "eog", "eeg", "eeg", "eeg", "eeg")  # kind of each ALIASES group
+
+
+def channel_kind(label: str) -> str | None:
+    """Sensor kind of a channel label: "eeg", "eog", "ecg", "emg", or None if unknown."""
+    norm = _normalise(label)
+    for group, kind in zip(ALIASES, _GROUP_KIND, strict=True):
+        if norm in group or _TYPE_PREFIX.sub("", norm) in group:
+            return kind
+    prefix = _TYPE_PREFIX.match(norm + " ")
+    if prefix is None:
+        return None
+    return "ecg" if prefix.group(1) == "ekg" else prefix.group(1)
 
 
 @dataclass(frozen=True)

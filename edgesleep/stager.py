@@ -1,0 +1,342 @@
+"""The stager: samples in, one stage per 30-s epoch out (numpy + onnxruntime, no scipy).
+
+Chunks of any size at the device rate -> quality bookkeeping and repair -> the streaming
+resampler -> the incremental STFT -> the epoch encoder once per completed epoch -> a ring of
+the last L epoch vectors -> the sequence model on the window ending at the new epoch -> the
+readout of :mod:`edgesleep.readout` with a delay of K epochs. Offline scoring
+(:func:`score_signal`) runs the same front end and readout with batched model calls, so a
+night streamed in any chunking gives the offline probabilities (fp32: to ~1e-6).
+
+Quality (per epoch, on the device-rate input):
+
+- ``nonfinite``: NaN/inf samples. They never reach the model: each is replaced by the last
+  finite sample (0 µV before the first one).
+- ``gap``: samples missing (``push(..., t0=...)`` later than the next expected sample);
+  filled the same way (last value held).
+- ``clipped``: samples at or beyond 99.5 % of the input's full scale (when known).
+- ``flat``: the epoch's standard deviation at 100 Hz is below 0.05 µV.
+- ``context``: another epoch inside this epoch's readout windows has one of the above.
+
+An epoch is unusable, and gets stage -1 (artefact) while keeping the model's probabilities
+and ``model_stage``, when it is ``flat`` or when repaired or clipped samples make up half
+of it or more. Every other flagged epoch keeps the model's stage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ, StreamingResampler, StreamingSTFT
+from edgesleep.errors import InputError
+from edgesleep.io.edf import channel_kind
+from edgesleep.ort import ExportedModel
+from edgesleep.readout import log_softmax, window_log_probs, window_start
+from edgesleep.stages import ARTEFACT
+
+log = logging.getLogger("edgesleep")
+FLAT_STD_UV = 0.05
+CLIP_FRACTION_OF_FULL_SCALE = 0.995
+UNUSABLE_FRACTION = 0.5
+OWN_FLAGS = ("nonfinite", "gap", "clipped", "flat")
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One scored epoch.
+
+    ``stage`` is a class index of the model's class set (for 5 classes the YASA integer),
+    or -1 when the epoch is unusable; ``model_stage`` is always the model's argmax.
+    ``probabilities``: shape (n_classes,). ``revision``: this result replaces an earlier
+    one for the same epoch (only with ``revisions=True``).
+    """
+
+    index: int
+    onset_s: float
+    stage: int
+    model_stage: int
+    probabilities: np.ndarray
+    flags: tuple[str, ...] = ()
+    revision: bool = False
+
+
+@dataclass
+class _Quality:
+    bad: int = 0  # repaired or clipped device-rate samples
+    total: int = 0
+    flags: set[str] = field(default_factory=set)
+
+
+class FrontEnd:
+    """Device-rate samples -> (epoch index, STFT image, quality) for each completed epoch."""
+
+    def __init__(self, sfreq: float, full_scale_uv: float | None = None) -> None:
+        self.sfreq = float(sfreq)
+        self.resampler = StreamingResampler(sfreq) if sfreq != SFREQ else None
+        self.stft = StreamingSTFT()
+        self.full_scale_uv = full_scale_uv
+        self.reset()
+
+    def reset(self) -> None:
+        if self.resampler is not None:
+            self.resampler.reset()
+        self.stft.reset()
+        self.n_in = 0  # device-rate samples received (including gap fill)
+        self.n_out = 0  # 100 Hz samples fed to the STFT
+        self.last = 0.0
+        self.quality: dict[int, _Quality] = {}
+        self._sum = 0.0
+        self._sumsq = 0.0
+        self.n_gaps = 0
+
+    def _epoch_of(self, n: np.ndarray) -> np.ndarray:
+        return (n / self.sfreq // EPOCH_S).astype(np.int64)
+
+    def _mark(self, positions: np.ndarray, flag: str) -> None:
+        epochs, counts = np.unique(self._epoch_of(positions), return_counts=True)
+        for epoch, count in zip(epochs, counts, strict=True):
+            q = self.quality.setdefault(int(epoch), _Quality())
+            q.bad += int(count)
+            q.flags.add(flag)
+
+    def _repair(self, samples: np.ndarray) -> np.ndarray:
+        """Hold the last finite value over NaN/inf; mark clipped and repaired samples."""
+        x = samples
+        positions = self.n_in + np.arange(x.shape[0])
+        bad = ~np.isfinite(x)
+        if bad.any():
+            self._mark(positions[bad], "nonfinite")
+            last_good = np.where(bad, -1, np.arange(x.shape[0]))
+            np.maximum.accumulate(last_good, out=last_good)
+            held = np.where(last_good >= 0, x[np.maximum(last_good, 0)], self.last)
+            x = np.where(bad, held, x)
+        if self.full_scale_uv is not None:
+            clipped = np.abs(x) >= CLIP_FRACTION_OF_FULL_SCALE * self.full_scale_uv
+            if clipped.any():
+                self._mark(positions[clipped], "clipped")
+        if x.shape[0]:
+            self.last = float(x[-1])
+        return x
+
+    def push(
+        self, samples: np.ndarray, t0: float | None = None
+    ) -> list[tuple[int, np.ndarray, _Quality]]:
+        """Feed device-rate µV samples; ``t0``: time of the first one in s from the stream
+        start (None: right after the previous chunk). Returns the completed epochs."""
+        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        if t0 is not None:
+            start = int(round(t0 * self.sfreq))
+            if start > self.n_in:  # a gap: hold the last value over it
+                missing = start - self.n_in
+                self._mark(self.n_in + np.arange(missing), "gap")
+                self.n_gaps += 1
+                x = np.concatenate([np.full(missing, self.last), x])
+            elif start < self.n_in:  # overlap: keep only the new samples
+                x = x[self.n_in - start :]
+        x = self._repair(x)
+        self.n_in += x.shape[0]
+        y = self.resampler.push(x) if self.resampler is not None else x
+        return self._feed(y)
+
+    def flush(self) -> list[tuple[int, np.ndarray, _Quality]]:
+        """End of the stream: the resampler's tail; a last partial epoch is dropped."""
+        if self.resampler is None:
+            return []
+        return self._feed(self.resampler.flush())
+
+    def _feed(self, y: np.ndarray) -> list[tuple[int, np.ndarray, _Quality]]:
+        out = []
+        pos = 0
+        while pos < y.shape[0]:
+            take = min(EPOCH_SAMPLES - self.n_out % EPOCH_SAMPLES, y.shape[0] - pos)
+            part = y[pos : pos + take]
+            self._sum += float(part.sum())
+            self._sumsq += float((part * part).sum())
+            for image in self.stft.push(part):
+                epoch = self.n_out // EPOCH_SAMPLES
+                mean = self._sum / EPOCH_SAMPLES
+                var = max(self._sumsq / EPOCH_SAMPLES - mean * mean, 0.0)
+                q = self.quality.pop(epoch, _Quality())
+                q.total = int(round(EPOCH_S * self.sfreq))
+                if np.sqrt(var) < FLAT_STD_UV:
+                    q.flags.add("flat")
+                out.append((epoch, image, q))
+                self._sum = self._sumsq = 0.0
+            self.n_out += take
+            pos += take
+        return out
+
+
+def _unusable(q: _Quality) -> bool:
+    return "flat" in q.flags or q.bad >= UNUSABLE_FRACTION * max(q.total, 1)
+
+
+def check_stream(model: ExportedModel, sfreq: float, channel: str | None) -> None:
+    """Refuse a stream the model cannot take; warn about a synthetic model on real data."""
+    info = model.info
+    if info.input["kind"] != "stft":
+        raise InputError(f"{model.folder}: input kind {info.input['kind']!r} is not streamable")
+    if channel is not None:
+        want, have = channel_kind(info.channel), channel_kind(channel)
+        if want and have and want != have:
+            raise InputError(
+                f"the model was trained on {info.channel!r} ({want.upper()}), the stream is "
+                f"{channel!r} ({have.upper()}); pass the matching channel or another model"
+            )
+    try:
+        StreamingResampler(sfreq)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+
+
+class Stager:
+    """Streaming staging with an exported model.
+
+    Parameters
+    ----------
+    model : ExportedModel
+    sfreq : float
+        Device rate in Hz (resampled to 100 Hz inside).
+    delay : int or None
+        K: epochs to wait before emitting an epoch (None: the model's default, L - 1).
+    revisions : bool
+        Emit each epoch at once (as with K = 0) and re-emit it, flagged as a revision,
+        while its stage changes over the next K epochs.
+    full_scale_uv : float, optional
+        The input's full scale in µV, for the clipping flag.
+    channel : str, optional
+        The stream's channel label, checked against the model's sensor kind.
+    """
+
+    def __init__(
+        self,
+        model: ExportedModel,
+        sfreq: float,
+        delay: int | None = None,
+        revisions: bool = False,
+        full_scale_uv: float | None = None,
+        channel: str | None = None,
+    ) -> None:
+        check_stream(model, sfreq, channel)
+        self.model = model
+        self.seq_len = model.info.seq_len
+        self.delay = self.seq_len - 1 if delay is None else delay
+        if not 0 <= self.delay < self.seq_len:
+            raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
+        self.revisions = revisions
+        self.front = FrontEnd(sfreq, full_scale_uv)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next sample is t = 0 of a new night."""
+        self.front.reset()
+        self.vectors: deque[np.ndarray] = deque(maxlen=self.seq_len)
+        self.pending: dict[int, np.ndarray] = {}  # epoch -> summed log-probabilities
+        self.quality: dict[int, _Quality] = {}
+        self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
+        self.n_epochs = 0
+
+    def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
+        """Feed samples (µV, device rate); return the results they make final."""
+        out: list[EpochResult] = []
+        for epoch, image, q in self.front.push(samples, t0):
+            out += self._epoch(epoch, image, q)
+        return out
+
+    def flush(self) -> list[EpochResult]:
+        """End of stream: emit every epoch still waiting for later windows."""
+        out: list[EpochResult] = []
+        for epoch, image, q in self.front.flush():
+            out += self._epoch(epoch, image, q)
+        return out + self._drain()
+
+    def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[EpochResult]:
+        self.quality[t] = q
+        self.vectors.append(self.model.encode(image[None])[0])
+        window = np.stack(self.vectors)[None]  # (1, min(t + 1, L), dim)
+        out = self._add_window(t, log_softmax(self.model.logits(window)[0].astype(np.float64)))
+        for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
+            del self.quality[old]
+        return out
+
+    def _add_window(self, t: int, logp: np.ndarray) -> list[EpochResult]:
+        """Fuse the log-probabilities of the window ending at epoch ``t``."""
+        start = window_start(t, self.seq_len)
+        first = max(start, t - self.delay)
+        for i in range(first, t + 1):
+            self.pending[i] = self.pending.get(i, 0.0) + logp[i - start]
+        self.n_epochs = t + 1
+        out = []
+        if self.revisions:  # new epoch at once, earlier ones again when their stage changed
+            for i in range(first, t + 1):
+                if self.emitted.get(i) != int(self.pending[i].argmax()):
+                    out.append(self._result(i, self.pending[i], revision=i in self.emitted))
+        final = t - self.delay
+        if final >= 0:
+            total = self.pending.pop(final)
+            if not self.revisions:
+                out.append(self._result(final, total))
+            self.emitted.pop(final, None)
+        return out
+
+    def _drain(self) -> list[EpochResult]:
+        """The epochs still waiting (end of night): fused over the windows that exist."""
+        out = []
+        for i in sorted(self.pending):
+            total = self.pending.pop(i)
+            if not self.revisions:
+                out.append(self._result(i, total))
+        self.emitted.clear()
+        return out
+
+    def _result(self, i: int, total: np.ndarray, revision: bool = False) -> EpochResult:
+        probs = np.exp(log_softmax(total))
+        model_stage = int(probs.argmax())
+        q = self.quality.get(i, _Quality())
+        flags = sorted(q.flags)
+        # readout windows of epoch i cover epochs i - L + 1 .. i + K
+        lo, hi = i - self.seq_len + 1, i + self.delay
+        if any(self.quality[j].flags for j in self.quality if lo <= j <= hi and j != i):
+            flags.append("context")
+        if self.revisions:
+            self.emitted[i] = model_stage
+        return EpochResult(
+            index=i,
+            onset_s=i * EPOCH_S,
+            stage=ARTEFACT if _unusable(q) else model_stage,
+            model_stage=model_stage,
+            probabilities=probs,
+            flags=tuple(flags),
+            revision=revision,
+        )
+
+
+def score_signal(
+    model: ExportedModel,
+    data: np.ndarray,
+    sfreq: float,
+    delay: int | None = None,
+    full_scale_uv: float | None = None,
+    channel: str | None = None,
+) -> list[EpochResult]:
+    """Score a whole recording offline: the stager's front end and readout, batched model
+    calls. Equal to streaming the same samples through :class:`Stager` (fp32: ~1e-6).
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_times,), µV at ``sfreq`` Hz
+    """
+    stager = Stager(model, sfreq, delay, False, full_scale_uv, channel)
+    epochs = stager.front.push(data) + stager.front.flush()
+    if not epochs:
+        return []
+    stager.quality = {t: q for t, _, q in epochs}
+    images = np.stack([image for _, image, _ in epochs])
+    logps = window_log_probs(model.encode, model.logits, images, stager.seq_len)
+    out = []
+    for t, logp in enumerate(logps):
+        out += stager._add_window(t, logp)
+    return out + stager._drain()

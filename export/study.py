@@ -1,0 +1,124 @@
+"""The export table: size, parity, accuracy delta and per-epoch latency, fp32 and int8,
+for SeqSleepNet and the student, on SYNTHETIC nights.
+
+Run: ``python -m edgesleep.export.study [--out bench/results]`` (writes ``export.json`` /
+``export.md``; ~5 min on a laptop-class CPU). Both models train on "EEG Fpz-Cz" of 6
+synthetic nights (3 subjects: 2 train, 1 validation), are exported, quantized (calibrated on
+their training nights) and compared with torch on 2 held-out nights of another seed. The
+student is quantized with every ``--target`` scheme. Latency: median over 500 calls at one
+thread, batch 1: the encoder on one epoch, the sequence model on one window of L vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edgesleep.export.pipeline import ExportOptions, export_model
+from edgesleep.export.quantize import SCHEMES
+from edgesleep.ort import cpu_info
+from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
+from edgesleep.train.training import TrainOptions
+from edgesleep.train.transfer import train_model
+
+CHANNEL = "EEG Fpz-Cz"
+MODELS = {"seqsleepnet": 1e-4, "student": 1e-3}  # name -> learning rate
+
+
+def run(work: Path) -> dict[str, Any]:
+    train_dir, test_dir = work / "train", work / "test"
+    synthesize_dataset(train_dir, n_nights=6, seed=700)
+    synthesize_dataset(test_dir, n_nights=2, seed=701)
+    rows = []
+    for name, lr in MODELS.items():
+        ckpt = work / f"{name}.pt"
+        opts = TrainOptions(passes=10, eval_every=60, patience=3, lr=lr, class_weighting=True)
+        train_model(train_dir, CHANNEL, ckpt, name, 5, opts=opts)
+        targets = list(SCHEMES) if name == "student" else ["portable"]
+        for target in targets:
+            folder = work / f"{name}-{target}"
+            options = ExportOptions(True, target, train_dir, test_dir, latency_repeats=500)
+            report = export_model(ckpt, folder, options)
+            for variant, v in report["variants"].items():
+                if variant == "fp32" and target != targets[0]:
+                    continue
+                rows.append(
+                    {
+                        "model": name,
+                        "precision": variant,
+                        "target": target if variant == "int8" else None,
+                        "bytes": v["bytes"],
+                        "parity": v["parity"],
+                        "latency_ms": v["latency_1_thread"],
+                        "quantization": v["quantization"],
+                        "flops": report["flops"],
+                    }
+                )
+    return {
+        "synthetic": True,
+        "generator_version": GENERATOR_VERSION,
+        "channel": CHANNEL,
+        "cpu": cpu_info(),
+        "command": "python -m edgesleep.export.study",
+        "rows": rows,
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    cpu = result["cpu"]
+    lines = [
+        "# Export: size, parity, accuracy delta, latency (SYNTHETIC nights)",
+        "",
+        f"Models trained on {result['channel']} of 6 synthetic nights; parity and accuracy on "
+        "2 held-out synthetic nights (paper's readout, K = L - 1); accuracy delta = exported "
+        "minus torch fp32, in points. Latency: median ms per call, one thread, batch 1 "
+        f"(encoder: one epoch; sequence: one window of L = 20 vectors). CPU: {cpu['model']} "
+        f"({', '.join(cpu['isa'])}), onnxruntime {cpu['onnxruntime']}. "
+        f"Command: `{result['command']}`.",
+        "",
+        "| model | precision | target | model.onnx KB | vs fp32 | max logit diff | "
+        "argmax agree | acc | acc delta | encoder ms | sequence ms | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    fp32 = [r for r in result["rows"] if r["precision"] == "fp32"]
+    fp32_ms = {r["model"]: sum(r["latency_ms"].values()) for r in fp32}
+    fp32_size = {r["model"]: r["bytes"]["model"] for r in fp32}
+    for r in result["rows"]:
+        p, lat = r["parity"], r["latency_ms"]
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['target'] or '-'} | "
+            f"{r['bytes']['model'] / 1024:.1f} | "
+            f"{100 * r['bytes']['model'] / fp32_size[r['model']]:.0f} % | "
+            f"{p['max_abs_logit_diff']:.4f} | {100 * p['window_argmax_agreement']:.2f} % | "
+            f"{p['accuracy_onnx']:.3f} | {p['accuracy_delta_points']:+.2f} | "
+            f"{lat['encoder_ms']:.3f} | {lat['sequence_ms']:.3f} | "
+            f"{fp32_ms[r['model']] / sum(lat.values()):.2f}x |"
+        )
+    lines += [
+        "",
+        "Quantization: SeqSleepNet weight-only int8 (ONNX Runtime quantizes no GRU; "
+        "`session.disable_quant_qdq=1` folds the DequantizeLinear nodes at load); student "
+        "static QDQ (uint8 activations, int8 per-channel weights; `portable` = 7-bit weights).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(Path(tmp))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "export.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = markdown(result)
+    (args.out / "export.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

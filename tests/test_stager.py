@@ -1,0 +1,122 @@
+"""The stager: streaming equals offline, offline equals the torch evaluation, quality flags,
+revisions, refusals. Tiny exported models (conftest ``exported``), SYNTHETIC short nights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHORT_NIGHT
+
+from edgesleep.errors import InputError
+from edgesleep.ort import ExportedModel
+from edgesleep.stager import EpochResult, Stager, score_signal
+from edgesleep.synth.night import generate_night
+from edgesleep.train.data import NightFeatures
+from edgesleep.train.evaluate import predict_night
+
+
+def _night(sfreq: float, channel: str = "EEG Fpz-Cz", index: int = 0) -> np.ndarray:
+    night = generate_night(21, index, sfreq=sfreq, stages=SHORT_NIGHT)
+    return night.signals[channel]
+
+
+def _stream(stager: Stager, signal: np.ndarray, seed: int) -> list[EpochResult]:
+    rng = np.random.default_rng(seed)
+    out, pos = [], 0
+    while pos < signal.shape[0]:
+        size = int(rng.choice([1, 7, 100, 333, 3000, 9001]))
+        out += stager.push(signal[pos : pos + size])
+        pos += size
+    return out + stager.flush()
+
+
+@pytest.mark.parametrize("sfreq", [100.0, 256.0])
+def test_streaming_equals_offline(exported: dict, sfreq: float) -> None:
+    model = ExportedModel(exported["root"] / "out", "fp32")
+    signal = _night(sfreq)
+    for delay in (0, 3, 19):
+        offline = score_signal(model, signal, sfreq, delay)
+        streamed = _stream(Stager(model, sfreq, delay), signal, seed=delay)
+        assert (
+            [r.index for r in streamed] == list(range(len(offline))) == [r.index for r in offline]
+        )
+        assert len(offline) == signal.shape[0] // int(30 * sfreq)
+        np.testing.assert_allclose(
+            np.stack([r.probabilities for r in streamed]),
+            np.stack([r.probabilities for r in offline]),
+            atol=1e-5,
+        )
+        assert [r.stage for r in streamed] == [r.stage for r in offline]
+
+
+def test_offline_equals_torch_evaluation(exported: dict) -> None:
+    """The device path (streaming resampler, incremental STFT, ONNX) gives the training
+    side's probabilities (batch resampler, batch STFT, torch) for the same night."""
+    from edgesleep.dsp import resample, stft_signal
+
+    ckpt = exported["ckpt"]
+    signal = _night(256.0)
+    images = stft_signal(resample(signal, 256.0))
+    night = NightFeatures("n", "0", images, np.zeros(images.shape[0], np.int8))
+    reference = predict_night(ckpt.build(), night, ckpt.norm_mean, ckpt.norm_std, 20, 19)
+    got = score_signal(ExportedModel(exported["root"] / "out", "fp32"), signal, 256.0)
+    np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)
+
+
+def test_quality_flags_repair_and_artefact(exported: dict) -> None:
+    model = ExportedModel(exported["root"] / "out", "fp32")
+    sfreq = 100.0
+    signal = _night(sfreq).copy()
+    n = int(30 * sfreq)
+    signal[5 * n + 100 : 5 * n + 200] = np.nan  # 100 samples of epoch 5: flagged, usable
+    signal[9 * n : 10 * n] = np.inf  # all of epoch 9: unusable
+    signal[20 * n : 21 * n] = 3.0  # epoch 20: flat
+    signal[30 * n + 10 : 30 * n + 400] = 500.0  # epoch 30: clipped (full scale 500 µV)
+    stager = Stager(model, sfreq, delay=0)
+    results = stager.push(signal[: 40 * n])
+    # a gap of 2.25 epochs, then the rest
+    results += stager.push(signal[int(42.25 * n) :], t0=42.25 * 30) + stager.flush()
+    by_index = {r.index: r for r in results}
+    assert sorted(by_index) == list(range(len(by_index)))
+    assert all(np.isfinite(r.probabilities).all() for r in results)
+    assert "nonfinite" in by_index[5].flags and by_index[5].stage == by_index[5].model_stage
+    assert "nonfinite" in by_index[9].flags and by_index[9].stage == -1
+    assert "flat" in by_index[20].flags and by_index[20].stage == -1
+    assert "clipped" not in by_index[30].flags  # full scale unknown
+    for epoch in (40, 41, 42):
+        assert "gap" in by_index[epoch].flags
+    assert by_index[40].stage == by_index[41].stage == -1  # wholly filled
+    assert by_index[42].stage == by_index[42].model_stage  # a quarter filled: usable
+    own = {i for i, r in by_index.items() if set(r.flags) - {"context"}}
+    assert own == {5, 9, 20, 40, 41, 42}
+    # K = 0: the readout windows of epoch i cover i - 19 .. i
+    for i, r in by_index.items():
+        expected = any(j in own for j in range(i - 19, i + 1) if j != i)
+        assert ("context" in r.flags) == expected, i
+    clipped = score_signal(model, signal, sfreq, 0, full_scale_uv=500.0)
+    assert "clipped" in clipped[30].flags and clipped[30].stage != -1
+
+
+def test_revisions_end_on_the_delayed_stage(exported: dict) -> None:
+    model = ExportedModel(exported["root"] / "out", "fp32")
+    signal = _night(100.0)
+    final = {r.index: r.stage for r in score_signal(model, signal, 100.0, 5)}
+    emitted = _stream(Stager(model, 100.0, 5, revisions=True), signal, seed=1)
+    last: dict[int, int] = {}
+    seen: set[int] = set()
+    for r in emitted:
+        assert r.revision == (r.index in seen)
+        seen.add(r.index)
+        last[r.index] = r.stage
+    assert last == final
+
+
+def test_refusals(exported: dict) -> None:
+    model = ExportedModel(exported["root"] / "out", "fp32")
+    with pytest.raises(InputError, match="EEG.*ECG"):
+        Stager(model, 100.0, channel="ECG")
+    with pytest.raises(InputError):
+        Stager(model, 99.5)
+    with pytest.raises(InputError, match="delay"):
+        Stager(model, 100.0, delay=20)
+    Stager(model, 100.0, channel="Fpz-Cz")
