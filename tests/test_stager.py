@@ -3,6 +3,8 @@ revisions, refusals. Tiny exported models (conftest ``exported``), SYNTHETIC sho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import SHORT_NIGHT
@@ -120,3 +122,48 @@ def test_refusals(exported: dict) -> None:
     with pytest.raises(InputError, match="delay"):
         Stager(model, 100.0, delay=20)
     Stager(model, 100.0, channel="Fpz-Cz")
+
+
+def test_stage_verb_api_and_resume(exported: dict, tiny_dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edgesleep.api import score_file
+    from edgesleep.cli import app
+
+    night = sorted((tiny_dataset / "psg").glob("*.edf"))[0]
+    folder = str(exported["root"] / "out")
+    runner = CliRunner()
+    args = ["stage", str(night), "--model", folder, "--out", str(tmp_path), "--plot"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stem = tmp_path / night.stem
+    for suffix in (".csv", ".json", ".png"):
+        assert stem.with_suffix(suffix).is_file()
+    assert (tmp_path / f"{night.stem}-hypnogram.edf").is_file()
+    rows = stem.with_suffix(".csv").read_text().splitlines()
+    hyp = score_file(night, folder)
+    assert len(rows) == 1 + hyp.n_epochs == 1 + len(SHORT_NIGHT)
+    assert [int(r.split(",")[2]) for r in rows[1:]] == hyp.stages.tolist()
+    assert hyp.summary()["TIB"] == len(SHORT_NIGHT) / 2
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "already staged" in again.output
+    wrong = runner.invoke(app, [*args[:-1], "--channel", "ECG", "--overwrite"])
+    assert wrong.exit_code == 1 and "EEG" in wrong.output
+    missing = runner.invoke(app, ["stage", str(night), "--model", str(tmp_path / "none")])
+    assert missing.exit_code == 1 and "no such model" in missing.output
+
+
+def test_csv_sink_appends_and_resumes(tmp_path: Path) -> None:
+    from edgesleep.io.writers import CsvSink
+
+    path = tmp_path / "s.csv"
+    with CsvSink(path, 3) as sink:
+        sink.write(0, 1, np.array([0.2, 0.7, 0.1]), 1, ("gap",))
+    with CsvSink(path, 3) as sink:
+        assert sink.n_rows == 1
+        sink.write(1, -1, np.array([0.5, 0.3, 0.2]), 0, ("flat", "context"), revision=True)
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("onset,duration,stage,label,p_W,p_NREM,p_REM,model_stage")
+    assert lines[2].split(",")[2:4] == ["-1", "ART"] and lines[2].endswith("flat;context,1")
+    with pytest.raises(ValueError, match="other columns"):
+        CsvSink(path, 5)

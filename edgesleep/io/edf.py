@@ -83,6 +83,8 @@ class Signal:
         Recording start from the header.
     source_sfreq : float
         The rate in the file before resampling.
+    full_scale_uv : float
+        The largest magnitude the file can hold (from its physical minimum and maximum), µV.
     """
 
     data: np.ndarray
@@ -91,6 +93,7 @@ class Signal:
     unit: str
     start: dt.datetime
     source_sfreq: float
+    full_scale_uv: float
 
     @property
     def duration_s(self) -> float:
@@ -226,6 +229,9 @@ def read_signal(path: str | Path, channel: str, sfreq: float | None = SFREQ) -> 
         factor = unit_factor(unit, path, label)
         source_sfreq = float(reader.getSampleFrequency(index))
         data = reader.readSignal(index) * factor
+        full_scale = factor * max(
+            abs(reader.getPhysicalMinimum(index)), abs(reader.getPhysicalMaximum(index))
+        )
         start = reader.getStartdatetime()
     finally:
         reader.close()
@@ -245,6 +251,7 @@ def read_signal(path: str | Path, channel: str, sfreq: float | None = SFREQ) -> 
         unit=unit,
         start=start,
         source_sfreq=source_sfreq,
+        full_scale_uv=float(full_scale),
     )
 
 

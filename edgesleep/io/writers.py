@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,71 @@ def plot_hypnogram(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+class CsvSink:
+    """A hypnogram CSV written epoch by epoch, for streams and long batch runs.
+
+    Columns: those of :func:`csv_header` with probabilities, then ``model_stage``,
+    ``flags`` (";"-joined) and ``revision`` (1 when a row replaces an earlier row of the same
+    epoch). Each row is flushed when written and the file is fsynced every ``fsync_every``
+    rows, so a crash or power cut loses at most the rows since the last fsync (none of the
+    rows the OS has flushed). An existing file with the same header is appended to:
+    ``n_rows`` tells a caller where it stopped (resume).
+    """
+
+    def __init__(self, path: str | Path, n_classes: int, fsync_every: int = 10) -> None:
+        self.path = Path(path)
+        self.n_classes = n_classes
+        self.fsync_every = fsync_every
+        header = [*csv_header(n_classes, True), "model_stage", "flags", "revision"]
+        self.n_rows = 0
+        if self.path.is_file() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as fh:
+                rows = list(csv.reader(fh))
+            if rows[0] != header:
+                raise ValueError(
+                    f"{self.path} exists with other columns {rows[0]}; choose another --out"
+                )
+            self.n_rows = len(rows) - 1
+            self._fh = self.path.open("a", newline="")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("w", newline="")
+            csv.writer(self._fh).writerow(header)
+        self._writer = csv.writer(self._fh)
+        self._unsynced = 0
+
+    def write(
+        self,
+        epoch: int,
+        stage: int,
+        probabilities: np.ndarray,
+        model_stage: int,
+        flags: tuple[str, ...] = (),
+        revision: bool = False,
+        onset0_s: float = 0.0,
+    ) -> None:
+        row = csv_row(epoch, stage, self.n_classes, probabilities, onset0_s)
+        self._writer.writerow([*row, str(model_stage), ";".join(flags), str(int(revision))])
+        self._fh.flush()
+        self.n_rows += 1
+        self._unsynced += 1
+        if self._unsynced >= self.fsync_every:
+            self.sync()
+
+    def sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._unsynced = 0
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.sync()
+            self._fh.close()
+
+    def __enter__(self) -> CsvSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,129 @@
+"""A small Python API for notebooks: score an array or an EDF file, get a hypnogram.
+
+>>> from edgesleep.api import score_file
+>>> hyp = score_file("night.edf", "exported/")       # doctest: +SKIP
+>>> hyp.summary()["TST"], hyp.stages[:10]           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesleep.io.edf import read_signal
+from edgesleep.io.stats import sleep_statistics
+from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
+from edgesleep.ort import ExportedModel
+from edgesleep.stager import EpochResult, score_signal
+
+log = logging.getLogger("edgesleep")
+
+
+@dataclass
+class Hypnogram:
+    """A scored night.
+
+    Attributes
+    ----------
+    stages : ndarray of shape (n_epochs,), int; class indices of ``labels`` (for 5 classes
+        the YASA integers), -1 for unusable epochs
+    probabilities : ndarray of shape (n_epochs, n_classes)
+    labels : class names
+    results : the stager's per-epoch results (flags, model stage)
+    start : recording start, if known
+    """
+
+    stages: np.ndarray
+    probabilities: np.ndarray
+    labels: tuple[str, ...]
+    results: list[EpochResult] = field(default_factory=list)
+    start: dt.datetime | None = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_results(cls, results: list[EpochResult], model: ExportedModel, **kw: Any) -> Hypnogram:
+        n_classes = model.info.n_classes
+        return cls(
+            stages=np.array([r.stage for r in results], dtype=np.int64),
+            probabilities=np.stack([r.probabilities for r in results])
+            if results
+            else np.zeros((0, n_classes)),
+            labels=model.info.labels,
+            results=results,
+            model_info=model.info.raw,
+            **kw,
+        )
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_epochs(self) -> int:
+        return int(self.stages.shape[0])
+
+    @property
+    def flagged(self) -> int:
+        """Epochs with a quality flag of their own (not only ``context``)."""
+        return sum(1 for r in self.results if set(r.flags) - {"context"})
+
+    def summary(self) -> dict[str, float]:
+        """YASA-style night statistics (:func:`edgesleep.io.stats.sleep_statistics`)."""
+        return sleep_statistics(self.stages, self.n_classes)
+
+    def to_csv(self, path: str | Path) -> None:
+        Path(path).unlink(missing_ok=True)
+        with CsvSink(path, self.n_classes) as sink:
+            for r in self.results:
+                sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags)
+
+    def to_edf(self, path: str | Path) -> None:
+        write_hypnogram_edf(path, self.stages, self.n_classes, self.start)
+
+    def plot(self, path: str | Path, truth: np.ndarray | None = None, title: str = "") -> None:
+        plot_hypnogram(path, self.stages, self.n_classes, self.probabilities, truth, title)
+
+
+def load_model(model: str | Path | ExportedModel, threads: int = 1) -> ExportedModel:
+    return model if isinstance(model, ExportedModel) else ExportedModel(model, threads=threads)
+
+
+def score_array(
+    data: np.ndarray,
+    sfreq: float,
+    model: str | Path | ExportedModel,
+    delay: int | None = None,
+    channel: str | None = None,
+    full_scale_uv: float | None = None,
+) -> Hypnogram:
+    """Score one channel (µV, any integer rate) with an exported model."""
+    exported = load_model(model)
+    results = score_signal(exported, np.asarray(data), sfreq, delay, full_scale_uv, channel)
+    return Hypnogram.from_results(results, exported)
+
+
+def score_file(
+    path: str | Path,
+    model: str | Path | ExportedModel,
+    channel: str | None = None,
+    delay: int | None = None,
+) -> Hypnogram:
+    """Score a night from an EDF file: the model's channel (or ``channel``) at the file's
+    rate, through the same front end as streaming."""
+    exported = load_model(model)
+    signal = read_signal(path, channel or exported.info.channel, sfreq=None)
+    if exported.info.synthetic:
+        log.warning(
+            "%s: this model was trained on SYNTHETIC data; its stages say nothing about "
+            "real sleep. Train or finetune on real recordings before trusting them.",
+            exported.folder,
+        )
+    results = score_signal(
+        exported, signal.data, signal.sfreq, delay, signal.full_scale_uv, signal.channel
+    )
+    return Hypnogram.from_results(results, exported, start=signal.start)
