@@ -2,9 +2,9 @@
 
 Synthesize 6 nights (3 subjects) -> train a compact student on one channel (cached in the
 work folder) -> export fp32 + int8 (calibrated on the training nights) -> write a held-out
-night (another seed, simulated hypnogram) as EDF+ -> read it back at its rate and stream it through the stager
-in 1-s packets (no delay, K = 0) -> hypnogram CSV + PNG, agreement with the generator's
-stages, latency per new epoch.
+night (another seed, simulated hypnogram) as EDF+ -> read it back at its rate and stream
+it through the stager in 1-s packets (no delay, K = 0) -> hypnogram CSV + PNG, agreement
+with the generator's stages, latency per new epoch.
 """
 
 from __future__ import annotations
