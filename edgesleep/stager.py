@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ, StreamingResampler, StreamingSTFT
+from edgesleep.dsp import (
+    EPOCH_S,
+    EPOCH_SAMPLES,
+    SFREQ,
+    StreamingResampler,
+    StreamingSTFT,
+    rational_factors,
+)
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel
@@ -90,7 +97,6 @@ class FrontEnd:
         self.quality: dict[int, _Quality] = {}
         self._sum = 0.0
         self._sumsq = 0.0
-        self.n_gaps = 0
 
     def _epoch_of(self, n: np.ndarray) -> np.ndarray:
         return (n / self.sfreq // EPOCH_S).astype(np.int64)
@@ -105,10 +111,9 @@ class FrontEnd:
     def _repair(self, samples: np.ndarray) -> np.ndarray:
         """Hold the last finite value over NaN/inf; mark clipped and repaired samples."""
         x = samples
-        positions = self.n_in + np.arange(x.shape[0])
         bad = ~np.isfinite(x)
         if bad.any():
-            self._mark(positions[bad], "nonfinite")
+            self._mark(self.n_in + np.flatnonzero(bad), "nonfinite")
             last_good = np.where(bad, -1, np.arange(x.shape[0]))
             np.maximum.accumulate(last_good, out=last_good)
             held = np.where(last_good >= 0, x[np.maximum(last_good, 0)], self.last)
@@ -116,7 +121,7 @@ class FrontEnd:
         if self.full_scale_uv is not None:
             clipped = np.abs(x) >= CLIP_FRACTION_OF_FULL_SCALE * self.full_scale_uv
             if clipped.any():
-                self._mark(positions[clipped], "clipped")
+                self._mark(self.n_in + np.flatnonzero(clipped), "clipped")
         if x.shape[0]:
             self.last = float(x[-1])
         return x
@@ -132,7 +137,6 @@ class FrontEnd:
             if start > self.n_in:  # a gap: hold the last value over it
                 missing = start - self.n_in
                 self._mark(self.n_in + np.arange(missing), "gap")
-                self.n_gaps += 1
                 x = np.concatenate([np.full(missing, self.last), x])
             elif start < self.n_in:  # overlap: keep only the new samples
                 x = x[self.n_in - start :]
@@ -187,7 +191,7 @@ def check_stream(model: ExportedModel, sfreq: float, channel: str | None) -> Non
                 f"{channel!r} ({have.upper()}); pass the matching channel or another model"
             )
     try:
-        StreamingResampler(sfreq)
+        rational_factors(sfreq)
     except ValueError as err:
         raise InputError(str(err)) from None
 
@@ -237,7 +241,6 @@ class Stager:
         self.pending: dict[int, np.ndarray] = {}  # epoch -> summed log-probabilities
         self.quality: dict[int, _Quality] = {}
         self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
-        self.n_epochs = 0
 
     def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
         """Feed samples (µV, device rate); return the results they make final."""
@@ -268,7 +271,6 @@ class Stager:
         first = max(start, t - self.delay)
         for i in range(first, t + 1):
             self.pending[i] = self.pending.get(i, 0.0) + logp[i - start]
-        self.n_epochs = t + 1
         out = []
         if self.revisions:  # new epoch at once, earlier ones again when their stage changed
             for i in range(first, t + 1):
@@ -299,7 +301,7 @@ class Stager:
         flags = sorted(q.flags)
         # readout windows of epoch i cover epochs i - L + 1 .. i + K
         lo, hi = i - self.seq_len + 1, i + self.delay
-        if any(self.quality[j].flags for j in self.quality if lo <= j <= hi and j != i):
+        if any(j != i and j in self.quality and self.quality[j].flags for j in range(lo, hi + 1)):
             flags.append("context")
         if self.revisions:
             self.emitted[i] = model_stage

@@ -191,16 +191,13 @@ def flops(graphs: dict[str, onnx.ModelProto], seq_len: int) -> dict[str, int]:
 
 
 def metadata(
-    ckpt: Checkpoint, graph: str, epoch_dim: int, flop_counts: dict[str, int], export_id: str
+    ckpt: Checkpoint, epoch_dim: int, flop_counts: dict[str, int], export_id: str
 ) -> dict[str, Any]:
-    """The ``edgesleep`` metadata of an fp32 graph (quantization adds its own fields)."""
-    receptive = None
-    if ckpt.model == "student":
-        cfg = ckpt.config
-        receptive = 1 + sum((cfg["kernel"] - 1) * d for d in cfg["dilations"])
+    """The ``edgesleep`` metadata shared by an export's graphs, for fp32; each file sets
+    ``graph`` (and ``normalisation.baked_into_graph``), quantization its own fields."""
+    receptive = getattr(ckpt.build().sequence, "receptive_field", None)
     return {
         "format": FORMAT_VERSION,
-        "graph": graph,
         "model": {"name": ckpt.model, "version": MODEL_VERSION[ckpt.model], "config": ckpt.config},
         "input": stft_input(),
         "channel": ckpt.channel,
@@ -216,7 +213,6 @@ def metadata(
         },
         "flops": flop_counts,
         "normalisation": {
-            "baked_into_graph": graph != "sequence",
             "mean_db": [round(float(v), 5) for v in ckpt.norm_mean],
             "std_db": [round(float(v), 5) for v in ckpt.norm_std],
         },

@@ -42,7 +42,7 @@ from edgesleep.readout import fuse, window_log_probs
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features, normalise
-from edgesleep.train.evaluate import window_log_probs as torch_window_log_probs
+from edgesleep.train.evaluate import predict_night
 
 log = logging.getLogger("edgesleep")
 CALIBRATION_EPOCHS = 1024  # encoder calibration: epochs drawn evenly from the nights
@@ -78,15 +78,14 @@ def calibration_batches(
     images = np.concatenate([n.images for n in nights])
     pick = np.linspace(0, images.shape[0] - 1, min(CALIBRATION_EPOCHS, images.shape[0]))
     epochs = images[pick.astype(int)]
-    encoder = ort.InferenceSession(fp32["encoder"].SerializeToString())
-    vectors = encoder.run(None, {"image": epochs})[0]
     per_night = max(1, CALIBRATION_WINDOWS // len(nights))
     windows = np.concatenate([_windows(n.images, seq_len, per_night) for n in nights])
-    n_win = vectors.shape[0] // seq_len
-    vector_windows = vectors[: n_win * seq_len].reshape(n_win, seq_len, -1)
+    encoder = ort.InferenceSession(fp32["encoder"].SerializeToString())
+    flat = windows.reshape(-1, *windows.shape[2:])
+    vectors = encoder.run(None, {"image": flat})[0].reshape(*windows.shape[:2], -1)
     return {
         "encoder": [epochs[i : i + 64] for i in range(0, epochs.shape[0], 64)],
-        "sequence": [vector_windows[i : i + 8] for i in range(0, n_win, 8)],
+        "sequence": [vectors[i : i + 8] for i in range(0, vectors.shape[0], 8)],
         "model": [windows[i : i + 4] for i in range(0, windows.shape[0], 4)],
     }
 
@@ -121,46 +120,60 @@ def quantize_graphs(
     return graphs, record, dict(scheme.session_options)
 
 
-def _torch_logits(ckpt: Checkpoint, windows: np.ndarray) -> np.ndarray:
-    model = ckpt.build()
-    x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
-    with torch.no_grad():
-        return np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
+@dataclass(frozen=True)
+class Reference:
+    """What the torch model makes of the parity nights: logits of windows spread over
+    them, and the predictions of the paper's readout (K = L - 1) with the labels."""
+
+    windows: np.ndarray  # (n_windows, L, 29, 129), dB
+    logits: np.ndarray  # (n_windows, L, n_classes)
+    nights: Sequence[NightFeatures]
+    predictions: np.ndarray  # (n_epochs,), all nights
+    truth: np.ndarray  # (n_epochs,)
 
 
-def parity(
-    ckpt: Checkpoint, exported: ExportedModel, nights: Sequence[NightFeatures]
-) -> dict[str, Any]:
-    """Torch vs exported graphs on the windows of real-shaped nights, and accuracy of both
-    with the paper's readout (K = L - 1) pooled over the nights."""
-    seq_len = ckpt.seq_len
+@torch.no_grad()
+def torch_reference(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> Reference:
+    seq_len, model = ckpt.seq_len, ckpt.build()
     windows = np.concatenate([_windows(n.images, seq_len, 32) for n in nights])
-    reference = _torch_logits(ckpt, windows)
-    n, length = windows.shape[:2]
-    vectors = exported.encode(windows.reshape(n * length, *windows.shape[2:]))
+    x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
+    logits = np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
+    predictions = [
+        predict_night(model, n, ckpt.norm_mean, ckpt.norm_std, seq_len, seq_len - 1).argmax(axis=1)
+        for n in nights
+    ]
+    truth = np.concatenate([n.labels for n in nights])
+    return Reference(windows, logits, nights, np.concatenate(predictions), truth)
+
+
+def parity(ref: Reference, exported: ExportedModel) -> dict[str, Any]:
+    """Exported graphs against the torch reference: logits on the same windows, and
+    accuracy of both with the paper's readout pooled over the nights."""
+    seq_len, n_classes = exported.info.seq_len, exported.info.n_classes
+    n, length = ref.windows.shape[:2]
+    vectors = exported.encode(ref.windows.reshape(n * length, *ref.windows.shape[2:]))
     logits = exported.logits(vectors.reshape(n, length, -1))
-    model = ckpt.build()
-    truth = np.concatenate([night.labels for night in nights])
-    pred_ref, pred_onnx = [], []
-    for night in nights:
-        lp = torch_window_log_probs(
-            model, normalise(night.images, ckpt.norm_mean, ckpt.norm_std), seq_len
-        )
-        pred_ref.append(fuse(lp, seq_len, seq_len - 1).argmax(axis=1))
-        lp = window_log_probs(exported.encode, exported.logits, night.images, seq_len)
-        pred_onnx.append(fuse(lp, seq_len, seq_len - 1).argmax(axis=1))
-    ref, got = np.concatenate(pred_ref), np.concatenate(pred_onnx)
-    acc_ref = float(evaluate(truth, ref, ckpt.n_classes)["accuracy"])  # type: ignore[arg-type]
-    acc_onnx = float(evaluate(truth, got, ckpt.n_classes)["accuracy"])  # type: ignore[arg-type]
+    got = np.concatenate(
+        [
+            fuse(
+                window_log_probs(exported.encode, exported.logits, night.images, seq_len),
+                seq_len,
+                seq_len - 1,
+            ).argmax(axis=1)
+            for night in ref.nights
+        ]
+    )
+    acc_ref = float(evaluate(ref.truth, ref.predictions, n_classes)["accuracy"])  # type: ignore[arg-type]
+    acc_onnx = float(evaluate(ref.truth, got, n_classes)["accuracy"])  # type: ignore[arg-type]
     return {
         "windows": int(n),
-        "max_abs_logit_diff": float(np.abs(logits - reference).max()),
-        "window_argmax_agreement": float((logits.argmax(-1) == reference.argmax(-1)).mean()),
-        "epoch_agreement": float((ref == got).mean()),
+        "max_abs_logit_diff": float(np.abs(logits - ref.logits).max()),
+        "window_argmax_agreement": float((logits.argmax(-1) == ref.logits.argmax(-1)).mean()),
+        "epoch_agreement": float((ref.predictions == got).mean()),
         "accuracy_torch": acc_ref,
         "accuracy_onnx": acc_onnx,
         "accuracy_delta_points": round(100 * (acc_onnx - acc_ref), 3),
-        "epochs": int(truth.size),
+        "epochs": int(ref.truth.size),
     }
 
 
@@ -216,11 +229,19 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
             calibration_batches(cal_nights, fp32, ckpt.seq_len) if cal_nights is not None else None
         )
         variants["int8"] = quantize_graphs(fp32, SCHEMES[opts.target], batches)
+    shared = metadata(ckpt, epoch_dim, flop_counts, export_id)
     for variant, (graphs, record, session_options) in variants.items():
         sizes = {}
         for name in GRAPHS:
-            meta = metadata(ckpt, name, epoch_dim, flop_counts, export_id)
-            meta.update(precision=variant, quantization=record, session_options=session_options)
+            normalisation = {**shared["normalisation"], "baked_into_graph": name != "sequence"}
+            meta = {
+                **shared,
+                "graph": name,
+                "normalisation": normalisation,
+                "precision": variant,
+                "quantization": record,
+                "session_options": session_options,
+            }
             sizes[name] = save(graphs[name], meta, out / variant / f"{name}.onnx")
             if variant == "int8":
                 checks[f"int8/{name}"] = check_graph(graphs[name])
@@ -230,14 +251,17 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
             "session_options": session_options,
         }
     report["graphs"] = checks
-    parity_path = opts.data or opts.calibration
-    if parity_path is not None:
-        nights = _nights(parity_path, ckpt, PARITY_NIGHTS)
-        report["parity_data"] = {"path": str(parity_path), "nights": [n.record for n in nights]}
+    nights = _nights(opts.data, ckpt, PARITY_NIGHTS) if opts.data is not None else cal_nights
+    if nights is not None:
+        report["parity_data"] = {
+            "path": str(opts.data or opts.calibration),
+            "nights": [n.record for n in nights],
+        }
+        ref = torch_reference(ckpt, nights)
         image = nights[0].images[len(nights[0].images) // 2]
         for variant in variants:
             exported = ExportedModel(out, variant, threads=1)
-            report["variants"][variant]["parity"] = parity(ckpt, exported, nights)
+            report["variants"][variant]["parity"] = parity(ref, exported)
             report["variants"][variant]["latency_1_thread"] = latency(
                 exported, image, opts.latency_repeats
             )

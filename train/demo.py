@@ -56,15 +56,19 @@ def run_demo(
     epoch_ms: list[float] = []
     (workdir / "night.csv").unlink(missing_ok=True)
     with CsvSink(workdir / "night.csv", model.info.n_classes) as sink:
-        for start in range(0, signal.data.shape[0] + packet, packet):
-            t0 = time.perf_counter()
-            chunk = signal.data[start : start + packet]
-            new = stager.push(chunk) if chunk.size else stager.flush()
-            if new and chunk.size:
-                epoch_ms.append(1000 * (time.perf_counter() - t0))
+
+        def emit(new: list[EpochResult]) -> None:
             for r in new:
                 sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
-            results += new
+            results.extend(new)
+
+        for start in range(0, signal.data.shape[0], packet):
+            t0 = time.perf_counter()
+            new = stager.push(signal.data[start : start + packet])
+            if new:
+                epoch_ms.append(1000 * (time.perf_counter() - t0))
+            emit(new)
+        emit(stager.flush())
     stages = np.array([r.stage for r in results])
     truth = to_classes(night.stages[: stages.shape[0]], 5)
     m = evaluate(truth, stages, 5)

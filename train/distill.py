@@ -29,15 +29,15 @@ import torch
 from torch import nn
 
 from edgesleep.errors import InputError
-from edgesleep.io.dataset import Crop, read_dataset
+from edgesleep.io.dataset import Crop
 from edgesleep.stages import class_map
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
-from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
+from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.staging import EpochSequenceModel
-from edgesleep.train.training import TrainOptions, fit, split_subjects
+from edgesleep.train.training import TrainOptions, fit, split_dataset
 
 log = logging.getLogger("edgesleep")
 
@@ -212,20 +212,13 @@ def distill_model(
     of the same nights) and save ``out``."""
     opts = opts or TrainOptions()
     teacher_ckpt = ckpt_io.load(teacher_path)
-    dataset = read_dataset(data)
-    pool = list(subjects) if subjects is not None else dataset.subjects
-    train_ids, val_ids = split_subjects(pool, n_val_subjects, opts.seed)
-
-    def nights(ids: list[str], channel: str) -> list[NightFeatures]:
-        chosen = [e for e in dataset.entries if e.subject in ids]
-        return load_features(dataset, channel, n_classes, crop, chosen)
-
+    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     t_channel = teacher_channel or teacher_ckpt.channel
     ckpt = distill_features(
         teacher_ckpt,
-        nights(train_ids, student_channel),
-        nights(val_ids, student_channel),
-        nights(train_ids, t_channel),
+        split.nights(split.train, student_channel),
+        split.nights(split.val, student_channel),
+        split.nights(split.train, t_channel),
         student_channel,
         t_channel,
         n_classes,
@@ -234,10 +227,7 @@ def distill_model(
         dopts,
         model_fields,
         progress,
-        dataset=str(dataset.info.get("name", data)),
-        synthetic=dataset.synthetic,
-        generator_version=dataset.info.get("generator_version"),
-        crop=crop,
+        **split.provenance(),
         teacher_path=str(teacher_path),
     )
     ckpt.save(out)

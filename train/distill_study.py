@@ -97,7 +97,8 @@ def run_seed(
     def pick(nights: list[NightFeatures], ids: list[str]) -> list[NightFeatures]:
         return collapse([n for n in nights if n.subject in ids], n_classes)
 
-    n_epochs = sum(n.n_epochs for n in pick(eeg, train))
+    eeg_train = pick(eeg, train)
+    n_epochs = sum(n.n_epochs for n in eeg_train)
     ssn_opts = options(n_epochs, seed, 1e-4)
     student_opts = options(n_epochs, seed, student_lr)
     ecg_train, ecg_val, ecg_test = pick(ecg, train), pick(ecg, val), pick(ecg, test)
@@ -111,7 +112,7 @@ def run_seed(
 
     t0 = time.perf_counter()
     teacher = train_features(
-        pick(eeg, train), pick(eeg, val), TEACHER_CHANNEL, n_classes=n_classes, opts=ssn_opts
+        eeg_train, pick(eeg, val), TEACHER_CHANNEL, n_classes=n_classes, opts=ssn_opts
     )
     record(ROWS[4], teacher, pick(eeg, test), t0)
     t0 = time.perf_counter()
@@ -132,7 +133,7 @@ def run_seed(
             teacher,
             ecg_train,
             ecg_val,
-            pick(eeg, train),
+            eeg_train,
             STUDENT_CHANNEL,
             TEACHER_CHANNEL,
             n_classes,

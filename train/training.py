@@ -17,13 +17,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
+from edgesleep.io.dataset import Crop, Dataset, read_dataset
+from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
 from edgesleep.train.evaluate import evaluate_nights
 
 log = logging.getLogger("edgesleep")
@@ -220,3 +222,44 @@ def split_subjects(subjects: Sequence[str], n_val: int, seed: int) -> tuple[list
     n_val = min(max(1, n_val), len(subjects) - 1)
     order = [str(s) for s in np.random.default_rng(seed).permutation(sorted(subjects))]
     return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+@dataclass(frozen=True)
+class DatasetSplit:
+    """A dataset's subjects split into training and validation subjects."""
+
+    path: Path
+    dataset: Dataset
+    train: list[str]
+    val: list[str]
+    n_classes: int
+    crop: Crop
+
+    def nights(self, ids: Sequence[str], channel: str) -> list[NightFeatures]:
+        """The nights of subjects ``ids`` through ``channel``."""
+        chosen = [e for e in self.dataset.entries if e.subject in ids]
+        return load_features(self.dataset, channel, self.n_classes, self.crop, chosen)
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the training data came from, for a checkpoint."""
+        return {
+            "dataset": str(self.dataset.info.get("name", self.path)),
+            "synthetic": self.dataset.synthetic,
+            "generator_version": self.dataset.info.get("generator_version"),
+            "crop": self.crop,
+        }
+
+
+def split_dataset(
+    data: Path,
+    subjects: Sequence[str] | None,
+    n_val: int,
+    seed: int,
+    n_classes: int,
+    crop: Crop,
+) -> DatasetSplit:
+    """Read a dataset and split ``subjects`` (default: all) with :func:`split_subjects`."""
+    dataset = read_dataset(data)
+    pool = list(subjects) if subjects is not None else dataset.subjects
+    train, val = split_subjects(pool, n_val, seed)
+    return DatasetSplit(data, dataset, train, val, n_classes, crop)

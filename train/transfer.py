@@ -17,7 +17,7 @@ from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import build, config_dict, make_config
-from edgesleep.train.training import Progress, TrainOptions, fit, split_subjects
+from edgesleep.train.training import Progress, TrainOptions, fit, split_dataset
 
 log = logging.getLogger("edgesleep")
 
@@ -109,18 +109,11 @@ def train_model(
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
     opts = opts or TrainOptions()
-    dataset = read_dataset(data)
-    pool = list(subjects) if subjects is not None else dataset.subjects
-    train_ids, val_ids = split_subjects(pool, n_val_subjects, opts.seed)
-
-    def nights(ids: list[str]) -> list[NightFeatures]:
-        chosen = [e for e in dataset.entries if e.subject in ids]
-        return load_features(dataset, channel, n_classes, crop, chosen)
-
+    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     source = ckpt_io.load(init_from) if init_from is not None else None
     ckpt = train_features(
-        nights(train_ids),
-        nights(val_ids),
+        split.nights(split.train, channel),
+        split.nights(split.val, channel),
         channel,
         model_name,
         n_classes,
@@ -128,10 +121,7 @@ def train_model(
         opts,
         model_fields,
         progress,
-        dataset=str(dataset.info.get("name", data)),
-        synthetic=dataset.synthetic,
-        generator_version=dataset.info.get("generator_version"),
-        crop=crop,
+        **split.provenance(),
         init_from=str(init_from) if init_from else None,
     )
     ckpt.save(out)
