@@ -65,25 +65,15 @@ def _main(
 _PLACEHOLDER = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-def _placeholder(verb: str, issue: str) -> Callable[[], None]:
-    def command() -> None:
-        typer.secho(
-            f"`edgesleep {verb}` is not implemented yet: it arrives with {issue}.",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-        raise typer.Exit(2)
-
-    command.__doc__ = f"(not yet implemented: {issue})"
-    return command
-
-
-for _verb, _issue in {
-    "stream": "issue 10 (serial feed)",
-    "emulate": "issue 10 (serial feed)",
-    "bench": "issue 11 (benchmarks)",
-}.items():
-    app.command(_verb, context_settings=_PLACEHOLDER)(_placeholder(_verb, _issue))
+@app.command("bench", context_settings=_PLACEHOLDER)
+def bench() -> None:
+    """(not yet implemented: issue 11, benchmarks)"""
+    typer.secho(
+        "`edgesleep bench` is not implemented yet: it arrives with issue 11 (benchmarks).",
+        err=True,
+        fg=typer.colors.YELLOW,
+    )
+    raise typer.Exit(2)
 
 
 @data_app.command("synth")
@@ -591,6 +581,236 @@ def stage(
     _run(job)
 
 
+def _stream_source(
+    port: str | None,
+    replay: Path | None,
+    synthetic: bool,
+    sfreq: float | None,
+    channel: str,
+    baud: int,
+    speed: float,
+    seed: int,
+    epochs: int | None,
+) -> Any:
+    """The one source that the stream options name."""
+    import sys
+
+    from edgesleep import sources
+
+    if sum([port is not None, replay is not None, synthetic]) != 1:
+        raise InputError(
+            "name one source: --port PORT (or - for CSV on stdin), --replay EDF or --synthetic"
+        )
+    if port == "-":
+        if sfreq is None:
+            raise InputError("CSV on stdin carries no rate: pass --sfreq (Hz)")
+        return sources.CsvSource(sys.stdin, sfreq)
+    if port is not None:
+        return sources.SerialSource(port, baud)
+    if replay is not None:
+        return sources.edf_source(replay, channel, speed or None)
+    return sources.synthetic_source(channel, seed, epochs, speed or None)
+
+
+@app.command("stream")
+def stream(
+    model: Annotated[Path, typer.Option(help="Exported model folder or .onnx file.")],
+    port: Annotated[
+        str | None, typer.Option(help="Serial port of the wearable, or - for CSV on stdin.")
+    ] = None,
+    replay: Annotated[Path | None, typer.Option(help="Replay an EDF file instead.")] = None,
+    synthetic: Annotated[
+        bool, typer.Option(help="Stream a SYNTHETIC night from the generator instead.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Hypnogram CSV, one row per epoch.")] = Path(
+        "stages.csv"
+    ),
+    channel: Annotated[
+        str | None, typer.Option(help="Channel to stage (default: the model's kind).")
+    ] = None,
+    sfreq: Annotated[float | None, typer.Option(help="Rate of CSV on stdin, Hz.")] = None,
+    baud: Annotated[int, typer.Option(help="Serial baud rate.")] = 115200,
+    speed: Annotated[
+        float, typer.Option(help="Replay/synthetic speed: 1 real time, 0 as fast as possible.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic night.")] = 0,
+    epochs: Annotated[
+        int | None, typer.Option(help="Length of the synthetic night in epochs.")
+    ] = None,
+    delay: Annotated[
+        int | None, typer.Option(help="Readout delay K in epochs (default: L - 1).")
+    ] = None,
+    revisions: Annotated[
+        bool, typer.Option(help="Emit each epoch at once and re-emit it when it changes.")
+    ] = False,
+    precision: Annotated[
+        str | None, typer.Option(help="int8 or fp32 (default: int8 when exported).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No live status line.")] = False,
+) -> None:
+    """Stage a live stream: one row per 30-s epoch, written and flushed as it is scored."""
+
+    def job() -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        from edgesleep.io.writers import CsvSink, label_of
+        from edgesleep.ort import ExportedModel
+        from edgesleep.sources import pick_channel
+        from edgesleep.stager import Stager
+        from edgesleep.stream import StreamReport, run_stream
+
+        if out.exists() and out.stat().st_size > 0 and not overwrite:
+            raise InputError(f"{out} exists; pass --overwrite or another --out")
+        if overwrite:
+            out.unlink(missing_ok=True)
+        exported = ExportedModel(model, precision)
+        source = _stream_source(
+            port,
+            replay,
+            synthetic,
+            sfreq,
+            channel or exported.info.channel,
+            baud,
+            speed,
+            seed,
+            epochs,
+        )
+        info = source.info()
+        index = pick_channel(info, exported.info.channel, channel)
+        if exported.info.synthetic and not info.synthetic:
+            log.warning(
+                "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
+                exported.folder,
+            )
+        stager = Stager(
+            exported, info.sfreq, delay, revisions, info.full_scale_uv, info.channels[index]
+        )
+        report = StreamReport()
+        n_classes = exported.info.n_classes
+        console = Console(stderr=True)
+        typer.echo(
+            f"streaming {info.channels[index]!r} at {info.sfreq:g} Hz from "
+            f"{info.device_id or port} -> {out}"
+        )
+
+        def line(r: Any) -> str:
+            stage = label_of(r.stage, n_classes) if r.stage >= 0 else "ART"
+            hours, rest = divmod(int(r.onset_s), 3600)
+            return (
+                f"epoch {r.index} {hours:02d}:{rest // 60:02d}:{rest % 60:02d} | {stage} "
+                f"{r.probabilities.max():.2f} | flagged {report.flagged} | gaps {report.gaps} "
+                f"({report.gap_samples / info.sfreq:.1f} s) | drops "
+                f"{int(source.stats.get('queue_drops', 0))} | reconnects "
+                f"{int(source.stats.get('reconnects', 0))}"
+            )
+
+        with (
+            CsvSink(out, n_classes) as sink,
+            Live(console=console, auto_refresh=False, transient=True) as live,
+        ):
+
+            def emit(r: Any) -> None:
+                sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
+                if not quiet:
+                    live.update(line(r), refresh=True)
+
+            try:
+                run_stream(source, stager, index, emit, report)
+            except KeyboardInterrupt:
+                typer.echo("interrupted: the epochs so far are in the output")
+        parser_stats = getattr(getattr(source, "parser", None), "stats", {})
+        rows = [
+            ["epochs", str(report.epochs)],
+            ["flagged epochs", str(report.flagged)],
+            ["gaps", f"{report.gaps} ({report.gap_samples / info.sfreq:.1f} s)"],
+            *[
+                [k.replace("_", " "), f"{v:g}"]
+                for k, v in {**report.source, **parser_stats}.items()
+            ],
+        ]
+        if hasattr(source, "wakeups_per_s"):
+            rows.append(["reader wake-ups per s", f"{source.wakeups_per_s:.1f}"])
+        _print_table(f"stream -> {out}", ["what", "value"], rows)
+
+    _run(job)
+
+
+@app.command("emulate")
+def emulate(
+    recording: Annotated[Path, typer.Option("--from", help="EDF/EDF+ recording to play.")],
+    port: Annotated[
+        str, typer.Option(help="Serial port to write to, or pty for a pseudo-terminal.")
+    ] = "pty",
+    link: Annotated[
+        Path, typer.Option(help="With --port pty: a stable path that points at it.")
+    ] = Path("/tmp/edgesleep-wearable"),
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Channels to send (default: all at the first rate).")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="1 real time, 0 as fast as the port takes it.")
+    ] = 1.0,
+    faults: Annotated[
+        str, typer.Option(help="Comma-separated: garbage,drops,disconnect (none if empty).")
+    ] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the faults.")] = 0,
+    baud: Annotated[int, typer.Option(help="Baud rate of a real port.")] = 115200,
+    linger: Annotated[
+        float, typer.Option(help="Seconds to keep the port open after the end frame.")
+    ] = 3.0,
+) -> None:
+    """Play a recording as a wearable speaking the edgesleep protocol (for demos and tests)."""
+
+    def job() -> None:
+        import time
+
+        import numpy as np
+
+        from edgesleep import emulate as emu
+        from edgesleep.io.edf import channels as edf_channels
+        from edgesleep.io.edf import read_signal
+
+        try:
+            fault_set = emu.Faults.parse(faults, seed)
+        except ValueError as err:
+            raise InputError(f"--faults: {err}") from None
+        present = edf_channels(recording)
+        labels = channel or [c.label for c in present if c.sfreq == present[0].sfreq]
+        signals = [read_signal(recording, label, sfreq=None) for label in labels]
+        rates = {s.sfreq for s in signals}
+        if len(rates) != 1:
+            raise InputError(
+                f"channels {labels} have different rates {sorted(rates)}; the "
+                "protocol sends one rate: pick channels with --channel"
+            )
+        data = np.stack([s.data for s in signals], axis=1)
+        sink = emu.PtyPort(link) if port == "pty" else emu.SerialPort(port, baud)
+        where = f"{link} -> {sink.link.resolve()}" if isinstance(sink, emu.PtyPort) else port
+        typer.echo(
+            f"emulated wearable on {where}: {len(labels)} channel(s) at "
+            f"{rates.pop():g} Hz, speed {speed or 'max'}, faults {faults or 'none'}"
+        )
+        try:
+            sent = emu.play(
+                sink,
+                data,
+                signals[0].sfreq,
+                tuple(s.channel for s in signals),
+                speed or None,
+                fault_set,
+            )
+            time.sleep(linger)
+        except KeyboardInterrupt:
+            sent = {}
+        finally:
+            sink.close()
+        typer.echo(" ".join(f"{k}={v}" for k, v in sent.items()))
+
+    _run(job)
+
+
 @app.command("demo")
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("runs/demo"),
@@ -613,3 +833,7 @@ def demo(
         )
 
     _run(job)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,272 @@
+"""The edgesleep serial protocol, version 1 (numpy + stdlib; no scipy).
+
+Every frame, little-endian::
+
+    sync  0xA5 0x5A            2 bytes
+    type  u8                   1: header, 2: data, 3: beats, 4: end
+    size  u16                  payload bytes, at most MAX_PAYLOAD
+    payload                    size bytes
+    crc   u16                  CRC-16/CCITT-FALSE over type, size and payload
+
+Payloads:
+
+- header (the device sends it when a port opens and then at least every 5 s, so a host
+  that connects mid-stream finds it): ``version u8, sample format u8 (0 int16, 1 float32),
+  sfreq f32 (Hz), uv_per_lsb f32 (µV per count; 1.0 for float32 in µV), stream id u32
+  (new at every device boot), channel count u8, device id (u8 length + UTF-8), one label per
+  channel (u8 length + UTF-8)``.
+- data: ``first sample index u32 (counts samples since the device's stream start and
+  wraps at 2**32; not a packet counter), channel count u8, sample count u16, samples``
+  interleaved by sample (s0c0 s0c1 ... s1c0 ...), in the header's format.
+- beats: ``count u16, then count sample indices u32`` of R peaks the device detected.
+- end: ``next sample index u32`` (the index after the last sample; so a host also sees
+  frames lost at the very end); the recording is over.
+
+A sync word is accepted only when the frame's CRC validates; anything else is skipped one
+byte at a time, so the parser resynchronises after garbage and never waits on a bad length.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+VERSION = 1
+SYNC = b"\xa5\x5a"
+MAX_PAYLOAD = 1024
+HEADER, DATA, BEATS, END = 1, 2, 3, 4
+FORMATS: dict[int, np.dtype[Any]] = {0: np.dtype("<i2"), 1: np.dtype("<f4")}
+FORMAT_CODES = {"int16": 0, "float32": 1}
+_PREFIX = struct.Struct("<2sBH")
+_DATA = struct.Struct("<IBH")
+_HEADER = struct.Struct("<BBffIB")
+OVERHEAD = _PREFIX.size + 2  # sync, type, size, crc
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[(crc >> 8) ^ byte]
+    return crc
+
+
+@dataclass(frozen=True)
+class Header:
+    sfreq: float
+    channels: tuple[str, ...]
+    sample_format: str = "int16"
+    uv_per_lsb: float = 1.0
+    device_id: str = ""
+    stream_id: int = 0
+    version: int = VERSION
+
+
+@dataclass(frozen=True)
+class Data:
+    """``samples``: shape (n_samples, n_channels), raw counts in the header's format."""
+
+    first_index: int
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class Beats:
+    """``indices``: R-peak sample indices (u32, wrapping like data indices)."""
+
+    indices: np.ndarray
+
+
+@dataclass(frozen=True)
+class End:
+    next_index: int
+
+
+Frame = Header | Data | Beats | End
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    """Wrap a payload into a frame with sync word, size and CRC."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes; the maximum is {MAX_PAYLOAD}")
+    body = struct.pack("<BH", kind, len(payload)) + payload
+    return SYNC + body + struct.pack("<H", crc16(body))
+
+
+def _text(value: str) -> bytes:
+    raw = value.encode()[:255]
+    return bytes([len(raw)]) + raw
+
+
+def encode_header(h: Header) -> bytes:
+    payload = _HEADER.pack(
+        h.version,
+        FORMAT_CODES[h.sample_format],
+        h.sfreq,
+        h.uv_per_lsb,
+        h.stream_id,
+        len(h.channels),
+    )
+    payload += _text(h.device_id) + b"".join(_text(c) for c in h.channels)
+    return frame(HEADER, payload)
+
+
+def encode_data(first_index: int, samples: np.ndarray, sample_format: str = "int16") -> bytes:
+    """One data frame; ``samples``: shape (n_samples, n_channels) in the given format."""
+    x = np.asarray(samples, dtype=FORMATS[FORMAT_CODES[sample_format]])
+    n_samples, n_channels = x.shape
+    return frame(DATA, _DATA.pack(first_index % 2**32, n_channels, n_samples) + x.tobytes())
+
+
+def encode_beats(indices: np.ndarray) -> bytes:
+    idx = np.asarray(indices, dtype=np.int64) % 2**32
+    return frame(BEATS, struct.pack("<H", idx.shape[0]) + idx.astype("<u4").tobytes())
+
+
+def encode_end(next_index: int) -> bytes:
+    return frame(END, struct.pack("<I", next_index % 2**32))
+
+
+def max_samples_per_frame(n_channels: int, sample_format: str = "int16") -> int:
+    size = FORMATS[FORMAT_CODES[sample_format]].itemsize
+    return (MAX_PAYLOAD - _DATA.size) // (size * n_channels)
+
+
+class Parser:
+    """Bytes in, frames out. Holds at most one frame of unparsed bytes between calls.
+
+    ``feed(chunk)`` returns the complete, CRC-valid frames. Data frames before the first
+    header (whose format is needed to decode them) are counted in ``stats['no_header']`` and
+    dropped; bytes skipped while searching for a valid frame in ``stats['skipped_bytes']``;
+    frames whose sync and size looked right but whose CRC failed in ``stats['crc_errors']``;
+    well-framed payloads that do not decode in ``stats['bad_payloads']``.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.header: Header | None = None
+        self.stats = {
+            "frames": 0,
+            "skipped_bytes": 0,
+            "crc_errors": 0,
+            "bad_payloads": 0,
+            "no_header": 0,
+        }
+
+    def feed(self, chunk: bytes) -> list[Frame]:
+        self.buffer += chunk
+        out: list[Frame] = []
+        while True:
+            start = self.buffer.find(SYNC)
+            if start < 0:
+                keep = 1 if self.buffer.endswith(SYNC[:1]) else 0
+                self.stats["skipped_bytes"] += len(self.buffer) - keep
+                del self.buffer[: len(self.buffer) - keep]
+                return out
+            self.stats["skipped_bytes"] += start
+            del self.buffer[:start]
+            if len(self.buffer) < _PREFIX.size:
+                return out
+            _, kind, size = _PREFIX.unpack_from(self.buffer)
+            if size > MAX_PAYLOAD or kind not in (HEADER, DATA, BEATS, END):
+                self._skip()
+                continue
+            end = _PREFIX.size + size + 2
+            if len(self.buffer) < end:
+                return out
+            body = bytes(self.buffer[2 : end - 2])
+            (crc,) = struct.unpack_from("<H", self.buffer, end - 2)
+            if crc != crc16(body):
+                self.stats["crc_errors"] += 1
+                self._skip()
+                continue
+            del self.buffer[:end]
+            decoded = self._decode(kind, body[3:])
+            if decoded is not None:
+                self.stats["frames"] += 1
+                out.append(decoded)
+
+    def finish(self) -> list[Frame]:
+        """End of input: recover frames held back behind a false sync whose size field
+        promised more bytes than ever came."""
+        out: list[Frame] = []
+        while self.buffer:
+            self._skip()
+            out += self.feed(b"")
+        return out
+
+    def _skip(self) -> None:
+        self.stats["skipped_bytes"] += 1
+        del self.buffer[:1]
+
+    def _decode(self, kind: int, payload: bytes) -> Frame | None:
+        try:
+            if kind == HEADER:
+                self.header = decode_header(payload)
+                return self.header
+            if kind == DATA:
+                if self.header is None:
+                    self.stats["no_header"] += 1
+                    return None
+                return decode_data(payload, self.header)
+            if kind == BEATS:
+                (count,) = struct.unpack_from("<H", payload)
+                if len(payload) != 2 + 4 * count:
+                    raise ValueError("beat count does not match the payload")
+                return Beats(np.frombuffer(payload, "<u4", count, 2).astype(np.int64))
+            (next_index,) = struct.unpack("<I", payload)
+            return End(next_index)
+        except (ValueError, struct.error, UnicodeDecodeError, KeyError):
+            self.stats["bad_payloads"] += 1
+            return None
+
+
+def decode_header(payload: bytes) -> Header:
+    version, fmt, sfreq, uv_per_lsb, stream_id, n_channels = _HEADER.unpack_from(payload)
+    if version != VERSION:
+        raise ValueError(f"protocol version {version}; this host speaks {VERSION}")
+    pos = _HEADER.size
+    texts = []
+    for _ in range(1 + n_channels):
+        length = payload[pos]
+        texts.append(payload[pos + 1 : pos + 1 + length].decode())
+        pos += 1 + length
+    if pos != len(payload) or not (sfreq > 0 and np.isfinite(sfreq)) or n_channels == 0:
+        raise ValueError("malformed header")
+    sample_format = {v: k for k, v in FORMAT_CODES.items()}[fmt]
+    return Header(
+        float(sfreq),
+        tuple(texts[1:]),
+        sample_format,
+        float(uv_per_lsb),
+        texts[0],
+        stream_id,
+        version,
+    )
+
+
+def decode_data(payload: bytes, header: Header) -> Data:
+    first, n_channels, n_samples = _DATA.unpack_from(payload)
+    dtype = FORMATS[FORMAT_CODES[header.sample_format]]
+    if n_channels != len(header.channels):
+        raise ValueError(f"{n_channels} channels; the header announced {len(header.channels)}")
+    if len(payload) != _DATA.size + n_samples * n_channels * dtype.itemsize:
+        raise ValueError("sample count does not match the payload")
+    samples = np.frombuffer(payload, dtype, n_samples * n_channels, _DATA.size)
+    return Data(first, samples.reshape(n_samples, n_channels))

@@ -1,0 +1,416 @@
+"""Where samples come from: a serial port speaking :mod:`edgesleep.protocol`, CSV lines on
+stdin, an EDF file replayed, or the synthetic generator.
+
+Every source yields :class:`Packet` s (device-rate µV with the index of their first sample
+since the stream started) and, from the serial protocol, :class:`BeatPacket` s, then stops at
+the end of the recording. Sample indices make gaps measurable: the stager fills and flags
+them (:meth:`edgesleep.stager.Stager.push` with ``t0``). Only the serial source needs
+pyserial; nothing here imports scipy.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TextIO
+
+import numpy as np
+
+from edgesleep.dsp import EPOCH_S
+from edgesleep.errors import InputError
+from edgesleep.io.edf import channel_kind, find_channel, read_signal
+from edgesleep.protocol import Beats, Data, End, Header, Parser
+
+log = logging.getLogger("edgesleep")
+PACKET_S = 1.0
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a source delivers: rate (Hz), channel labels, full scale (µV, if known)."""
+
+    sfreq: float
+    channels: tuple[str, ...]
+    full_scale_uv: float | None = None
+    device_id: str = ""
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Packet:
+    """``samples``: shape (n_samples, n_channels), µV; ``start``: index of the first sample
+    since the stream began (device rate, never wraps)."""
+
+    start: int
+    samples: np.ndarray
+
+
+@dataclass(frozen=True)
+class BeatPacket:
+    """R-peak sample indices (same time base as :attr:`Packet.start`)."""
+
+    indices: np.ndarray
+
+
+class Source(Protocol):
+    stats: dict[str, float]
+
+    def info(self) -> StreamInfo: ...
+
+    def packets(self) -> Iterator[Packet | BeatPacket]: ...
+
+    def close(self) -> None: ...
+
+
+def pick_channel(info: StreamInfo, model_channel: str, channel: str | None) -> int:
+    """Index of ``channel`` in the stream, or of the one channel of the model's sensor kind."""
+    if channel is not None:
+        return find_channel(list(info.channels), channel)
+    if len(info.channels) == 1:
+        return 0
+    want = channel_kind(model_channel)
+    matches = [i for i, c in enumerate(info.channels) if want and channel_kind(c) == want]
+    if len(matches) == 1:
+        return matches[0]
+    raise InputError(
+        f"the stream has channels {list(info.channels)}; pass --channel with the one that "
+        f"matches the model's {model_channel!r}"
+    )
+
+
+class ArraySource:
+    """Replay an in-memory recording in packets of ``packet_s``.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n_times, n_channels), µV
+    speed : float or None
+        1.0: real time, 10.0: ten times faster, None: as fast as the consumer takes it.
+    """
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        info: StreamInfo,
+        speed: float | None = None,
+        packet_s: float = PACKET_S,
+    ) -> None:
+        self.data = np.asarray(data, dtype=np.float64).reshape(data.shape[0], -1)
+        self._info = info
+        self.speed = speed
+        self.packet = max(1, int(round(packet_s * info.sfreq)))
+        self.stats: dict[str, float] = {"packets": 0}
+
+    def info(self) -> StreamInfo:
+        return self._info
+
+    def packets(self) -> Iterator[Packet]:
+        t_start = time.monotonic()
+        for start in range(0, self.data.shape[0], self.packet):
+            if self.speed:
+                due = t_start + (start + self.packet) / self._info.sfreq / self.speed
+                time.sleep(max(0.0, due - time.monotonic()))
+            self.stats["packets"] += 1
+            yield Packet(start, self.data[start : start + self.packet])
+
+    def close(self) -> None:
+        pass
+
+
+def edf_source(
+    path: str | Path, channel: str, speed: float | None = None, packet_s: float = PACKET_S
+) -> ArraySource:
+    """Replay one channel of an EDF file at its own rate."""
+    signal = read_signal(path, channel, sfreq=None)
+    info = StreamInfo(signal.sfreq, (signal.channel,), signal.full_scale_uv, str(path))
+    return ArraySource(signal.data[:, None], info, speed, packet_s)
+
+
+def synthetic_source(
+    channel: str, seed: int = 0, n_epochs: int | None = None, speed: float | None = None
+) -> ArraySource:
+    """Replay one channel of a SYNTHETIC night from the generator (night 0 of ``seed``)."""
+    from edgesleep.synth.hypnograms import markov_model
+    from edgesleep.synth.night import CHANNELS, generate_night
+
+    index = find_channel(list(CHANNELS), channel, "the synthetic generator")
+    stages = None
+    if n_epochs is not None:
+        stages = markov_model().sample(np.random.default_rng(seed), margin_epochs=5)[:n_epochs]
+    night = generate_night(seed, 0, stages=stages)
+    info = StreamInfo(night.sfreq, (CHANNELS[index],), None, f"synthetic seed {seed}", True)
+    return ArraySource(night.signals[CHANNELS[index]][:, None], info, speed)
+
+
+class CsvSource:
+    """CSV lines (one sample per line, one column per channel, µV) from a text stream.
+
+    An optional first line of labels names the channels; ``#`` lines are comments. A field
+    that is empty or not a number becomes NaN, as does a line with the wrong column count
+    (the stager repairs and flags them), so the time base never slips.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        sfreq: float,
+        channels: Sequence[str] | None = None,
+        packet_s: float = PACKET_S,
+    ) -> None:
+        self.stream = stream
+        self.sfreq = sfreq
+        self.packet = max(1, int(round(packet_s * sfreq)))
+        self.stats: dict[str, float] = {"packets": 0, "bad_lines": 0}
+        self._first = self._next_line()
+        labels = None
+        if self._first is not None:
+            fields = [f.strip() for f in self._first.split(",")]
+            if not all(_number(f) is not None for f in fields):
+                labels, self._first = tuple(fields), self._next_line()
+        if labels is None:
+            n = len(self._first.split(",")) if self._first is not None else 1
+            labels = tuple(channels) if channels else tuple(f"ch{i}" for i in range(n))
+        self._info = StreamInfo(sfreq, labels, None, "stdin")
+
+    def _next_line(self) -> str | None:
+        for line in self.stream:
+            if line.strip() and not line.lstrip().startswith("#"):
+                return line
+        return None
+
+    def info(self) -> StreamInfo:
+        return self._info
+
+    def packets(self) -> Iterator[Packet]:
+        n_channels = len(self._info.channels)
+        rows: list[list[float]] = []
+        start = 0
+        line = self._first
+        while line is not None:
+            values = [_number(f) for f in line.split(",")]
+            if len(values) != n_channels or None in values:
+                self.stats["bad_lines"] += 1
+            rows.append(
+                [math.nan if v is None else v for v in values][:n_channels]
+                if len(values) == n_channels
+                else [math.nan] * n_channels
+            )
+            if len(rows) == self.packet:
+                self.stats["packets"] += 1
+                yield Packet(start, np.array(rows))
+                start += len(rows)
+                rows = []
+            line = self._next_line()
+        if rows:
+            self.stats["packets"] += 1
+            yield Packet(start, np.array(rows))
+
+    def close(self) -> None:
+        pass
+
+
+def _number(field: str) -> float | None:
+    try:
+        return float(field)
+    except ValueError:
+        return None
+
+
+_STOP = object()
+
+
+class SerialSource:
+    """Frames of :mod:`edgesleep.protocol` from a serial port, read on a thread.
+
+    The reader thread parses frames and puts packets into a bounded queue, so a slow
+    consumer never blocks the port: when the queue is full a packet is dropped and counted
+    (``queue_drops``), and the gap shows in the sample indices. A port that disappears
+    (unplugged, the device reset) is reopened every ``reconnect_s`` under the same path
+    (use a stable name such as /dev/serial/by-id/...); the stream continues where the
+    sample indices say. Indices wrap at 2**32 and are unwrapped here. When the device
+    reboots (a header with a new stream id), the new indices are placed after the old ones
+    by the wall-clock time that passed, and that time is a gap.
+    """
+
+    def __init__(
+        self,
+        port: str,
+        baud: int = 115200,
+        queue_size: int = 256,
+        reconnect_s: float = 0.5,
+        header_timeout_s: float = 15.0,
+    ) -> None:
+        try:
+            import serial
+        except ImportError:
+            raise InputError(
+                "reading a serial port needs pyserial: pip install 'edgesleep[serial]'"
+            ) from None
+        self._serial = serial
+        self.port, self.baud, self.reconnect_s = port, baud, reconnect_s
+        self.header_timeout_s = header_timeout_s
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self.parser = Parser()
+        self.stats: dict[str, float] = {
+            "reconnects": 0,
+            "queue_drops": 0,
+            "duplicates": 0,
+            "reader_wakeups": 0,
+            "bytes": 0,
+            "beats": 0,
+        }
+        self._header: Header | None = None
+        self._header_seen = threading.Event()
+        self.connected = threading.Event()  # set when the port is open (tests wait on it)
+        self._stop = threading.Event()
+        self._next_abs: int | None = None  # unwrapped index expected next
+        self._origin = 0
+        self._shift = 0  # added to device indices after a device restart
+        self._last_data_t = 0.0
+        self._rebase = False
+        self._error: str | None = None
+        self._started = time.monotonic()
+        self.thread = threading.Thread(target=self._read, name="edgesleep-serial", daemon=True)
+        self.thread.start()
+
+    def info(self) -> StreamInfo:
+        if not self._header_seen.wait(self.header_timeout_s):
+            self.close()
+            raise InputError(
+                f"{self.port}: no edgesleep header frame in {self.header_timeout_s:.0f} s; is "
+                f"the device sending protocol v1 at {self.baud} baud (see the README)?"
+            )
+        if self._error:
+            raise InputError(self._error)
+        assert self._header is not None
+        h = self._header
+        full_scale = 32767 * h.uv_per_lsb if h.sample_format == "int16" else None
+        return StreamInfo(h.sfreq, h.channels, full_scale, h.device_id)
+
+    def packets(self) -> Iterator[Packet | BeatPacket]:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                if self._error:
+                    raise InputError(self._error)
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(timeout=5)
+
+    @property
+    def wakeups_per_s(self) -> float:
+        return self.stats["reader_wakeups"] / max(time.monotonic() - self._started, 1e-9)
+
+    def _open(self) -> Any:
+        while not self._stop.is_set():
+            try:
+                port = self._serial.Serial(self.port, self.baud, timeout=0.25)
+                self.connected.set()
+                return port
+            except (self._serial.SerialException, OSError) as err:
+                log.debug("%s: cannot open yet (%s)", self.port, err)
+                self._stop.wait(self.reconnect_s)
+        return None
+
+    def _read(self) -> None:
+        port = self._open()
+        try:
+            while port is not None and not self._stop.is_set():
+                try:
+                    chunk = port.read(max(1, port.in_waiting))
+                except (self._serial.SerialException, OSError) as err:
+                    log.warning("%s: %s; reconnecting", self.port, err)
+                    port.close()
+                    self.stats["reconnects"] += 1
+                    self.parser.buffer.clear()
+                    port = self._open()
+                    continue
+                self.stats["reader_wakeups"] += 1
+                self.stats["bytes"] += len(chunk)
+                for frame in self.parser.feed(chunk):
+                    if not self._handle(frame):
+                        return
+        finally:
+            if port is not None:
+                port.close()
+            self.queue.put(_STOP)
+
+    def _handle(self, frame: Header | Data | Beats | End) -> bool:
+        """Turn a frame into queue items; False at the end of the stream."""
+        if isinstance(frame, Header):
+            old = self._header
+            if old is not None and (old.sfreq, old.channels) != (frame.sfreq, frame.channels):
+                self._error = (
+                    f"{self.port}: the device changed its rate or channels mid-stream "
+                    f"({old.sfreq} Hz {list(old.channels)} -> {frame.sfreq} Hz "
+                    f"{list(frame.channels)}); restart the stream"
+                )
+                self._header_seen.set()
+                return False
+            if old is not None and old.stream_id != frame.stream_id:
+                log.warning(
+                    "%s: the device restarted (new stream id); time is estimated", self.port
+                )
+                self._rebase = True
+            self._header = frame
+            self._header_seen.set()
+            return True
+        if isinstance(frame, End):  # a last empty packet: the stager fills a trailing gap
+            if self._next_abs is not None and self._header is not None:
+                start = int(self._unwrap(frame.next_index))
+                empty = np.zeros((0, len(self._header.channels)))
+                self.queue.put(Packet(max(start, self._next_abs) - self._origin, empty))
+            return False
+        if isinstance(frame, Beats):
+            self.stats["beats"] += frame.indices.shape[0]
+            if self._next_abs is not None:
+                self._put(BeatPacket(self._unwrap(frame.indices) - self._origin))
+            return True
+        assert self._header is not None
+        start = self._place(frame.first_index, frame.samples.shape[0])
+        if start is None:
+            self.stats["duplicates"] += 1
+            return True
+        uv = frame.samples.astype(np.float64) * self._header.uv_per_lsb
+        self._put(Packet(start - self._origin, uv))
+        return True
+
+    def _unwrap(self, index: np.ndarray | int) -> Any:
+        assert self._next_abs is not None
+        shifted = (np.asarray(index, dtype=np.int64) + self._shift) % 2**32
+        delta = (shifted - self._next_abs) % 2**32
+        return self._next_abs + np.where(delta >= 2**31, delta - 2**32, delta)
+
+    def _place(self, first: int, n: int) -> int | None:
+        """Unwrapped index of a data frame's first sample; None for a duplicate."""
+        now = time.monotonic()
+        if self._next_abs is None:  # epochs follow the device's index: start at a boundary
+            assert self._header is not None
+            self._next_abs = first
+            self._origin = first - first % int(round(EPOCH_S * self._header.sfreq))
+        elif self._rebase:  # new device indices start after the old ones + the time lost
+            assert self._header is not None
+            lost = int(round((now - self._last_data_t) * self._header.sfreq))
+            self._shift = (self._next_abs + lost - first) % 2**32
+            self._rebase = False
+        start = int(self._unwrap(first))
+        if start + n <= self._next_abs:
+            return None
+        self._next_abs = start + n
+        self._last_data_t = now
+        return start
+
+    def _put(self, item: Packet | BeatPacket) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.stats["queue_drops"] += 1
