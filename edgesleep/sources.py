@@ -376,12 +376,12 @@ class SerialSource:
                 self._put(BeatPacket(self._unwrap(frame.indices) - self._origin))
             return True
         assert self._header is not None
-        start = self._place(frame.first_index, frame.samples.shape[0])
-        if start is None:
+        placed = self._place(frame.first_index, frame.samples.shape[0])
+        if placed is None:
             self.stats["duplicates"] += 1
             return True
         uv = frame.samples.astype(np.float64) * self._header.uv_per_lsb
-        self._put(Packet(start - self._origin, uv))
+        self._put(Packet(placed - self._origin, uv))
         return True
 
     def _unwrap(self, index: np.ndarray | int) -> Any:
