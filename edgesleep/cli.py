@@ -62,18 +62,42 @@ def _main(
     log.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-_PLACEHOLDER = {"allow_extra_args": True, "ignore_unknown_options": True}
+@app.command("bench")
+def bench(
+    models: Annotated[list[Path], typer.Argument(help="Exported model folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for bench.json / bench.md.")] = Path(
+        "bench/results"
+    ),
+    quick: Annotated[bool, typer.Option(help="40 epochs and 5 s at real time.")] = False,
+    sfreq: Annotated[float, typer.Option(help="Device rate of the test signal, Hz.")] = 100.0,
+) -> None:
+    """Latency, CPU per hour, wake-ups, memory, size and parity of exported models on this
+    machine (fp32 and int8, 1 thread and all cores), beside the naive stream and torch."""
 
+    def job() -> None:
+        from edgesleep.bench.runtime import goals, run, write
 
-@app.command("bench", context_settings=_PLACEHOLDER)
-def bench() -> None:
-    """(not yet implemented: issue 11, benchmarks)"""
-    typer.secho(
-        "`edgesleep bench` is not implemented yet: it arrives with issue 11 (benchmarks).",
-        err=True,
-        fg=typer.colors.YELLOW,
-    )
-    raise typer.Exit(2)
+        result = run(models, quick, sfreq, progress=lambda s: log.info("bench: %s", s))
+        write(result, out, "bench-quick" if quick else "bench")
+        rows = [
+            [
+                f"{r['model']} {r['precision']} {r['threads']}t",
+                f"{r['model_ms_p50']:.3f}",
+                f"{r['stream']['end_to_end_ms']['p50']:.3f}",
+                f"{r['naive_stream']['end_to_end_ms']['p50']:.3f}",
+                f"{r['stream']['cpu_s_per_hour']:.3f}",
+                f"{r['offline_s']:.3f}",
+                f"{r['bytes'] / 1024:.0f}",
+            ]
+            for r in result["rows"]
+        ]
+        columns = ["variant", "model ms", "end to end ms", "naive ms", "CPU-s/h", "offline s",
+                   "KB"]  # fmt: skip
+        _print_table("edgesleep bench (p50 per new epoch)", columns, rows)
+        _print_table("goals", ["goal", "variant", "measured", "goal", "met"], goals(result))
+        typer.echo(f"written: {out}/bench{'-quick' if quick else ''}.json and .md")
+
+    _run(job)
 
 
 @data_app.command("synth")

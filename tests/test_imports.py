@@ -38,11 +38,9 @@ def test_streaming_dsp_imports_no_scipy() -> None:
     assert "scipy" not in mods
 
 
-def test_placeholder_verbs_exit_2_naming_the_issue() -> None:
-    from typer.testing import CliRunner
-
-    from edgesleep.cli import app
-
-    result = CliRunner().invoke(app, ["bench", "--quick"])
-    assert result.exit_code == 2
-    assert "issue 11" in result.output
+def test_streaming_runtime_imports_no_scipy_torch_or_onnx() -> None:
+    mods = _modules_after(
+        "import edgesleep.stager, edgesleep.sources, edgesleep.protocol, edgesleep.stream\n"
+        "import edgesleep.emulate, edgesleep.bench.process, edgesleep.bench.runtime"
+    )
+    assert not {"scipy", "torch", "onnx"} & mods

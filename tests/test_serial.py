@@ -261,3 +261,24 @@ def test_emulate_and_stream_verbs(exported: dict, tiny_dataset: Path, tmp_path: 
     assert "garbage_bytes=" in printed
     none = CliRunner().invoke(app, ["stream", "--model", folder])
     assert none.exit_code == 1 and "name one source" in none.output
+
+
+def test_bench_quick_reports_every_variant(exported: dict, tmp_path: Path) -> None:
+    from edgesleep.bench.runtime import goals, run, write
+
+    folder = exported["root"] / "out"
+    result = run([folder], quick=True, realtime_s=1.0, thread_counts=(1,))
+    write(result, tmp_path, "bench-quick")
+    rows = result["rows"]
+    assert {(r["precision"], r["threads"]) for r in rows} == {("fp32", 1), ("int8", 1)}
+    for r in rows:
+        assert 0 < r["encoder_ms"]["p50"] <= r["encoder_ms"]["p99"]
+        assert r["stream"]["cpu_s_per_hour"] > 0 and r["offline_s"] > 0
+        assert r["naive_model_ms_p50"] > 0
+    one = [r for r in rows if r["threads"] == 1]
+    fp32 = next(r for r in one if r["precision"] == "fp32")
+    assert fp32["parity_vs_fp32"]["argmax_agreement"] == 1.0
+    for p in result["processes"].values():
+        assert p["peak_rss_mb"] > p["floor_rss_mb"] > 0
+        assert not p["scipy_imported"] and not p["torch_imported"]
+    assert goals(result) and "| goal" in (tmp_path / "bench-quick.md").read_text()

@@ -1,0 +1,68 @@
+"""A fresh streaming process for ``edgesleep bench``: peak RSS and wake-ups per second.
+
+``python -m edgesleep.bench.process FOLDER PRECISION SFREQ REALTIME_S`` streams 40 epochs
+of a numpy test signal in 1-s packets as fast as it can, then ``REALTIME_S`` seconds at real
+time (one packet per second, sleeping in between), and prints JSON: peak RSS (KB), voluntary
+context switches per second of all its threads during the real-time part, and whether scipy or
+torch were imported (they must not be).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgesleep.ort import ExportedModel
+from edgesleep.stager import Stager
+
+
+def peak_rss_kb() -> int:
+    """VmHWM of this process (not ru_maxrss, which Linux carries over from a big parent
+    across fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def wakeups() -> int:
+    """Voluntary context switches of all threads: each is a sleep that ended in a wake-up."""
+    total = 0
+    for status in Path("/proc/self/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total += int(line.split()[-1])
+    return total
+
+
+def main() -> None:
+    folder, precision = sys.argv[1], sys.argv[2]
+    sfreq, realtime_s = float(sys.argv[3]), float(sys.argv[4])
+    model = ExportedModel(folder, precision, threads=1)
+    stager = Stager(model, sfreq, delay=0)
+    packet = int(round(sfreq))
+    t = np.arange(40 * 30 * packet) / sfreq
+    signal = 20 * np.sin(2 * np.pi * 10 * t) + np.random.default_rng(0).normal(0, 5, t.shape)
+    for start in range(0, signal.shape[0], packet):
+        stager.push(signal[start : start + packet])
+    switches0, t0 = wakeups(), time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < realtime_s:
+        stager.push(signal[(n * packet) % signal.shape[0] :][:packet])
+        n += 1
+        time.sleep(max(0.0, t0 + n - time.monotonic()))
+    rate = (wakeups() - switches0) / (time.monotonic() - t0)
+    print(json.dumps({
+        "maxrss_kb": peak_rss_kb(),
+        "wakeups_per_s": round(rate, 2),
+        "scipy_imported": "scipy" in sys.modules,
+        "torch_imported": "torch" in sys.modules,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
