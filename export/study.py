@@ -1,10 +1,11 @@
 """The export table: size, parity, accuracy delta and per-epoch latency, fp32 and int8,
 for SeqSleepNet and the student, on SYNTHETIC nights.
 
-Run: ``python -m edgesleep.export.study [--out bench/results]`` (writes ``export.json`` /
-``export.md``; ~5 min on a laptop-class CPU). Both models train on "EEG Fpz-Cz" of 6
-synthetic nights (3 subjects: 2 train, 1 validation), are exported, quantized (calibrated on
-their training nights) and compared with torch on 2 held-out nights of another seed. The
+Run: ``python -m edgesleep.export.study [--out bench/results] [--keep runs/export-study]``
+(writes ``export.json`` / ``export.md``; ~5 min on a laptop-class CPU; ``--keep`` keeps the
+exported models, e.g. ``runs/export-study/student-x86``, for ``edgesleep bench``). Both
+models train on "EEG Fpz-Cz" of 6 synthetic nights (3 subjects: 2 train, 1 validation),
+are exported, quantized (calibrated on their training nights) and compared with torch on 2 held-out nights of another seed. The
 student is quantized with every ``--target`` scheme. Latency: median over 500 calls at one
 thread, batch 1: the encoder on one epoch, the sequence model on one window of L vectors.
 """
@@ -14,8 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
 
 from edgesleep.export.pipeline import ExportOptions, export_model
 from edgesleep.export.quantize import SCHEMES
@@ -26,6 +33,29 @@ from edgesleep.train.transfer import train_model
 
 CHANNEL = "EEG Fpz-Cz"
 MODELS = {"seqsleepnet": 1e-4, "student": 1e-3}  # name -> learning rate
+
+
+def node_counts(folder: Path) -> dict[str, int]:
+    return {g: len(onnx.load(folder / f"{g}.onnx").graph.node) for g in ("encoder", "sequence")}
+
+
+def ort_call_floor_ms(repeats: int = 2000) -> float:
+    """Median ms of one call of an Identity graph on one (29, 129) image at one thread: what
+    onnxruntime's Python binding costs per call before any kernel runs."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 29, 129])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 29, 129])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "floor", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options)
+    image = np.zeros((1, 29, 129), np.float32)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        session.run(None, {"x": image})
+        times.append(time.perf_counter() - t0)
+    return round(1000 * float(np.median(times)), 4)
 
 
 def run(work: Path) -> dict[str, Any]:
@@ -53,6 +83,7 @@ def run(work: Path) -> dict[str, Any]:
                         "bytes": v["bytes"],
                         "parity": v["parity"],
                         "latency_ms": v["latency_1_thread"],
+                        "nodes": node_counts(folder / variant),
                         "quantization": v["quantization"],
                         "flops": report["flops"],
                     }
@@ -62,6 +93,7 @@ def run(work: Path) -> dict[str, Any]:
         "generator_version": GENERATOR_VERSION,
         "channel": CHANNEL,
         "cpu": cpu_info(),
+        "ort_call_floor_ms": ort_call_floor_ms(),
         "command": "python -m edgesleep.export.study",
         "rows": rows,
     }
@@ -77,14 +109,21 @@ def markdown(result: dict[str, Any]) -> str:
         "minus torch fp32, in points. Latency: median ms per call, one thread, batch 1 "
         f"(encoder: one epoch; sequence: one window of L = 20 vectors). CPU: {cpu['model']} "
         f"({', '.join(cpu['isa'])}), onnxruntime {cpu['onnxruntime']}. "
-        f"Command: `{result['command']}`.",
+        f"Command: `{result['command']}`. One onnxruntime call of an Identity graph on one "
+        f"image costs {result['ort_call_floor_ms']:.4f} ms here (the per-call floor).",
         "",
         "| model | precision | target | model.onnx KB | vs fp32 | max logit diff | "
-        "argmax agree | acc | acc delta | encoder ms | sequence ms | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "argmax agree | acc | acc delta | nodes (enc + seq) | encoder ms | sequence ms | "
+        "speed-up | encoder ms/epoch in batches of 256 | batched speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     fp32 = [r for r in result["rows"] if r["precision"] == "fp32"]
-    fp32_ms = {r["model"]: sum(r["latency_ms"].values()) for r in fp32}
+
+    def new_epoch_ms(lat: dict[str, float]) -> float:
+        return lat["encoder_ms"] + lat["sequence_ms"]
+
+    fp32_ms = {r["model"]: new_epoch_ms(r["latency_ms"]) for r in fp32}
+    fp32_batched = {r["model"]: r["latency_ms"]["encoder_batched_ms_per_epoch"] for r in fp32}
     fp32_size = {r["model"]: r["bytes"]["model"] for r in fp32}
     for r in result["rows"]:
         p, lat = r["parity"], r["latency_ms"]
@@ -94,8 +133,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"{100 * r['bytes']['model'] / fp32_size[r['model']]:.0f} % | "
             f"{p['max_abs_logit_diff']:.4f} | {100 * p['window_argmax_agreement']:.2f} % | "
             f"{p['accuracy_onnx']:.3f} | {p['accuracy_delta_points']:+.2f} | "
+            f"{r['nodes']['encoder']} + {r['nodes']['sequence']} | "
             f"{lat['encoder_ms']:.3f} | {lat['sequence_ms']:.3f} | "
-            f"{fp32_ms[r['model']] / sum(lat.values()):.2f}x |"
+            f"{fp32_ms[r['model']] / new_epoch_ms(lat):.2f}x | "
+            f"{lat['encoder_batched_ms_per_epoch']:.4f} | "
+            f"{fp32_batched[r['model']] / lat['encoder_batched_ms_per_epoch']:.2f}x |"
         )
     lines += [
         "",
@@ -110,9 +152,16 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="Keep data and exported models here (for bench)."
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = run(Path(tmp))
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = run(args.keep)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = run(Path(tmp))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "export.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
