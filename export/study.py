@@ -5,9 +5,10 @@ Run: ``python -m edgesleep.export.study [--out bench/results] [--keep runs/expor
 (writes ``export.json`` / ``export.md``; ~5 min on a laptop-class CPU; ``--keep`` keeps the
 exported models, e.g. ``runs/export-study/student-x86``, for ``edgesleep bench``). Both
 models train on "EEG Fpz-Cz" of 6 synthetic nights (3 subjects: 2 train, 1 validation),
-are exported, quantized (calibrated on their training nights) and compared with torch on 2 held-out nights of another seed. The
-student is quantized with every ``--target`` scheme. Latency: median over 500 calls at one
-thread, batch 1: the encoder on one epoch, the sequence model on one window of L vectors.
+are exported, quantized (calibrated on their training nights) and compared with torch on 2
+held-out nights of another seed. The student is quantized with every ``--target`` scheme.
+Latency: median over 500 calls at one thread, batch 1: the encoder on one epoch, the
+sequence model on one window of L vectors; and the encoder per epoch in batches of 256.
 """
 
 from __future__ import annotations
