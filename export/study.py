@@ -46,7 +46,7 @@ def ort_call_floor_ms(repeats: int = 2000) -> float:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 29, 129])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 29, 129])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "floor", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(model.SerializeToString(), options)
