@@ -30,6 +30,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ import numpy as np
 from edgesleep import __version__
 from edgesleep.dsp import EPOCH_S
 from edgesleep.ort import ExportedModel, cpu_info
-from edgesleep.stager import FrontEnd, Stager, _Quality, score_signal
+from edgesleep.stager import FrontEnd, Stager, score_signal
 
 WARMUP_EPOCHS = 5
 OFFLINE_EPOCHS = 1000
@@ -64,14 +65,11 @@ class NaiveStager(Stager):
 
     def reset(self) -> None:
         super().reset()
-        self.images: list[np.ndarray] = []
+        self.images: deque[np.ndarray] = deque(maxlen=self.seq_len)
 
-    def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[Any]:
-        self.quality[t] = q
-        self.images = [*self.images[-(self.seq_len - 1) :], image]
-        vectors = self.model.encode(np.stack(self.images))[None]
-        logits = self.model.logits(vectors)[0].astype(np.float64)
-        return self._add_window(t, logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
+    def _window(self, image: np.ndarray) -> np.ndarray:
+        self.images.append(image)
+        return self.model.encode(np.stack(self.images))[None]
 
 
 def synthetic_night(sfreq: float, n_epochs: int, channel: str, seed: int = 0) -> dict[str, Any]:
@@ -115,17 +113,23 @@ def component_costs(model: ExportedModel, signal: np.ndarray, sfreq: float) -> d
             images += [image for _, image, _ in done]
             front_s.append(acc)
             acc = 0.0
-    window = np.repeat(model.encode(images[0][None]), model.info.seq_len, axis=0)[None]
-    enc_s, seq_s = [], []
-    for image in images:
+    seq_len = model.info.seq_len
+    window = np.repeat(model.encode(images[0][None]), seq_len, axis=0)[None]
+    enc_s, seq_s, naive_s = [], [], []
+    for i, image in enumerate(images):
         t0 = time.perf_counter()
         model.encode(image[None])
         enc_s.append(time.perf_counter() - t0)
         seq_s.append(timed(lambda: model.logits(window)))
+        last = np.stack(images[max(0, i + 1 - seq_len) : i + 1])
+        t0 = time.perf_counter()
+        model.logits(model.encode(last)[None])
+        naive_s.append(time.perf_counter() - t0)
     return {
         "encoder_ms": quantiles(enc_s[WARMUP_EPOCHS:]),
         "sequence_ms": quantiles(seq_s[WARMUP_EPOCHS:]),
         "front_end_ms": quantiles(front_s[WARMUP_EPOCHS:]),
+        "naive_model_ms_p50": quantiles(naive_s[seq_len:])["p50"],
     }
 
 
@@ -197,8 +201,10 @@ def process_costs(folder: Path, precision: str, sfreq: float, realtime_s: float)
 
 
 def bench_variant(
-    folder: Path, precision: str, threads: int, night: dict[str, Any], sfreq: float
-) -> dict[str, Any]:
+    folder: Path, precision: str, threads: int, night: dict[str, Any], sfreq: float,
+    fp32: ExportedModel,
+) -> dict[str, Any]:  # fmt: skip
+    """One variant; parity against ``fp32`` at one thread."""
     t0 = time.perf_counter()
     model = ExportedModel(folder, precision, threads=threads)
     startup = time.perf_counter() - t0
@@ -222,17 +228,9 @@ def bench_variant(
     offline = night["offline"]
     row["offline_s"] = round(min(timed(lambda: score_signal(model, offline, sfreq))
                                  for _ in range(night["offline_repeats"])), 4)  # fmt: skip
+    if threads == 1:
+        row["parity_vs_fp32"] = parity(fp32, model, night, sfreq)
     return row
-
-
-def naive_model_ms(folder: Path, precision: str, threads: int, signal: np.ndarray,
-                   sfreq: float) -> float:  # fmt: skip
-    """Model compute of the naive stream per new epoch: encoder on L epochs + sequence."""
-    model = ExportedModel(folder, precision, threads=threads)
-    front = FrontEnd(sfreq)
-    images = np.stack([im for _, im, _ in front.push(signal)][: model.info.seq_len])
-    times = [timed(lambda: model.logits(model.encode(images)[None])) for _ in range(60)]
-    return quantiles(times[WARMUP_EPOCHS:])["p50"]
 
 
 def run(
@@ -258,13 +256,7 @@ def run(
         for precision in precisions:
             for threads in thread_counts or sorted({1, all_threads}):
                 progress(f"{name} {precision} {threads} thread(s)")
-                row = bench_variant(folder, precision, threads, night, sfreq)
-                row["naive_model_ms_p50"] = naive_model_ms(folder, precision, threads,
-                                                           night["signal"], sfreq)  # fmt: skip
-                if threads == 1:
-                    model = ExportedModel(folder, precision, threads=1)
-                    row["parity_vs_fp32"] = parity(probe, model, night, sfreq)
-                rows.append(row)
+                rows.append(bench_variant(folder, precision, threads, night, sfreq, probe))
             progress(f"{name} {precision}: memory and wake-ups (fresh processes)")
             processes[f"{name}/{precision}"] = process_costs(folder, precision, sfreq, realtime_s)
         progress(f"{name}: torch eager baseline")

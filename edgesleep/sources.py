@@ -196,11 +196,8 @@ class CsvSource:
             values = [_number(f) for f in line.split(",")]
             if len(values) != n_channels or None in values:
                 self.stats["bad_lines"] += 1
-            rows.append(
-                [math.nan if v is None else v for v in values][:n_channels]
-                if len(values) == n_channels
-                else [math.nan] * n_channels
-            )
+                values = values if len(values) == n_channels else [None] * n_channels
+            rows.append([math.nan if v is None else v for v in values])
             if len(rows) == self.packet:
                 self.stats["packets"] += 1
                 yield Packet(start, np.array(rows))

@@ -256,10 +256,14 @@ class Stager:
             out += self._epoch(epoch, image, q)
         return out + self._drain()
 
+    def _window(self, image: np.ndarray) -> np.ndarray:
+        """Encode the new epoch once; the window of cached vectors, (1, min(t + 1, L), dim)."""
+        self.vectors.append(self.model.encode(image[None])[0])
+        return np.stack(self.vectors)[None]
+
     def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[EpochResult]:
         self.quality[t] = q
-        self.vectors.append(self.model.encode(image[None])[0])
-        window = np.stack(self.vectors)[None]  # (1, min(t + 1, L), dim)
+        window = self._window(image)
         out = self._add_window(t, log_softmax(self.model.logits(window)[0].astype(np.float64)))
         for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
             del self.quality[old]
