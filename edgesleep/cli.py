@@ -263,6 +263,12 @@ def train(
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
     model: Annotated[str, typer.Option(help="Architecture.")] = "seqsleepnet",
     classes: Annotated[int, typer.Option(help="Class set: 5, 4 (W/Light/Deep/REM) or 3.")] = 5,
+    input_kind: Annotated[
+        str,
+        typer.Option(
+            "--input", help="stft, or beats (an ECG channel: R peaks -> beat-interval images)."
+        ),
+    ] = "stft",
     init_from: Annotated[
         Path | None, typer.Option(help="Pretrained checkpoint to finetune.")
     ] = None,
@@ -311,6 +317,7 @@ def train(
                 crop=crop,  # type: ignore[arg-type]
                 opts=opts,
                 progress=show,
+                input_kind=input_kind,
             )
         typer.echo(_trained_summary(out, ckpt))
 

@@ -55,3 +55,37 @@ def scores(cm: np.ndarray) -> dict[str, object]:
 def evaluate(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> dict[str, object]:
     """:func:`scores` of :func:`confusion`."""
     return scores(confusion(truth, pred, n_classes))
+
+
+def match_beats(
+    detected_s: np.ndarray, reference_s: np.ndarray, tolerance_s: float = 0.05
+) -> dict[str, float]:
+    """Sensitivity and positive predictive value of detected beats against reference beats.
+
+    Each reference beat matches at most one detection within ``tolerance_s`` (greedy, in
+    time order).
+
+    Parameters
+    ----------
+    detected_s, reference_s : ndarray of shape (n_beats,), increasing, s
+
+    Returns
+    -------
+    dict with ``sensitivity``, ``ppv``, ``true_positives``, ``n_detected``, ``n_reference``
+    """
+    det, ref = np.asarray(detected_s), np.asarray(reference_s)
+    i = j = hits = 0
+    while i < det.size and j < ref.size:
+        if abs(det[i] - ref[j]) <= tolerance_s:
+            hits, i, j = hits + 1, i + 1, j + 1
+        elif det[i] < ref[j]:
+            i += 1
+        else:
+            j += 1
+    return {
+        "sensitivity": hits / ref.size if ref.size else float("nan"),
+        "ppv": hits / det.size if det.size else float("nan"),
+        "true_positives": hits,
+        "n_detected": int(det.size),
+        "n_reference": int(ref.size),
+    }

@@ -1,7 +1,7 @@
 """Exported models on the device: the metadata contract and ONNX Runtime sessions.
 
 An export (``edgesleep export``) writes, per precision, a folder with three graphs:
-``encoder.onnx`` (STFT image(s) -> epoch vectors), ``sequence.onnx`` (a window of epoch
+``encoder.onnx`` (input images -> epoch vectors), ``sequence.onnx`` (a window of epoch
 vectors -> logits at every position) and ``model.onnx`` (the whole model, for other
 runtimes). Each file carries, as ONNX metadata (``custom_metadata_map``):
 
@@ -30,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgesleep import __version__
+from edgesleep.dsp import beats
 from edgesleep.dsp import stft as dsp
 from edgesleep.errors import InputError
 from edgesleep.stages import class_labels
@@ -42,7 +43,7 @@ FORMAT_VERSION = 1
 ZERO_DIGEST = "0" * 64
 GRAPHS = ("encoder", "sequence", "model")
 PRECISIONS = ("int8", "fp32")
-INPUT_KINDS = ("stft",)
+INPUT_KINDS = ("stft", "beats")
 
 
 def stft_input() -> dict[str, Any]:
@@ -59,6 +60,30 @@ def stft_input() -> dict[str, Any]:
         "n_freqs": dsp.N_FREQS,
         "scale": "10*log10(max(|X|^2, 1e-10)), dB",
     }
+
+
+def beats_input() -> dict[str, Any]:
+    """The beat-interval input this runtime computes (:mod:`edgesleep.dsp.beats`)."""
+    return {
+        "kind": "beats",
+        "epoch_s": beats.EPOCH_S,
+        "detector": "pan-tompkins-streaming-1",
+        "grid_hz": beats.GRID_HZ,
+        "frame_s": beats.FRAME_S,
+        "context_epochs": beats.CONTEXT_EPOCHS,
+        "baseline_tau_s": beats.BASELINE_TAU_S,
+        "rr_range_s": list(beats.RR_RANGE_S),
+        "n_frames": beats.N_BEAT_FRAMES,
+        "n_freqs": beats.SAMPLES_PER_FRAME,
+        "scale": "beats/min minus the night's running baseline",
+    }
+
+
+def input_spec(kind: str) -> dict[str, Any]:
+    """The metadata of input ``kind`` ("stft" or "beats") as this runtime computes it."""
+    if kind not in INPUT_KINDS:
+        raise InputError(f"unknown input kind {kind!r}; known {INPUT_KINDS}")
+    return stft_input() if kind == "stft" else beats_input()
 
 
 def file_digest(data: bytes, digest: str) -> str:
@@ -162,10 +187,10 @@ def _check_info(name: str, meta: dict[str, str]) -> ModelInfo:
     info = ModelInfo(raw)
     if info.input.get("kind") not in INPUT_KINDS:
         raise InputError(f"{name}: unknown input kind {info.input.get('kind')!r}")
-    if info.input["kind"] == "stft" and info.input != stft_input():
+    if info.input != input_spec(info.input["kind"]):
         raise InputError(
-            f"{name}: the model expects the STFT {info.input}, this runtime computes "
-            f"{stft_input()}; re-export with a matching edgesleep"
+            f"{name}: the model expects the input {info.input}, this runtime computes "
+            f"{input_spec(info.input['kind'])}; re-export with a matching edgesleep"
         )
     if info.labels != class_labels(info.n_classes):
         raise InputError(f"{name}: labels {info.labels} are not a known class set")
@@ -279,7 +304,8 @@ class ExportedModel:
             raise InputError(f"{folder}: graph files are swapped or renamed; re-export")
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        """(n_epochs, 29, 129) dB images (not normalised) -> (n_epochs, epoch_dim)."""
+        """(n_epochs, n_frames, n_freqs) images (not normalised; (29, 129) dB for the STFT,
+        (27, 20) beats/min for beat intervals) -> (n_epochs, epoch_dim)."""
         return self.encoder(np.ascontiguousarray(images, dtype=np.float32))
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:

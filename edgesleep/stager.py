@@ -1,7 +1,9 @@
 """The stager: samples in, one stage per 30-s epoch out (numpy + onnxruntime, no scipy).
 
 Chunks of any size at the device rate -> quality bookkeeping and repair -> the streaming
-resampler -> the incremental STFT -> the epoch encoder once per completed epoch -> a ring of
+resampler -> the model's input at 100 Hz, per completed epoch: the incremental STFT, or for a
+beat-interval model the streaming R-peak detector and the beat images (an epoch's image comes
+``RPeakDetector.delay_s`` after its end) -> the epoch encoder once per epoch -> a ring of
 the last L epoch vectors -> the sequence model on the window ending at the new epoch -> the
 readout of :mod:`edgesleep.readout` with a delay of K epochs. Offline scoring
 (:func:`score_signal`) runs the same front end and readout with batched model calls, so a
@@ -38,6 +40,7 @@ from edgesleep.dsp import (
     StreamingSTFT,
     rational_factors,
 )
+from edgesleep.dsp.beats import BeatImages, RPeakDetector
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel
@@ -77,24 +80,76 @@ class _Quality:
     flags: set[str] = field(default_factory=set)
 
 
-class FrontEnd:
-    """Device-rate samples -> (epoch index, STFT image, quality) for each completed epoch."""
+class _StftImages:
+    """100-Hz samples -> (epoch, STFT image (29, 129) dB) as each epoch completes."""
 
-    def __init__(self, sfreq: float, full_scale_uv: float | None = None) -> None:
+    def __init__(self) -> None:
+        self.stft = StreamingSTFT()
+        self.reset()
+
+    def reset(self) -> None:
+        self.stft.reset()
+        self.n_epochs = 0
+
+    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        out = []
+        for image in self.stft.push(y):
+            out.append((self.n_epochs, image))
+            self.n_epochs += 1
+        return out
+
+    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
+        return []
+
+
+class _BeatImages:
+    """100-Hz ECG -> R peaks -> (epoch, beat-interval image (27, 20)), ``delay_s`` late."""
+
+    def __init__(self) -> None:
+        self.detector = RPeakDetector(SFREQ)
+        self.images = BeatImages()
+
+    def reset(self) -> None:
+        self.detector.reset()
+        self.images.reset()
+
+    def _images(self, peaks: np.ndarray, horizon: int) -> list[tuple[int, np.ndarray]]:
+        first = self.images.n_epochs
+        new = self.images.push(peaks / SFREQ, horizon / SFREQ)
+        return list(enumerate(new, start=first))
+
+    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        return self._images(self.detector.push(y), self.detector.horizon)
+
+    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
+        return self._images(self.detector.flush(), n_samples)
+
+
+class FrontEnd:
+    """Device-rate samples -> (epoch index, image, quality) for each completed epoch.
+
+    ``kind`` is the model's input: "stft" (29 x 129 log power) or "beats" (27 x 20
+    beat-interval image from the streaming R-peak detector); both run at 100 Hz.
+    """
+
+    def __init__(
+        self, sfreq: float, full_scale_uv: float | None = None, kind: str = "stft"
+    ) -> None:
         self.sfreq = float(sfreq)
         self.resampler = StreamingResampler(sfreq) if sfreq != SFREQ else None
-        self.stft = StreamingSTFT()
+        self.images: _StftImages | _BeatImages = _StftImages() if kind == "stft" else _BeatImages()
         self.full_scale_uv = full_scale_uv
         self.reset()
 
     def reset(self) -> None:
         if self.resampler is not None:
             self.resampler.reset()
-        self.stft.reset()
+        self.images.reset()
         self.n_in = 0  # device-rate samples received (including gap fill)
-        self.n_out = 0  # 100 Hz samples fed to the STFT
+        self.n_out = 0  # 100 Hz samples made
         self.last = 0.0
         self.quality: dict[int, _Quality] = {}
+        self._flat: set[int] = set()  # completed epochs whose image has not come yet
         self._sum = 0.0
         self._sumsq = 0.0
 
@@ -147,30 +202,36 @@ class FrontEnd:
 
     def flush(self) -> list[tuple[int, np.ndarray, _Quality]]:
         """End of the stream: the resampler's tail; a last partial epoch is dropped."""
-        if self.resampler is None:
-            return []
-        return self._feed(self.resampler.flush())
+        out = self._feed(self.resampler.flush()) if self.resampler is not None else []
+        return out + self._attach(self.images.flush(self.n_out))
 
     def _feed(self, y: np.ndarray) -> list[tuple[int, np.ndarray, _Quality]]:
-        out = []
         pos = 0
-        while pos < y.shape[0]:
+        while pos < y.shape[0]:  # the flat check, per completed epoch
             take = min(EPOCH_SAMPLES - self.n_out % EPOCH_SAMPLES, y.shape[0] - pos)
             part = y[pos : pos + take]
             self._sum += float(part.sum())
             self._sumsq += float((part * part).sum())
-            for image in self.stft.push(part):
-                epoch = self.n_out // EPOCH_SAMPLES
-                mean = self._sum / EPOCH_SAMPLES
-                var = max(self._sumsq / EPOCH_SAMPLES - mean * mean, 0.0)
-                q = self.quality.pop(epoch, _Quality())
-                q.total = int(round(EPOCH_S * self.sfreq))
-                if np.sqrt(var) < FLAT_STD_UV:
-                    q.flags.add("flat")
-                out.append((epoch, image, q))
-                self._sum = self._sumsq = 0.0
             self.n_out += take
             pos += take
+            if self.n_out % EPOCH_SAMPLES == 0:
+                mean = self._sum / EPOCH_SAMPLES
+                if np.sqrt(max(self._sumsq / EPOCH_SAMPLES - mean * mean, 0.0)) < FLAT_STD_UV:
+                    self._flat.add(self.n_out // EPOCH_SAMPLES - 1)
+                self._sum = self._sumsq = 0.0
+        return self._attach(self.images.push(y))
+
+    def _attach(
+        self, images: list[tuple[int, np.ndarray]]
+    ) -> list[tuple[int, np.ndarray, _Quality]]:
+        out = []
+        for epoch, image in images:
+            q = self.quality.pop(epoch, _Quality())
+            q.total = int(round(EPOCH_S * self.sfreq))
+            if epoch in self._flat:
+                q.flags.add("flat")
+                self._flat.discard(epoch)
+            out.append((epoch, image, q))
         return out
 
 
@@ -181,8 +242,6 @@ def _unusable(q: _Quality) -> bool:
 def check_stream(model: ExportedModel, sfreq: float, channel: str | None) -> None:
     """Refuse a stream the model cannot take; warn about a synthetic model on real data."""
     info = model.info
-    if info.input["kind"] != "stft":
-        raise InputError(f"{model.folder}: input kind {info.input['kind']!r} is not streamable")
     if channel is not None:
         want, have = channel_kind(info.channel), channel_kind(channel)
         if want and have and want != have:
@@ -231,7 +290,7 @@ class Stager:
         if not 0 <= self.delay < self.seq_len:
             raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
         self.revisions = revisions
-        self.front = FrontEnd(sfreq, full_scale_uv)
+        self.front = FrontEnd(sfreq, full_scale_uv, model.info.input["kind"])
         self.reset()
 
     def reset(self) -> None:

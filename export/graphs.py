@@ -29,8 +29,7 @@ from onnx import helper
 from torch import nn
 
 from edgesleep import __version__
-from edgesleep.dsp import N_FRAMES, N_FREQS
-from edgesleep.ort import FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest, stft_input
+from edgesleep.ort import FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest, input_spec
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.staging import EpochSequenceModel
 
@@ -39,7 +38,7 @@ MODEL_VERSION = {"seqsleepnet": 1, "student": 1}  # bump when an architecture ch
 
 
 class NormalisedEncoder(nn.Module):
-    """(batch, 29, 129) dB -> (batch, epoch_dim), normalisation inside."""
+    """(batch, n_frames, n_freqs) input images -> (batch, epoch_dim), normalisation inside."""
 
     norm_mean: torch.Tensor
     norm_std: torch.Tensor
@@ -55,7 +54,7 @@ class NormalisedEncoder(nn.Module):
 
 
 class WholeModel(nn.Module):
-    """(batch, L, 29, 129) dB -> logits (batch, L, n_classes), normalisation inside."""
+    """(batch, L, n_frames, n_freqs) images -> logits (batch, L, n_classes), normalised inside."""
 
     def __init__(self, model: EpochSequenceModel, mean: np.ndarray, std: np.ndarray) -> None:
         super().__init__()
@@ -98,19 +97,18 @@ def export_graphs(ckpt: Checkpoint) -> dict[str, onnx.ModelProto]:
     """The fp32 ``encoder``, ``sequence`` and ``model`` graphs of a checkpoint."""
     model = ckpt.build()
     enc = NormalisedEncoder(model, ckpt.norm_mean, ckpt.norm_std)
+    image = (int(ckpt.config["n_frames"]), int(ckpt.config["n_freqs"]))
     with torch.no_grad():
-        dim = int(enc(torch.zeros(1, N_FRAMES, N_FREQS)).shape[1])
+        dim = int(enc(torch.zeros(1, *image)).shape[1])
     # batch 2 and L 3 in the examples: nothing gets specialised to 1 or to L = 20
     return {
-        "encoder": _to_onnx(
-            enc, torch.randn(2, N_FRAMES, N_FREQS), ("image", "vector"), {0: "batch"}
-        ),
+        "encoder": _to_onnx(enc, torch.randn(2, *image), ("image", "vector"), {0: "batch"}),
         "sequence": _to_onnx(
             model.sequence, torch.randn(2, 3, dim), ("vectors", "logits"), {0: "batch", 1: "seq"}
         ),
         "model": _to_onnx(
             WholeModel(model, ckpt.norm_mean, ckpt.norm_std),
-            torch.randn(2, 3, N_FRAMES, N_FREQS),
+            torch.randn(2, 3, *image),
             ("images", "logits"),
             {0: "batch", 1: "seq"},
         ),
@@ -199,7 +197,7 @@ def metadata(
     return {
         "format": FORMAT_VERSION,
         "model": {"name": ckpt.model, "version": MODEL_VERSION[ckpt.model], "config": ckpt.config},
-        "input": stft_input(),
+        "input": input_spec(ckpt.input_kind),
         "channel": ckpt.channel,
         "unit": ckpt.unit,
         "labels": list(ckpt.class_labels),

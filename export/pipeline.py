@@ -62,11 +62,13 @@ class ExportOptions:
 def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
     dataset = read_dataset(path)
     entries = dataset.entries[:limit]
-    return load_features(dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries)
+    return load_features(
+        dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries, kind=ckpt.input_kind
+    )
 
 
 def _windows(images: np.ndarray, seq_len: int, count: int) -> np.ndarray:
-    """``count`` windows of L epochs spread over a night, shape (count, L, 29, 129)."""
+    """``count`` windows of L epochs spread over a night, shape (count, L, *image)."""
     starts = np.linspace(0, images.shape[0] - seq_len, count).astype(int)
     return np.stack([images[s : s + seq_len] for s in starts])
 
@@ -125,7 +127,7 @@ class Reference:
     """What the torch model makes of the parity nights: logits of windows spread over
     them, and the predictions of the paper's readout (K = L - 1) with the labels."""
 
-    windows: np.ndarray  # (n_windows, L, 29, 129), dB
+    windows: np.ndarray  # (n_windows, L, n_frames, n_freqs), not normalised
     logits: np.ndarray  # (n_windows, L, n_classes)
     nights: Sequence[NightFeatures]
     predictions: np.ndarray  # (n_epochs,), all nights

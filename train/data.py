@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgesleep.dsp import EPOCH_SAMPLES, stft_signal
+from edgesleep.dsp import EPOCH_SAMPLES, SFREQ, stft_signal
+from edgesleep.dsp.beats import beat_images, detect_rpeaks
 from edgesleep.io.dataset import Crop, Dataset, Entry, load_night
 from edgesleep.io.edf import read_signal
 from edgesleep.stages import to_classes
@@ -24,7 +25,8 @@ class NightFeatures:
 
     Attributes
     ----------
-    images : ndarray of shape (n_epochs, 29, 129), float32, dB (not normalised)
+    images : ndarray of shape (n_epochs, n_frames, n_freqs), float32, not normalised: the
+        STFT (29, 129) in dB or the beat-interval image (27, 20) in beats/min
     labels : ndarray of shape (n_epochs,), int8, class indices; negative = not scored;
         all -2 for an unlabelled night
     """
@@ -39,6 +41,24 @@ class NightFeatures:
         return int(self.labels.shape[0])
 
 
+def night_images(signal: np.ndarray, kind: str = "stft") -> np.ndarray:
+    """The model input of a 100-Hz signal cut to whole epochs.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_epochs * 3000,), µV at 100 Hz
+    kind : {"stft", "beats"}
+        "beats": R peaks from the streaming detector, then the beat-interval images, as the
+        device computes them.
+    """
+    if kind == "stft":
+        return stft_signal(signal)
+    if kind == "beats":
+        peaks = detect_rpeaks(signal, SFREQ)
+        return beat_images(peaks / SFREQ, signal.shape[0] // EPOCH_SAMPLES)
+    raise ValueError(f"unknown input kind {kind!r}; choose stft or beats")
+
+
 def load_features(
     dataset: Dataset,
     channel: str,
@@ -46,8 +66,10 @@ def load_features(
     crop: Crop = "in-bed",
     entries: Sequence[Entry] | None = None,
     labelled: bool = True,
+    kind: str = "stft",
 ) -> list[NightFeatures]:
-    """STFT images (and labels) of ``channel`` for the given nights (default: all).
+    """Input images (:func:`night_images` of ``kind``) and labels of ``channel`` for the
+    given nights (default: all).
 
     ``labelled=False`` reads the signals only (for ``adapt`` on unlabelled nights).
     """
@@ -55,10 +77,11 @@ def load_features(
     for entry in entries if entries is not None else dataset.entries:
         if labelled:
             night = load_night(dataset, entry, channel, crop)
-            images, labels = stft_signal(night.signal), to_classes(night.stages, n_classes)
+            images, labels = night_images(night.signal, kind), to_classes(night.stages, n_classes)
         else:
             signal = read_signal(dataset.root / entry.psg, channel).data
-            images = stft_signal(signal[: signal.shape[0] // EPOCH_SAMPLES * EPOCH_SAMPLES])
+            whole = signal[: signal.shape[0] // EPOCH_SAMPLES * EPOCH_SAMPLES]
+            images = night_images(whole, kind)
             labels = np.full(images.shape[0], -2, dtype=np.int8)
         nights.append(NightFeatures(entry.record, entry.subject, images, labels))
         log.debug("%s: %d epochs of %r", entry.record, images.shape[0], channel)
@@ -66,11 +89,11 @@ def load_features(
 
 
 def norm_stats(nights: Sequence[NightFeatures]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frequency-bin mean and std over every frame of the nights.
+    """Per-bin mean and std over every frame of the nights.
 
     Returns
     -------
-    mean, std : ndarray of shape (129,), float32, dB
+    mean, std : ndarray of shape (n_freqs,), float32 (dB for the STFT)
     """
     total = np.zeros(nights[0].images.shape[-1])
     total_sq = np.zeros_like(total)

@@ -29,7 +29,7 @@ class StudentConfig:
     channels: tuple[int, int, int] = (32, 48, 48)
     epoch_dim: int = 48
     kernel: int = 3
-    dilations: tuple[int, int] = (1, 2)
+    dilations: tuple[int, ...] = (1, 2)
     dropout: float = 0.1
     weight_decay: float = 1e-4
     n_frames: int = N_FRAMES

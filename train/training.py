@@ -235,10 +235,10 @@ class DatasetSplit:
     n_classes: int
     crop: Crop
 
-    def nights(self, ids: Sequence[str], channel: str) -> list[NightFeatures]:
-        """The nights of subjects ``ids`` through ``channel``."""
+    def nights(self, ids: Sequence[str], channel: str, kind: str = "stft") -> list[NightFeatures]:
+        """The nights of subjects ``ids`` through ``channel``, as input ``kind``."""
         chosen = [e for e in self.dataset.entries if e.subject in ids]
-        return load_features(self.dataset, channel, self.n_classes, self.crop, chosen)
+        return load_features(self.dataset, channel, self.n_classes, self.crop, chosen, kind=kind)
 
     def provenance(self) -> dict[str, Any]:
         """Where the training data came from, for a checkpoint."""

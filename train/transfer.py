@@ -16,7 +16,7 @@ from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
-from edgesleep.train.models import build, config_dict, make_config
+from edgesleep.train.models import build, config_dict, input_fields, make_config
 from edgesleep.train.training import Progress, TrainOptions, fit, split_dataset
 
 log = logging.getLogger("edgesleep")
@@ -52,25 +52,32 @@ def train_features(
     opts: TrainOptions | None = None,
     model_fields: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    input_kind: str = "stft",
     **provenance_fields: Any,
 ) -> Checkpoint:
     """Train from scratch, or finetune ``source``, on loaded nights; return the checkpoint.
 
     Normalisation statistics always come from ``train_nights`` (the target's training
-    subjects), also for ``finetune="none"``.
+    subjects), also for ``finetune="none"``. ``input_kind``: what the nights' images are
+    ("stft" or "beats"); the model's input size follows it.
     """
     opts = opts or TrainOptions()
     mean, std = norm_stats(train_nights)
     torch.manual_seed(opts.seed)
     parent = None
     if source is not None:
+        if source.input_kind != input_kind:
+            raise InputError(
+                f"the pretrained model takes {source.input_kind!r} input, not {input_kind!r}"
+            )
         model = init_model(source, n_classes, opts.finetune)
         name, config = source.model, {**source.config, "n_classes": n_classes}
         parent = {"channel": source.channel, "provenance": source.provenance}
     else:
         if opts.finetune != "all":
             raise InputError("--finetune needs --init-from (a pretrained checkpoint)")
-        cfg = make_config(model_name, n_classes=n_classes, **(model_fields or {}))
+        fields = {**input_fields(model_name, input_kind), **(model_fields or {})}
+        cfg = make_config(model_name, n_classes=n_classes, **fields)
         model, name, config = build(model_name, cfg), model_name, config_dict(cfg)
     result = fit(model, train_nights, val_nights, mean, std, opts, progress)
     return Checkpoint(
@@ -80,6 +87,7 @@ def train_features(
         channel=channel,
         norm_mean=mean,
         norm_std=std,
+        input_kind=input_kind,
         provenance=provenance(
             train_subjects=sorted({n.subject for n in train_nights}),
             val_subjects=sorted({n.subject for n in val_nights}),
@@ -105,6 +113,7 @@ def train_model(
     opts: TrainOptions | None = None,
     model_fields: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    input_kind: str = "stft",
 ) -> Checkpoint:
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
@@ -112,8 +121,8 @@ def train_model(
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     source = ckpt_io.load(init_from) if init_from is not None else None
     ckpt = train_features(
-        split.nights(split.train, channel),
-        split.nights(split.val, channel),
+        split.nights(split.train, channel, input_kind),
+        split.nights(split.val, channel, input_kind),
         channel,
         model_name,
         n_classes,
@@ -121,6 +130,7 @@ def train_model(
         opts,
         model_fields,
         progress,
+        input_kind,
         **split.provenance(),
         init_from=str(init_from) if init_from else None,
     )
@@ -142,7 +152,9 @@ def evaluate_model(
     entries = [e for e in dataset.entries if subjects is None or e.subject in subjects]
     if not entries:
         raise InputError(f"{data}: no nights for subjects {subjects}")
-    nights = load_features(dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries)
+    nights = load_features(
+        dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind
+    )
     return evaluate_nights(
         ckpt.build(), nights, ckpt.norm_mean, ckpt.norm_std, ckpt.seq_len, ckpt.n_classes, delays
     )
@@ -152,7 +164,10 @@ def adapt_model(model_path: Path, data: Path, out: Path, channel: str | None = N
     """Re-estimate the normalisation statistics on unlabelled nights of a new device."""
     ckpt = ckpt_io.load(model_path)
     dataset = read_dataset(data)
-    nights = load_features(dataset, channel or ckpt.channel, ckpt.n_classes, "none", labelled=False)
+    nights = load_features(
+        dataset, channel or ckpt.channel, ckpt.n_classes, "none", labelled=False,
+        kind=ckpt.input_kind,
+    )  # fmt: skip
     ckpt.norm_mean, ckpt.norm_std = norm_stats(nights)
     ckpt.provenance = {
         **ckpt.provenance,

@@ -27,7 +27,8 @@ class SlpdbRecord:
     ----------
     beat_times_s : ndarray of shape (n_beats,), float64, s from the recording start
     beat_labels : ndarray of shape (n_beats,), str (MIT-BIH beat codes, "N", "V", ...)
-    stages : ndarray of shape (n_epochs,), int8, YASA integers (MT/M -> unscored)
+    stages : ndarray of shape (n_epochs,), int8, YASA integers (MT/M -> unscored); epoch 0
+        starts with the recording (epochs before the first scored one are unscored)
     events : list of str, per epoch (respiratory events, space-separated codes)
     """
 
@@ -56,18 +57,21 @@ def read_record(root: str | Path, record: str) -> SlpdbRecord:
     beats = _rows(root / f"{record}_beats.csv")
     stage_rows = _rows(root / f"{record}_stages.csv")
     onsets = np.array([float(r["onset_s"]) for r in stage_rows])
-    if onsets.size and np.any(np.abs(onsets / EPOCH_S - np.arange(onsets.size)) > 1e-6):
+    first = int(round(onsets[0] / EPOCH_S)) if onsets.size else 0
+    expected = (first + np.arange(onsets.size)) * EPOCH_S
+    if np.any(np.abs(onsets - expected) > 1e-6):
         raise InputError(
-            f"{root / (record + '_stages.csv')}: epochs are not consecutive 30-s epochs"
+            f"{root / (record + '_stages.csv')}: epochs are not consecutive 30-s epochs "
+            "starting on a 30-s boundary"
         )
-    stages = np.array(
-        [stage_from_string(r["stage"]) if r["stage"] else UNSCORED for r in stage_rows],
-        dtype=np.int8,
-    )
+    # epochs before the first scored one (some records start scoring late) are unscored
+    stages = np.full(first + onsets.size, UNSCORED, dtype=np.int8)
+    stages[first:] = [stage_from_string(r["stage"]) if r["stage"] else UNSCORED for r in stage_rows]
+    events = [""] * first + [r["events"] for r in stage_rows]
     return SlpdbRecord(
         record=record,
         beat_times_s=np.array([float(r["time_s"]) for r in beats]),
         beat_labels=np.array([r["label"] for r in beats]),
         stages=stages,
-        events=[r["events"] for r in stage_rows],
+        events=events,
     )

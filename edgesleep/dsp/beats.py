@@ -1,0 +1,325 @@
+"""Beats: a streaming R-peak detector and the beat-interval input (numpy only).
+
+:class:`RPeakDetector` follows Pan & Tompkins (1985): a 5-15 Hz band-pass and a
+derivative (one linear-phase FIR), squaring, a 150-ms moving-window integral, local maxima
+at least 200 ms apart, and adaptive signal/noise levels with T-wave discrimination. Every
+step depends on the sample order only, so any chunking gives the same beats; offline
+detection (:func:`detect_rpeaks`) is one push and a flush.
+
+The beat-interval input (:class:`BeatImages`, :func:`beat_images`) turns R-peak times into
+one "image" per 30-s epoch, shaped like the STFT's (frames, bins) so that every model takes
+it unchanged: the instantaneous heart rate (IHR, beats/min) of the last accepted interval,
+sampled on a 2-Hz grid, minus a slow per-night baseline (an exponential average of the
+epoch means, time constant 60 min) at the epoch's end, over the 9 epochs (270 s) that end with
+the epoch, cut into 27 frames of 10 s x 20 samples; unknown rates (before the first interval)
+are 0. It is causal: epoch ``i`` needs the beats up to its
+end only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EPOCH_S = 30.0
+BAND_HZ = (5.0, 15.0)
+MWI_S = 0.15  # moving-window integral
+REFRACTORY_S = 0.2  # two beats are at least this far apart
+T_WAVE_S = 0.36  # a candidate this close to the last beat may be a T wave
+LEARN_S = 2.0  # the first seconds set the initial signal and noise levels
+
+GRID_HZ = 2.0
+FRAME_S = 10.0
+CONTEXT_EPOCHS = 9
+BASELINE_TAU_S = 3600.0
+RR_RANGE_S = (0.3, 2.0)  # intervals outside (30-200 beats/min) are not heart beats
+SAMPLES_PER_FRAME = int(FRAME_S * GRID_HZ)  # 20 "bins"
+FRAMES_PER_EPOCH = int(EPOCH_S / FRAME_S)
+N_BEAT_FRAMES = CONTEXT_EPOCHS * FRAMES_PER_EPOCH  # 27 frames
+GRID_PER_EPOCH = int(EPOCH_S * GRID_HZ)
+
+
+def _bandpass_taps(sfreq: float) -> np.ndarray:
+    """Hamming-windowed sinc band-pass, ~1 s long (odd length), unit gain at 10 Hz."""
+    n_taps = int(round(sfreq)) | 1
+    t = np.arange(n_taps) - (n_taps - 1) / 2
+    lo, hi = (f / sfreq for f in BAND_HZ)
+    taps = (2 * hi * np.sinc(2 * hi * t) - 2 * lo * np.sinc(2 * lo * t)) * np.hamming(n_taps)
+    gain = np.abs(np.sum(taps * np.exp(-2j * np.pi * 10.0 / sfreq * np.arange(n_taps))))
+    return taps / gain
+
+
+class _Fir:
+    """Causal FIR for chunks of any size: output n uses inputs n - len + 1 .. n (zeros before)."""
+
+    def __init__(self, taps: np.ndarray) -> None:
+        self.taps = taps
+        self.tail = np.zeros(taps.shape[0] - 1)
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        joined = np.concatenate([self.tail, x])
+        self.tail = joined[joined.shape[0] - self.tail.shape[0] :]
+        return np.convolve(joined, self.taps, mode="valid")
+
+
+class RPeakDetector:
+    """Streaming R-peak detector for one ECG lead.
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate in Hz (>= 50).
+
+    Notes
+    -----
+    A peak is final once ``delay_s`` of signal past it has arrived; :meth:`push` returns
+    the peaks that became final. Indices count input samples from the first pushed.
+    """
+
+    def __init__(self, sfreq: float) -> None:
+        if sfreq < 50:
+            raise ValueError(f"R-peak detection needs >= 50 Hz, got {sfreq} Hz")
+        self.sfreq = float(sfreq)
+        bandpass = _bandpass_taps(sfreq)
+        derivative = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) * sfreq / 8
+        self._bp_delay = (bandpass.shape[0] - 1) // 2
+        both = np.convolve(bandpass, derivative)
+        self._mwi_len = max(1, int(round(MWI_S * sfreq)))
+        self._delay = (both.shape[0] - 1) // 2  # of the derivative signal
+        self._bandpass_taps, self._both_taps = bandpass, both
+        self._half = int(round(REFRACTORY_S * sfreq))
+        self._t_wave = int(round(T_WAVE_S * sfreq))
+        # the first samples carry the filters' start-up transient: learn after it
+        self._learn_from = both.shape[0] + self._mwi_len
+        self._learn_to = self._learn_from + int(round(LEARN_S * sfreq))
+        self.reset()
+
+    @property
+    def delay_s(self) -> float:
+        """Seconds of signal after an R peak before it is reported."""
+        lag = self._delay + self._mwi_len + self._half
+        return lag / self.sfreq
+
+    def reset(self) -> None:
+        """Forget everything; the next sample pushed is sample 0."""
+        self._bp = _Fir(self._bandpass_taps)
+        self._deriv = _Fir(self._both_taps)
+        self._mwi = _Fir(np.full(self._mwi_len, 1.0 / self._mwi_len))
+        # recent filter outputs: index k of these arrays is sample self._base + k
+        self._base = 0
+        self._band = np.zeros(0)
+        self._slope = np.zeros(0)
+        self._energy = np.zeros(0)
+        self._n = 0  # samples received
+        self._next = 1  # next energy index to test as a candidate
+        self._signal_level: float | None = None
+        self._noise_level = 0.0
+        self._last_beat = -(10**9)
+        self._last_slope = 0.0
+
+    @property
+    def horizon(self) -> int:
+        """Every peak before this sample index has been reported."""
+        return max(0, self._next - self._delay - self._mwi_len)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Feed samples; return the R peaks that became final.
+
+        Parameters
+        ----------
+        samples : ndarray of shape (n_times,)
+            ECG at ``sfreq`` (any unit; the detector is scale-free).
+
+        Returns
+        -------
+        ndarray of shape (n_peaks,), int64
+            Sample indices of the R peaks, increasing.
+        """
+        x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        if x.size == 0:
+            return np.zeros(0, dtype=np.int64)
+        band = self._bp.push(x)
+        slope = self._deriv.push(x)
+        energy = self._mwi.push(slope**2)
+        self._band = np.concatenate([self._band, band])
+        self._slope = np.concatenate([self._slope, slope])
+        self._energy = np.concatenate([self._energy, energy])
+        self._n += x.shape[0]
+        peaks = self._scan()
+        self._trim()
+        return peaks
+
+    def flush(self) -> np.ndarray:
+        """Report the peaks left by taking the signal as ending here (zeros after), and reset."""
+        if self._n == 0:
+            return np.zeros(0, dtype=np.int64)
+        n = self._n
+        peaks = self.push(np.zeros(self._delay + self._mwi_len + self._half + 1))
+        self.reset()
+        return peaks[peaks < n]
+
+    def _scan(self) -> np.ndarray:
+        if self._n < self._learn_to:
+            return np.zeros(0, dtype=np.int64)
+        if self._signal_level is None:  # Pan-Tompkins' initial levels
+            learn = self._energy[self._learn_from - self._base : self._learn_to - self._base]
+            self._signal_level = float(learn.max()) / 3
+            self._noise_level = float(learn.mean()) / 2
+            self._next = max(self._next, self._learn_from)
+        stop = self._n - self._half  # candidates whose whole neighbourhood has arrived
+        if stop <= self._next:
+            return np.zeros(0, dtype=np.int64)
+        e = self._energy
+        lo = self._next - self._base
+        window = np.lib.stride_tricks.sliding_window_view(
+            e[lo - self._half : stop - self._base + self._half], 2 * self._half + 1
+        )
+        centre = e[lo : stop - self._base]
+        is_peak = (centre == window.max(axis=1)) & (centre > e[lo - 1 : stop - self._base - 1])
+        found = []
+        for k in np.flatnonzero(is_peak) + self._next:
+            beat = self._classify(int(k))
+            if beat is not None:
+                found.append(beat)
+        self._next = stop
+        return np.array(found, dtype=np.int64)
+
+    def _classify(self, k: int) -> int | None:
+        """Decide on the energy maximum at sample ``k``; return its R-peak index if a beat."""
+        assert self._signal_level is not None
+        amplitude = float(self._energy[k - self._base])
+        threshold = self._noise_level + 0.25 * (self._signal_level - self._noise_level)
+        # the QRS that made this maximum: the integration window, shifted by the filter delay
+        lo = k - self._delay - self._mwi_len + 1 - self._base
+        hi = k - self._delay + 1 - self._base
+        slope = float(np.abs(self._slope[lo + self._delay : hi + self._delay]).max())
+        r_peak = k - self._delay - self._mwi_len + 1
+        r_peak += int(np.argmax(np.abs(self._band[lo + self._bp_delay : hi + self._bp_delay])))
+        is_t_wave = k - self._last_beat < self._t_wave and slope < 0.5 * self._last_slope
+        if amplitude > threshold and not is_t_wave:
+            self._signal_level = 0.125 * amplitude + 0.875 * self._signal_level
+            self._last_beat, self._last_slope = k, slope
+            return max(0, r_peak)
+        self._noise_level = 0.125 * amplitude + 0.875 * self._noise_level
+        return None
+
+    def _trim(self) -> None:
+        keep_from = self._next - self._half - self._delay - self._mwi_len - 2
+        drop = keep_from - self._base
+        if drop > 0:
+            self._band, self._slope = self._band[drop:], self._slope[drop:]
+            self._energy = self._energy[drop:]
+            self._base += drop
+
+
+def detect_rpeaks(ecg: np.ndarray, sfreq: float) -> np.ndarray:
+    """R-peak sample indices of a whole recording (the streaming detector, one push).
+
+    Parameters
+    ----------
+    ecg : ndarray of shape (n_times,)
+    sfreq : float
+        Hz.
+
+    Returns
+    -------
+    ndarray of shape (n_peaks,), int64
+    """
+    detector = RPeakDetector(sfreq)
+    return np.concatenate([detector.push(ecg), detector.flush()])
+
+
+class BeatImages:
+    """R-peak times in, one beat-interval image per completed 30-s epoch out.
+
+    Feed the beats in time order with :meth:`push` and say up to when the beat list is
+    complete (``horizon_s``); every epoch that ends by then is returned. Offline,
+    :func:`beat_images` makes one push with the whole night.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._last_beat_s: float | None = None
+        self._intervals: list[float] = []  # the last 3 accepted RR intervals, s
+        self._pending: list[tuple[float, float]] = []  # (time s, beats/min) not yet gridded
+        self._rate = np.nan  # beats/min of the last accepted interval
+        self._grid = np.full((CONTEXT_EPOCHS, GRID_PER_EPOCH), np.nan)  # beats/min, newest last
+        self._baseline: float | None = None
+        self._n_rated = 0  # epochs that had a heart rate (for the running mean)
+        self.n_epochs = 0  # epochs emitted
+
+    def push(self, beat_times_s: np.ndarray, horizon_s: float) -> list[np.ndarray]:
+        """Add beats; return the images of the epochs that end at or before ``horizon_s``.
+
+        Parameters
+        ----------
+        beat_times_s : ndarray of shape (n_beats,)
+            R-peak times in s from the start of the stream, increasing, after those of the
+            previous pushes.
+        horizon_s : float
+            Every beat before this time has been pushed.
+
+        Returns
+        -------
+        list of ndarray of shape (27, 20), float32
+            Beats/min relative to the night's baseline, per epoch in order.
+        """
+        for t in np.asarray(beat_times_s, dtype=np.float64).reshape(-1):
+            if self._last_beat_s is not None:
+                rr = t - self._last_beat_s
+                if RR_RANGE_S[0] <= rr <= RR_RANGE_S[1]:
+                    self._intervals = [*self._intervals[-2:], rr]
+                    self._pending.append((t, 60.0 / float(np.median(self._intervals))))
+            self._last_beat_s = float(t)
+        images = []
+        while (self.n_epochs + 1) * EPOCH_S <= horizon_s:
+            images.append(self._epoch())
+        return images
+
+    def _epoch(self) -> np.ndarray:
+        start_s = self.n_epochs * EPOCH_S
+        grid_s = start_s + np.arange(GRID_PER_EPOCH) / GRID_HZ
+        rates = np.full(GRID_PER_EPOCH, self._rate)
+        times = np.array([t for t, _ in self._pending])
+        if times.size:  # the rate of the last interval that ended at or before each grid time
+            index = np.searchsorted(times, grid_s, side="right") - 1
+            known = index >= 0
+            rates[known] = np.array([r for _, r in self._pending])[index[known]]
+        done = [p for p in self._pending if p[0] <= grid_s[-1]]
+        if done:
+            self._rate = done[-1][1]
+        self._pending = [p for p in self._pending if p[0] > grid_s[-1]]
+        valid = np.isfinite(rates)
+        if valid.any():  # running mean for the first hour, then an exponential average
+            self._n_rated += 1
+            mean = float(rates[valid].mean())
+            weight = max(1.0 / self._n_rated, EPOCH_S / BASELINE_TAU_S)
+            base = mean if self._baseline is None else self._baseline
+            self._baseline = base + weight * (mean - base)
+        self._grid = np.concatenate([self._grid[1:], rates[None]])
+        self.n_epochs += 1
+        known = np.isfinite(self._grid)
+        relative = np.where(known, self._grid - (self._baseline or 0.0), 0.0)
+        return relative.reshape(N_BEAT_FRAMES, SAMPLES_PER_FRAME).astype(np.float32)
+
+
+def beat_images(beat_times_s: np.ndarray, n_epochs: int) -> np.ndarray:
+    """Beat-interval images of a whole night.
+
+    Parameters
+    ----------
+    beat_times_s : ndarray of shape (n_beats,)
+        R-peak times in s from the recording start, increasing.
+    n_epochs : int
+        Epochs of the night.
+
+    Returns
+    -------
+    ndarray of shape (n_epochs, 27, 20), float32
+        Beats/min relative to the night's running baseline; see the module docstring.
+    """
+    images = BeatImages().push(beat_times_s, n_epochs * EPOCH_S)
+    if not images:
+        return np.zeros((0, N_BEAT_FRAMES, SAMPLES_PER_FRAME), dtype=np.float32)
+    return np.stack(images)

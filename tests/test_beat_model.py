@@ -1,0 +1,90 @@
+"""The beat-interval input kind end to end: train (R peaks from a SYNTHETIC ECG) -> export
+-> stager, streaming equal to offline and to the training side's features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHORT_NIGHT, TINY_MODELS
+
+from edgesleep.dsp import resample
+from edgesleep.dsp.beats import N_BEAT_FRAMES, SAMPLES_PER_FRAME
+from edgesleep.errors import InputError
+from edgesleep.ort import ExportedModel, beats_input
+from edgesleep.stager import Stager, score_signal
+from edgesleep.synth.night import generate_night
+from edgesleep.train.data import NightFeatures, night_images
+from edgesleep.train.evaluate import predict_night
+
+
+@pytest.fixture(scope="module")
+def beat_model(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from edgesleep.export.pipeline import ExportOptions, export_model
+    from edgesleep.train import checkpoint as ckpt_io
+    from edgesleep.train.training import TrainOptions
+    from edgesleep.train.transfer import train_model
+
+    root = tmp_path_factory.mktemp("beats")
+    opts = TrainOptions(max_steps=40, eval_every=20, stride=2, lr=3e-3, seed=1)
+    train_model(tiny_dataset, "ECG", root / "m.pt", "student", 3, subjects=["0", "1"],
+                opts=opts, model_fields=TINY_MODELS["student"], input_kind="beats")  # fmt: skip
+    report = export_model(
+        root / "m.pt", root / "out", ExportOptions(quantize=True, calibration=tiny_dataset,
+                                                   latency_repeats=3)
+    )  # fmt: skip
+    return {"root": root, "ckpt": ckpt_io.load(root / "m.pt"), "report": report}
+
+
+def _ecg(sfreq: float) -> np.ndarray:
+    return generate_night(21, 0, sfreq=sfreq, stages=SHORT_NIGHT).signals["ECG"]
+
+
+def test_checkpoint_and_export_carry_the_input_kind(beat_model: dict) -> None:
+    ckpt = beat_model["ckpt"]
+    assert ckpt.input_kind == "beats"
+    assert (ckpt.config["n_frames"], ckpt.config["n_freqs"]) == (N_BEAT_FRAMES, SAMPLES_PER_FRAME)
+    for precision in ("fp32", "int8"):
+        model = ExportedModel(beat_model["root"] / "out", precision)
+        assert model.info.input == beats_input()
+        assert model.encode(np.zeros((2, N_BEAT_FRAMES, SAMPLES_PER_FRAME))).shape[0] == 2
+
+
+@pytest.mark.parametrize("sfreq", [100.0, 256.0])
+def test_beat_stager_streaming_equals_offline(beat_model: dict, sfreq: float) -> None:
+    model = ExportedModel(beat_model["root"] / "out", "fp32")
+    signal = _ecg(sfreq)
+    offline = score_signal(model, signal, sfreq, delay=0, channel="ECG")
+    assert [r.index for r in offline] == list(range(signal.shape[0] // int(30 * sfreq)))
+    stager, streamed, pos = Stager(model, sfreq, delay=0, channel="ECG"), [], 0
+    rng = np.random.default_rng(0)
+    while pos < signal.shape[0]:
+        size = int(rng.choice([1, 50, 777, 3000, 9001]))
+        streamed += stager.push(signal[pos : pos + size])
+        pos += size
+    streamed += stager.flush()
+    assert [r.index for r in streamed] == [r.index for r in offline]
+    np.testing.assert_allclose(
+        np.stack([r.probabilities for r in streamed]),
+        np.stack([r.probabilities for r in offline]),
+        atol=1e-5,
+    )
+
+
+def test_beat_stager_equals_training_features(beat_model: dict) -> None:
+    """The device path (streaming resampler and detector, ONNX) gives the training side's
+    probabilities (batch resampler, one-push detector, torch)."""
+    ckpt = beat_model["ckpt"]
+    signal = _ecg(256.0)
+    images = night_images(resample(signal, 256.0), "beats")
+    night = NightFeatures("n", "0", images, np.zeros(images.shape[0], np.int8))
+    reference = predict_night(ckpt.build(), night, ckpt.norm_mean, ckpt.norm_std, 20, 19)
+    got = score_signal(ExportedModel(beat_model["root"] / "out", "fp32"), signal, 256.0)
+    np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)
+
+
+def test_beat_model_refuses_an_eeg_stream(beat_model: dict) -> None:
+    model = ExportedModel(beat_model["root"] / "out", "fp32")
+    with pytest.raises(InputError, match="ECG"):
+        Stager(model, 100.0, channel="EEG Fpz-Cz")
