@@ -235,6 +235,8 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
                 opts=options(n_train, seed, lr), model_fields=MODEL_FIELDS[(name, kind)],
             )  # fmt: skip
             keep(row, ckpt, part["test"], t0)
+            if progress:
+                print(f"fold {fold + 1} {row}: {time.perf_counter() - t0:.0f} s", flush=True)
             if name == "seqsleepnet":
                 teachers.setdefault(kind, {})[test_subject] = ckpt
         t0 = time.perf_counter()
