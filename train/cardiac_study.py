@@ -1,7 +1,7 @@
 """Sleep staging from the heart on real data: slpdb, leave one subject out.
 
 Run: ``python -m edgesleep.train.cardiac_study [--data ../shared/data/slpdb]
-[--out bench/results]`` (writes ``cardiac_slpdb.json`` / ``.md``; about 45 min on 2 cores).
+[--out bench/results]`` (writes ``cardiac_slpdb.json`` / ``.md``; 37 min on 2 cores here).
 
 Real: the R-peak times and the expert R&K stages of the 14 slpdb records (12 subjects,
 sleep-apnea patients; slp01a/b and slp02a/b are one subject each). Rendered: the ECG
@@ -17,8 +17,7 @@ scored. Rows:
 
 - SeqSleepNet on the ECG STFT and on the beat-interval input (:mod:`edgesleep.dsp.beats`);
 - the compact student on each input, with dilations 1, 2, 4, 8 (a causal receptive field
-  of 31 epochs; measured on the beat input: pooled 3-class κ 0.254 against 0.233 with the
-  default 1, 2);
+  of 31 epochs);
 - the student distilled (soft targets, alpha 0.5, T 1) from the SeqSleepNet whose mean
   validation accuracy over the folds was higher (chosen without the test subjects);
 - the floor: a class-balanced logistic regression on 9 heart-rate-variability features of
