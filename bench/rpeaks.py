@@ -30,10 +30,11 @@ def main() -> None:
     ecg = (d["ecg_adc"] - d["adc_baseline"]) / d["adc_gain_per_mv"] * 1000.0  # µV
     sfreq = float(d["sfreq"])
     reference = d["beat_sample"][np.isin(d["beat_symbol"], BEAT_CODES)] / sfreq
-    result = {"record": "mitbih 100 MLII", "tolerance_s": 0.05, "rates": {}}
+    rates: dict[str, dict[str, float]] = {}
+    result = {"record": "mitbih 100 MLII", "tolerance_s": 0.05, "rates": rates}
     for label, x, fs in (("native", ecg, sfreq), ("100 Hz", resample(ecg, sfreq), 100.0)):
         found = match_beats(detect_rpeaks(x, fs) / fs, reference, 0.05)
-        result["rates"][f"{label} ({fs:g} Hz)"] = {**found, "delay_s": RPeakDetector(fs).delay_s}
+        rates[f"{label} ({fs:g} Hz)"] = {**found, "delay_s": RPeakDetector(fs).delay_s}
         print(
             f"{label:>7}: {found['n_detected']} detected, {found['n_reference']} reference, "
             f"sensitivity {100 * found['sensitivity']:.2f} %, PPV {100 * found['ppv']:.2f} %"
