@@ -102,8 +102,9 @@ def stream_costs(stager: Stager, signal: np.ndarray, sfreq: float) -> dict[str, 
 
 
 def component_costs(model: ExportedModel, signal: np.ndarray, sfreq: float) -> dict[str, Any]:
-    """Encoder, sequence model and front end per new epoch, timed apart."""
-    front, packet = FrontEnd(sfreq), int(round(sfreq))
+    """Encoder, sequence model and front end (the model's input kind) per new epoch, timed
+    apart."""
+    front, packet = FrontEnd(sfreq, kind=model.info.input["kind"]), int(round(sfreq))
     images, front_s, acc = [], [], 0.0
     for start in range(0, signal.shape[0], packet):
         t0 = time.perf_counter()
@@ -144,7 +145,7 @@ def torch_costs(info: Any, repeats: int) -> dict[str, Any] | None:
     torch.set_num_threads(1)
     config = info.raw["model"]["config"]
     model = build(info.model, make_config(info.model, **config)).eval()
-    image = torch.zeros(1, 29, 129)
+    image = torch.zeros(1, int(info.input["n_frames"]), int(info.input["n_freqs"]))
     with torch.no_grad():
         vectors = model.encoder(image).repeat(info.seq_len, 1)[None]
         enc = [timed(lambda: model.encoder(image)) for _ in range(repeats)]

@@ -88,3 +88,14 @@ def test_beat_model_refuses_an_eeg_stream(beat_model: dict) -> None:
     model = ExportedModel(beat_model["root"] / "out", "fp32")
     with pytest.raises(InputError, match="ECG"):
         Stager(model, 100.0, channel="EEG Fpz-Cz")
+
+
+def test_bench_quick_runs_a_beat_model(beat_model: dict, tmp_path: Path) -> None:
+    from edgesleep.bench.runtime import run, write
+
+    result = run([beat_model["root"] / "out"], quick=True, realtime_s=1.0, thread_counts=(1,))
+    write(result, tmp_path, "bench-beats")
+    for r in result["rows"]:
+        assert r["front_end_ms"]["p50"] > 0 and r["stream"]["cpu_s_per_hour"] > 0
+    for p in result["processes"].values():
+        assert not p["scipy_imported"] and not p["torch_imported"]
