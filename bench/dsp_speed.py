@@ -7,7 +7,6 @@ and ``dsp_speed.md``. numpy only on the measured paths (as on the device).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ import numpy as np
 
 from edgesleep import __version__
 from edgesleep.dsp import EPOCH_SAMPLES, StreamingResampler, StreamingSTFT, stft_signal
+from edgesleep.io.writers import write_report
 
 N_EPOCHS = 120  # one hour at 100 Hz
 RATES = (128, 200, 250, 256, 360, 500, 512)
@@ -121,10 +121,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results"))
     args = parser.parse_args()
     result = measure()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "dsp_speed.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = to_markdown(result)
-    (args.out / "dsp_speed.md").write_text(markdown)
+    write_report(args.out, "dsp_speed", result, markdown)
     print(markdown)
 
 

@@ -18,7 +18,16 @@ from edgesleep.dsp import resample
 from edgesleep.dsp.beats import RPeakDetector, detect_rpeaks
 from edgesleep.metrics import match_beats
 
+# MIT-BIH beat annotation codes; everything else ("+", "~", "|", ...) is not a beat
 BEAT_CODES = list("NLRBAaJSVrFejnE/fQ?")
+
+
+def load_record(path: Path) -> tuple[np.ndarray, float, np.ndarray]:
+    """The shipped record: ECG in µV, its rate in Hz, the reference beat times in s."""
+    d = np.load(path)
+    ecg_uv = (d["ecg_adc"] - d["adc_baseline"]) / d["adc_gain_per_mv"] * 1000.0
+    sfreq = float(d["sfreq"])
+    return ecg_uv, sfreq, d["beat_sample"][np.isin(d["beat_symbol"], BEAT_CODES)] / sfreq
 
 
 def main() -> None:
@@ -26,10 +35,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("tests/data/mitbih/mitbih100_mlii.npz"))
     parser.add_argument("--out", type=Path, default=Path("bench/results/rpeaks.json"))
     args = parser.parse_args()
-    d = np.load(args.data)
-    ecg = (d["ecg_adc"] - d["adc_baseline"]) / d["adc_gain_per_mv"] * 1000.0  # µV
-    sfreq = float(d["sfreq"])
-    reference = d["beat_sample"][np.isin(d["beat_symbol"], BEAT_CODES)] / sfreq
+    ecg, sfreq, reference = load_record(args.data)
     rates: dict[str, dict[str, float]] = {}
     result = {"record": "mitbih 100 MLII", "tolerance_s": 0.05, "rates": rates}
     for label, x, fs in (("native", ecg, sfreq), ("100 Hz", resample(ecg, sfreq), 100.0)):

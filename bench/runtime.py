@@ -39,6 +39,7 @@ import numpy as np
 
 from edgesleep import __version__
 from edgesleep.dsp import EPOCH_S
+from edgesleep.io.writers import write_report
 from edgesleep.ort import ExportedModel, cpu_info
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
@@ -374,6 +375,4 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def write(result: dict[str, Any], out: Path, stem: str = "bench") -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown(result))
+    write_report(out, stem, result, markdown(result))

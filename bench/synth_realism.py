@@ -17,12 +17,12 @@ Measured:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from edgesleep.dsp import EPOCH_SAMPLES, stft_signal
+from edgesleep.io.writers import write_report
 from edgesleep.stages import STAGE_NAMES
 from edgesleep.synth.night import CHANNELS, GENERATOR_VERSION, SynthNight, generate_night
 
@@ -292,10 +292,8 @@ def main() -> None:
     result["command"] = (
         f"python -m edgesleep.bench.synth_realism --nights {args.nights} --seed {args.seed}"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "synth_realism.json").write_text(json.dumps(result, indent=2) + "\n")
     markdown = to_markdown(result)
-    (args.out / "synth_realism.md").write_text(markdown)
+    write_report(args.out, "synth_realism", result, markdown)
     figure(nights[0], args.out / "synth_realism.png")
     print(markdown)
 

@@ -14,7 +14,6 @@ sequence model on one window of L vectors; and the encoder per epoch in batches 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from onnx import TensorProto, helper
 
 from edgesleep.export.pipeline import ExportOptions, export_model
 from edgesleep.export.quantize import SCHEMES
+from edgesleep.io.writers import write_report
 from edgesleep.ort import cpu_info
 from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.training import TrainOptions
@@ -163,10 +163,8 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory() as tmp:
             result = run(Path(tmp))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "export.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (args.out / "export.md").write_text(text)
+    write_report(args.out, "export", result, text)
     print(text)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgesleep.bench.rpeaks import load_record
 from edgesleep.dsp import resample
 from edgesleep.dsp.beats import (
     GRID_PER_EPOCH,
@@ -21,17 +22,11 @@ from edgesleep.io import slpdb
 from edgesleep.metrics import match_beats
 from edgesleep.synth.signals import render_ecg
 
-# MIT-BIH beat annotation codes; everything else ("+", "~", "|", ...) is not a beat
-BEAT_CODES = list("NLRBAaJSVrFejnE/fQ?")
-
 
 @pytest.fixture(scope="module")
 def mitbih100(data_dir: Path) -> tuple[np.ndarray, float, np.ndarray]:
     """Record 100, lead MLII in µV, its rate, and the reference beat times in s."""
-    d = np.load(data_dir / "mitbih" / "mitbih100_mlii.npz")
-    ecg_uv = (d["ecg_adc"] - d["adc_baseline"]) / d["adc_gain_per_mv"] * 1000.0
-    sfreq = float(d["sfreq"])
-    beats = d["beat_sample"][np.isin(d["beat_symbol"], BEAT_CODES)] / sfreq
+    ecg_uv, sfreq, beats = load_record(data_dir / "mitbih" / "mitbih100_mlii.npz")
     assert beats.size == 2273  # 2239 N + 33 A + 1 V; the one "+" dropped
     return ecg_uv, sfreq, beats
 

@@ -41,8 +41,13 @@ from typing import Any
 import numpy as np
 
 from edgesleep.dsp import EPOCH_SAMPLES, SFREQ, stft_signal
-from edgesleep.dsp.beats import GRID_HZ, N_BEAT_FRAMES, SAMPLES_PER_FRAME, beat_images
+from edgesleep.dsp.beats import (
+    GRID_HZ,
+    RR_RANGE_S,
+    beat_images,
+)
 from edgesleep.io.slpdb import read_record, record_names
+from edgesleep.io.writers import write_report
 from edgesleep.metrics import evaluate
 from edgesleep.readout import fuse
 from edgesleep.stages import class_map, to_classes
@@ -50,8 +55,9 @@ from edgesleep.synth.signals import render_ecg
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, normalise
 from edgesleep.train.distill import DistillOptions, distill_features
+from edgesleep.train.distill_study import options as study_options
 from edgesleep.train.evaluate import window_log_probs
-from edgesleep.train.models import build, make_config
+from edgesleep.train.models import build, input_fields, make_config
 from edgesleep.train.training import TrainOptions, split_subjects
 from edgesleep.train.transfer import train_features
 
@@ -59,16 +65,11 @@ N_CLASSES = 4  # trained; 3 is derived
 DELAYS = (19, 0)
 N_VAL = 2
 INPUTS = ("stft", "beats")
-MODEL_FIELDS: dict[tuple[str, str], dict[str, Any]] = {
-    ("seqsleepnet", "stft"): {},
-    ("seqsleepnet", "beats"): {
-        "n_frames": N_BEAT_FRAMES, "n_freqs": SAMPLES_PER_FRAME, "n_filters": 16,
-    },
-    ("student", "stft"): {"dilations": (1, 2, 4, 8)},
-    ("student", "beats"): {
-        "n_frames": N_BEAT_FRAMES, "n_freqs": SAMPLES_PER_FRAME, "dilations": (1, 2, 4, 8),
-    },
-}  # fmt: skip
+# beyond the defaults for the input kind (train_features adds those): the student's context
+MODEL_FIELDS: dict[str, dict[str, Any]] = {
+    "seqsleepnet": {},
+    "student": {"dilations": (1, 2, 4, 8)},
+}
 ROW_NAMES = {
     ("seqsleepnet", "stft"): "SeqSleepNet, ECG STFT",
     ("seqsleepnet", "beats"): "SeqSleepNet, beat intervals",
@@ -115,7 +116,7 @@ def hrv_features(beat_times_s: np.ndarray, n_epochs: int) -> np.ndarray:
     """
     t = np.asarray(beat_times_s)
     rr = np.diff(t)
-    ok = (rr > 0.3) & (rr < 2.0)
+    ok = (rr > RR_RANGE_S[0]) & (rr < RR_RANGE_S[1])
     t_rr, rr = t[1:][ok], rr[ok]
     grid = np.arange(0, n_epochs * 30, 1 / GRID_HZ)
     hr = np.interp(grid, t_rr, 60 / rr) if rr.size else np.zeros_like(grid)
@@ -166,11 +167,8 @@ def floor_probabilities(
 
 
 def options(n_epochs: int, seed: int, lr: float) -> TrainOptions:
-    per_pass = max(1, n_epochs // 5 // 32)
-    return TrainOptions(
-        passes=20, stride=5, eval_every=per_pass, patience=4, seed=seed, lr=lr,
-        class_weighting=True,
-    )  # fmt: skip
+    """The distillation study's options with more passes (20) and patience (4)."""
+    return study_options(n_epochs, seed, lr, passes=20, patience=4)
 
 
 def predict(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> dict[int, list[np.ndarray]]:
@@ -209,29 +207,38 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
     seconds: dict[str, float] = {}
     teachers: dict[str, dict[str, Checkpoint]] = {}
 
-    def keep(row: str, ckpt: Checkpoint | None, test: list[NightFeatures], t0: float) -> None:
+    def timed(row: str, t0: float) -> None:
         seconds[row] = seconds.get(row, 0.0) + time.perf_counter() - t0
-        if ckpt is None:
-            return
+
+    def keep(row: str, ckpt: Checkpoint, test: list[NightFeatures], t0: float) -> None:
+        timed(row, t0)
         val_acc.setdefault(row, []).append(float(ckpt.provenance["metrics"]["val_accuracy"]))
         for k, night_probs in predict(ckpt, test).items():
             for night, p in zip(test, night_probs, strict=True):
                 proba.setdefault(row, {}).setdefault(k, {})[night.record] = p
 
-    for fold, test_subject in enumerate(subjects):
-        rest = [s for s in subjects if s != test_subject]
-        train_ids, val_ids = split_subjects(rest, N_VAL, seed + fold)
+    # per fold: the held-out subject, then training and validation subjects drawn from the rest
+    folds = [
+        (test, *split_subjects([s for s in subjects if s != test], N_VAL, seed + fold))
+        for fold, test in enumerate(subjects)
+    ]
+
+    def parts(kind: str, fold: int) -> dict[str, list[NightFeatures]]:
+        test, train_ids, val_ids = folds[fold]
+        return {
+            split: [n for n in nights[kind] if n.subject in ids]
+            for split, ids in (("train", train_ids), ("val", val_ids), ("test", [test]))
+        }
+
+    for fold, (test_subject, train_ids, _) in enumerate(folds):
         n_train = sum(n.n_epochs for n in nights["stft"] if n.subject in train_ids)
         for (name, kind), row in ROW_NAMES.items():
-            part = {
-                split: [n for n in nights[kind] if n.subject in ids]
-                for split, ids in (("train", train_ids), ("val", val_ids), ("test", [test_subject]))
-            }
+            part = parts(kind, fold)
             t0 = time.perf_counter()
             lr = 1e-4 if name == "seqsleepnet" else 1e-3
             ckpt = train_features(
                 part["train"], part["val"], "ECG", name, N_CLASSES,
-                opts=options(n_train, seed, lr), model_fields=MODEL_FIELDS[(name, kind)],
+                opts=options(n_train, seed, lr), model_fields=MODEL_FIELDS[name], input_kind=kind,
             )  # fmt: skip
             keep(row, ckpt, part["test"], t0)
             if progress:
@@ -240,7 +247,7 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
                 teachers.setdefault(kind, {})[test_subject] = ckpt
         t0 = time.perf_counter()
         test_records = [r for r in records if subject_of(r) == test_subject]
-        train_records = [r for r in records if subject_of(r) in rest]
+        train_records = [r for r in records if subject_of(r) != test_subject]
         floor = floor_probabilities(
             [hrv[r] for r in train_records], [truth[r] for r in train_records],
             np.concatenate([hrv[r] for r in test_records]),
@@ -249,27 +256,22 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
         for k in DELAYS:
             for r, a, b in zip(test_records, bounds[:-1], bounds[1:], strict=True):
                 proba.setdefault(FLOOR, {}).setdefault(k, {})[r] = floor[a:b]
-        keep(FLOOR, None, [], t0)
+        timed(FLOOR, t0)
         if progress:
             print(f"fold {fold + 1}/{len(subjects)} ({test_subject}) done", flush=True)
     # the teacher: the SeqSleepNet input with the higher mean validation accuracy
     teacher_kind = max(INPUTS, key=lambda k: np.mean(val_acc[ROW_NAMES[("seqsleepnet", k)]]))
-    for fold, test_subject in enumerate(subjects):
-        rest = [s for s in subjects if s != test_subject]
-        train_ids, val_ids = split_subjects(rest, N_VAL, seed + fold)
-        n_train = sum(n.n_epochs for n in nights["stft"] if n.subject in train_ids)
-        own = [n for n in nights[teacher_kind]]
+    for fold, (test_subject, _, _) in enumerate(folds):
+        part = parts(teacher_kind, fold)
+        n_train = sum(n.n_epochs for n in part["train"])
         t0 = time.perf_counter()
         ckpt = distill_features(
-            teachers[teacher_kind][test_subject],
-            [n for n in own if n.subject in train_ids],
-            [n for n in own if n.subject in val_ids],
-            [n for n in own if n.subject in train_ids],
+            teachers[teacher_kind][test_subject], part["train"], part["val"], part["train"],
             "ECG", n_classes=N_CLASSES, opts=options(n_train, seed, 1e-3),
             dopts=DistillOptions(soft_targets=True, feature_transfer=False),
-            model_fields=MODEL_FIELDS[("student", teacher_kind)],
+            model_fields=MODEL_FIELDS["student"], input_kind=teacher_kind,
         )  # fmt: skip
-        keep(DISTILLED, ckpt, [n for n in own if n.subject == test_subject], t0)
+        keep(DISTILLED, ckpt, part["test"], t0)
     result: dict[str, Any] = {
         "data": "slpdb (real beat times and stages; rendered ECG waveform for the STFT rows)",
         "records": records,
@@ -280,9 +282,14 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
         "params": {
             f"{name}, {kind}": sum(
                 p.numel()
-                for p in build(name, make_config(name, n_classes=4, **fields)).parameters()
+                for p in build(
+                    name,
+                    make_config(
+                        name, n_classes=4, **input_fields(name, kind), **MODEL_FIELDS[name]
+                    ),
+                ).parameters()
             )
-            for (name, kind), fields in MODEL_FIELDS.items()
+            for name, kind in ROW_NAMES
         },
         "command": "python -m edgesleep.train.cardiac_study",
     }
@@ -367,10 +374,8 @@ def main() -> None:
     sleepecg = args.out / "sleepecg_slpdb.json"
     if sleepecg.is_file():
         add_sleepecg(result, sleepecg, args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cardiac_slpdb.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (args.out / "cardiac_slpdb.md").write_text(text)
+    write_report(args.out, "cardiac_slpdb", result, text)
     print(text)
 
 

@@ -10,7 +10,6 @@ numbers are mean ± sd over seeds.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -23,6 +22,7 @@ import numpy as np
 
 from edgesleep.errors import InputError
 from edgesleep.io.dataset import Crop, read_dataset
+from edgesleep.io.writers import write_report
 from edgesleep.metrics import evaluate
 from edgesleep.readout import fuse
 from edgesleep.stages import class_labels
@@ -203,9 +203,7 @@ def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None
     result = summarise(recipe, preds, truth, synthetic)
     result["seconds"] = {k: round(v, 1) for k, v in timing.items()}
     result["total_seconds"] = round(time.perf_counter() - started, 1)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cv.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "cv.md").write_text(to_markdown(result))
+    write_report(out, "cv", result, to_markdown(result))
     return result
 
 

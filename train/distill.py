@@ -35,7 +35,7 @@ from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
-from edgesleep.train.models import build, config_dict, make_config
+from edgesleep.train.models import build, config_dict, input_fields, make_config
 from edgesleep.train.staging import EpochSequenceModel
 from edgesleep.train.training import TrainOptions, fit, split_dataset
 
@@ -124,12 +124,14 @@ def distill_features(
     dopts: DistillOptions | None = None,
     model_fields: dict[str, Any] | None = None,
     progress: Any = None,
+    input_kind: str = "stft",
     **provenance_fields: Any,
 ) -> Checkpoint:
     """Distil a frozen teacher into a fresh student on loaded, paired nights.
 
     ``train_s`` and ``train_t`` are the same nights seen through the student's and the
-    teacher's channel; normalisation statistics come from ``train_s``.
+    teacher's channel; normalisation statistics come from ``train_s``, whose images are
+    the student's ``input_kind`` (the teacher's nights are its own kind).
     """
     opts, dopts = opts or TrainOptions(), dopts or DistillOptions()
     if n_classes > teacher_ckpt.n_classes:
@@ -142,7 +144,8 @@ def distill_features(
         p.requires_grad_(False)
     mean, std = compute_norm_stats(train_s)
     torch.manual_seed(opts.seed)
-    cfg = make_config(model_name, n_classes=n_classes, **(model_fields or {}))
+    fields = {**input_fields(model_name, input_kind), **(model_fields or {})}
+    cfg = make_config(model_name, n_classes=n_classes, **fields)
     student = build(model_name, cfg)
     seq_len, stride = cfg.seq_len, opts.stride
     windows = PairedWindows(
@@ -175,6 +178,7 @@ def distill_features(
         channel=student_channel,
         norm_mean=mean,
         norm_std=std,
+        input_kind=input_kind,
         provenance=provenance(
             train_subjects=sorted({n.subject for n in train_s}),
             val_subjects=sorted({n.subject for n in val_s}),

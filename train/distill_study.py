@@ -21,7 +21,6 @@ they say nothing about sleep.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgesleep.io.dataset import read_dataset
+from edgesleep.io.writers import write_report
 from edgesleep.stages import class_map
 from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.checkpoint import Checkpoint
@@ -65,10 +65,13 @@ def collapse(nights: Sequence[NightFeatures], n_classes: int) -> list[NightFeatu
     return out
 
 
-def options(n_epochs: int, seed: int, lr: float) -> TrainOptions:
+def options(
+    n_epochs: int, seed: int, lr: float, passes: int = 10, patience: int = 3
+) -> TrainOptions:
+    """Class-weighted, stride 5, validation once per pass over ``n_epochs`` training epochs."""
     per_pass = max(1, n_epochs // 5 // 32)
     return TrainOptions(
-        passes=10, stride=5, eval_every=per_pass, patience=3, seed=seed, lr=lr,
+        passes=passes, stride=5, eval_every=per_pass, patience=patience, seed=seed, lr=lr,
         class_weighting=True,
     )  # fmt: skip
 
@@ -226,10 +229,8 @@ def main() -> None:
         per_seed = [run_seed(eeg, ecg, n_classes, s, args.student_lr) for s in args.seeds]
         result["classes"][str(n_classes)] = {"per_seed": per_seed, "summary": summarise(per_seed)}
     result["total_seconds"] = round(time.perf_counter() - start, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "distill_synthetic.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
-    (args.out / "distill_synthetic.md").write_text(text)
+    write_report(args.out, "distill_synthetic", result, text)
     print(text)
 
 

@@ -9,11 +9,11 @@ Run: ``python -m edgesleep.train.stride_study [--out bench/results]`` (writes
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 from edgesleep.io.dataset import read_dataset
+from edgesleep.io.writers import write_report
 from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.data import load_features
 from edgesleep.train.evaluate import evaluate_nights
@@ -67,8 +67,6 @@ def main() -> None:
         "rows": rows,
         "command": "python -m edgesleep.train.stride_study",
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "stride.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
         "# Training-window stride (SYNTHETIC data)",
         "",
@@ -85,7 +83,7 @@ def main() -> None:
             f"{r['val_accuracy']:.3f} | {r['test_accuracy']:.3f} | "
             f"{r['test_kappa']:.3f} | {r['test_macro_f1']:.3f} |"
         )
-    (args.out / "stride.md").write_text("\n".join(lines) + "\n")
+    write_report(args.out, "stride", result, "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -1,4 +1,4 @@
-"""Hypnogram outputs: BIDS-events CSV, EDF+ annotations, PNG plot.
+"""Hypnogram outputs: BIDS-events CSV, EDF+ annotations, PNG plot; study/benchmark reports.
 
 ``stage`` columns hold class indices of the model's class set (for 5 classes these are
 the YASA stage integers W=0 .. REM=4); -1 artefact and -2 unscored pass through.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -252,3 +254,10 @@ class CsvSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_report(out: Path, stem: str, result: dict[str, Any], markdown: str) -> None:
+    """A study's or benchmark's result as ``out/stem.json`` and its table as ``out/stem.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown)
