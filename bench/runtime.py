@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -46,6 +47,7 @@ from edgesleep.stager import FrontEnd, Stager, score_signal
 WARMUP_EPOCHS = 5
 OFFLINE_EPOCHS = 1000
 PRECISIONS = ("fp32", "int8")
+PREFIX_ENV = "EDGESLEEP_BENCH_PREFIX"
 
 
 def quantiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -179,15 +181,22 @@ def parity(
     }
 
 
+def interpreter() -> list[str]:
+    """The command that starts a fresh Python like this one: ``$EDGESLEEP_BENCH_PREFIX``
+    (an emulator such as ``qemu-aarch64``, where the kernel cannot exec this interpreter)
+    followed by ``sys.executable``."""
+    return [*shlex.split(os.environ.get(PREFIX_ENV, "")), sys.executable]
+
+
 def process_costs(folder: Path, precision: str, sfreq: float, realtime_s: float) -> dict[str, Any]:
     """Fresh processes: peak RSS streaming vs the numpy+onnxruntime floor; wake-ups/s."""
     base = subprocess.run(
-        [sys.executable, "-c", "import numpy, onnxruntime, pathlib\n"
+        [*interpreter(), "-c", "import numpy, onnxruntime, pathlib\n"
          "s = pathlib.Path('/proc/self/status').read_text()\n"
          "print(next(l.split()[1] for l in s.splitlines() if l.startswith('VmHWM:')))"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    args = [sys.executable, "-m", "edgesleep.bench.process", str(folder), precision, str(sfreq)]
+    args = [*interpreter(), "-m", "edgesleep.bench.process", str(folder), precision, str(sfreq)]
     run = subprocess.run([*args, str(realtime_s)], check=True, capture_output=True, text=True)
     got = json.loads(run.stdout)
     floor_mb = int(base.stdout) / 1024

@@ -70,14 +70,20 @@ def bench(
     ),
     quick: Annotated[bool, typer.Option(help="40 epochs and 5 s at real time.")] = False,
     sfreq: Annotated[float, typer.Option(help="Device rate of the test signal, Hz.")] = 100.0,
-) -> None:
+    threads: Annotated[
+        list[int] | None,
+        typer.Option(help="onnxruntime threads to measure (repeat the option); default 1 "
+                     "and all cores."),
+    ] = None,
+) -> None:  # fmt: skip
     """Latency, CPU per hour, wake-ups, memory, size and parity of exported models on this
     machine (fp32 and int8, 1 thread and all cores), beside the naive stream and torch."""
 
     def job() -> None:
         from edgesleep.bench.runtime import goals, run, write
 
-        result = run(models, quick, sfreq, progress=lambda s: log.info("bench: %s", s))
+        result = run(models, quick, sfreq, progress=lambda s: log.info("bench: %s", s),
+                     thread_counts=threads)  # fmt: skip
         write(result, out, "bench-quick" if quick else "bench")
         rows = [
             [

@@ -27,6 +27,7 @@ of it or more. Every other flagged epoch keeps the model's stage.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -150,8 +151,7 @@ class FrontEnd:
         self.last = 0.0
         self.quality: dict[int, _Quality] = {}
         self._flat: set[int] = set()  # completed epochs whose image has not come yet
-        self._sum = 0.0
-        self._sumsq = 0.0
+        self._epoch = np.zeros(EPOCH_SAMPLES)  # the current epoch at 100 Hz
 
     def _epoch_of(self, n: np.ndarray) -> np.ndarray:
         return (n / self.sfreq // EPOCH_S).astype(np.int64)
@@ -166,8 +166,8 @@ class FrontEnd:
     def _repair(self, samples: np.ndarray) -> np.ndarray:
         """Hold the last finite value over NaN/inf; mark clipped and repaired samples."""
         x = samples
-        bad = ~np.isfinite(x)
-        if bad.any():
+        if not math.isfinite(float(np.add.reduce(x))):  # one reduction on the usual path
+            bad = ~np.isfinite(x)
             self._mark(self.n_in + np.flatnonzero(bad), "nonfinite")
             last_good = np.where(bad, -1, np.arange(x.shape[0]))
             np.maximum.accumulate(last_good, out=last_good)
@@ -207,19 +207,16 @@ class FrontEnd:
 
     def _feed(self, y: np.ndarray) -> list[tuple[int, np.ndarray, _Quality]]:
         pos = 0
-        while pos < y.shape[0]:  # the flat check, per completed epoch
-            take = min(EPOCH_SAMPLES - self.n_out % EPOCH_SAMPLES, y.shape[0] - pos)
-            part = y[pos : pos + take]
-            self._sum += float(part.sum())
-            self._sumsq += float((part * part).sum())
+        while pos < y.shape[0]:  # the flat check, on each completed epoch at 100 Hz
+            at = self.n_out % EPOCH_SAMPLES
+            take = min(EPOCH_SAMPLES - at, y.shape[0] - pos)
+            self._epoch[at : at + take] = y[pos : pos + take]
             self.n_out += take
             pos += take
-            if self.n_out % EPOCH_SAMPLES == 0:
-                mean = self._sum / EPOCH_SAMPLES
-                if np.sqrt(max(self._sumsq / EPOCH_SAMPLES - mean * mean, 0.0)) < FLAT_STD_UV:
-                    self._flat.add(self.n_out // EPOCH_SAMPLES - 1)
-                self._sum = self._sumsq = 0.0
-        return self._attach(self.images.push(y))
+            if at + take == EPOCH_SAMPLES and _std(self._epoch) < FLAT_STD_UV:
+                self._flat.add(self.n_out // EPOCH_SAMPLES - 1)
+        done = self.images.push(y)
+        return self._attach(done) if done else []
 
     def _attach(
         self, images: list[tuple[int, np.ndarray]]
@@ -233,6 +230,12 @@ class FrontEnd:
                 self._flat.discard(epoch)
             out.append((epoch, image, q))
         return out
+
+
+def _std(x: np.ndarray) -> float:
+    """Standard deviation of a 1-D array (a fraction of ``np.std``'s call overhead)."""
+    mean = float(np.add.reduce(x)) / x.shape[0]
+    return math.sqrt(max(float(np.dot(x, x)) / x.shape[0] - mean * mean, 0.0))
 
 
 def _unusable(q: _Quality) -> bool:

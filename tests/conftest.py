@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -86,27 +87,49 @@ TINY_MODELS = {
 }
 
 
-@pytest.fixture(scope="session", params=sorted(TINY_MODELS))
-def exported(
-    request: pytest.FixtureRequest, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict:
-    """Each registered model in a tiny configuration, trained for 60 steps on "EEG Fpz-Cz"
-    of the tiny dataset (subjects 0 and 1), exported in fp32 and int8 (calibrated on it)."""
+# The tiny exports: model name, input kind, channel, classes, training steps
+TINY_EXPORTS = {
+    "seqsleepnet": ("seqsleepnet", "stft", "EEG Fpz-Cz", 5, 60),
+    "student": ("student", "stft", "EEG Fpz-Cz", 5, 60),
+    "student-beats": ("student", "beats", "ECG", 3, 40),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_export(
+    tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], dict]:
+    """``tiny_export(key)``: the model of ``TINY_EXPORTS[key]`` in its tiny configuration,
+    trained briefly on the tiny dataset (subjects 0 and 1), exported in fp32 and int8
+    (calibrated on it); each key is trained once per session, on first use."""
     from edgesleep.export.pipeline import ExportOptions, export_model
     from edgesleep.train import checkpoint as ckpt_io
-    from edgesleep.train.models import MODELS
     from edgesleep.train.training import TrainOptions
     from edgesleep.train.transfer import train_model
 
-    name = request.param
+    cache: dict[str, dict] = {}
+
+    def get(key: str) -> dict:
+        if key not in cache:
+            name, kind, channel, n_classes, steps = TINY_EXPORTS[key]
+            root = tmp_path_factory.mktemp(f"export-{key}")
+            opts = TrainOptions(max_steps=steps, eval_every=steps // 2, stride=2, lr=3e-3, seed=1)
+            train_model(tiny_dataset, channel, root / "m.pt", name, n_classes, subjects=["0", "1"],
+                        opts=opts, model_fields=TINY_MODELS[name], input_kind=kind)  # fmt: skip
+            options = ExportOptions(quantize=True, calibration=tiny_dataset, latency_repeats=5)
+            report = export_model(root / "m.pt", root / "out", options)
+            ckpt = ckpt_io.load(root / "m.pt")
+            cache[key] = {"name": name, "root": root, "report": report, "ckpt": ckpt,
+                          "channel": channel}  # fmt: skip
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session", params=sorted(TINY_MODELS))
+def exported(request: pytest.FixtureRequest, tiny_export: Callable[[str], dict]) -> dict:
+    """Each registered model, tiny, on "EEG Fpz-Cz" (5 classes), exported (``tiny_export``)."""
+    from edgesleep.train.models import MODELS
+
     assert set(TINY_MODELS) == set(MODELS), "give every registered model a tiny config"
-    root = tmp_path_factory.mktemp(f"export-{name}")
-    channel = "EEG Fpz-Cz"
-    opts = TrainOptions(max_steps=60, eval_every=30, stride=2, lr=3e-3, seed=1)
-    fields = TINY_MODELS[name]
-    train_model(tiny_dataset, channel, root / "m.pt", name, 5, subjects=["0", "1"], opts=opts,
-                model_fields=fields)  # fmt: skip
-    opts_export = ExportOptions(quantize=True, calibration=tiny_dataset, latency_repeats=5)
-    report = export_model(root / "m.pt", root / "out", opts_export)
-    ckpt = ckpt_io.load(root / "m.pt")
-    return {"name": name, "root": root, "report": report, "ckpt": ckpt, "channel": channel}
+    return tiny_export(request.param)

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHORT_NIGHT, TINY_MODELS
+from conftest import SHORT_NIGHT
 
 from edgesleep.dsp import resample
 from edgesleep.dsp.beats import N_BEAT_FRAMES, SAMPLES_PER_FRAME
@@ -20,21 +21,8 @@ from edgesleep.train.evaluate import predict_night
 
 
 @pytest.fixture(scope="module")
-def beat_model(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from edgesleep.export.pipeline import ExportOptions, export_model
-    from edgesleep.train import checkpoint as ckpt_io
-    from edgesleep.train.training import TrainOptions
-    from edgesleep.train.transfer import train_model
-
-    root = tmp_path_factory.mktemp("beats")
-    opts = TrainOptions(max_steps=40, eval_every=20, stride=2, lr=3e-3, seed=1)
-    train_model(tiny_dataset, "ECG", root / "m.pt", "student", 3, subjects=["0", "1"],
-                opts=opts, model_fields=TINY_MODELS["student"], input_kind="beats")  # fmt: skip
-    report = export_model(
-        root / "m.pt", root / "out", ExportOptions(quantize=True, calibration=tiny_dataset,
-                                                   latency_repeats=3)
-    )  # fmt: skip
-    return {"root": root, "ckpt": ckpt_io.load(root / "m.pt"), "report": report}
+def beat_model(tiny_export: Callable[[str], dict]) -> dict:
+    return tiny_export("student-beats")
 
 
 def _ecg(sfreq: float) -> np.ndarray:

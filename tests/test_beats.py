@@ -22,6 +22,8 @@ from edgesleep.io import slpdb
 from edgesleep.metrics import match_beats
 from edgesleep.synth.signals import render_ecg
 
+pytestmark = pytest.mark.parity  # also run on (emulated) aarch64: bench/arm/run.sh
+
 
 @pytest.fixture(scope="module")
 def mitbih100(data_dir: Path) -> tuple[np.ndarray, float, np.ndarray]:

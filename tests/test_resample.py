@@ -3,6 +3,8 @@ import pytest
 
 from edgesleep.dsp import resampling as rs
 
+pytestmark = pytest.mark.parity  # also run on (emulated) aarch64: bench/arm/run.sh
+
 RATES = [100, 128, 200, 250, 256, 360, 500, 512]
 
 

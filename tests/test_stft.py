@@ -3,6 +3,8 @@ import pytest
 
 from edgesleep.dsp import stft
 
+pytestmark = pytest.mark.parity  # also run on (emulated) aarch64: bench/arm/run.sh
+
 
 def _night(n_epochs: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -65,6 +67,9 @@ def test_frames_appear_as_their_last_sample_arrives() -> None:
     s.push(x[3000:3250])
     assert s.n_frames == 1
     np.testing.assert_allclose(s.frames[0], stft.stft_signal(x)[1, 0], atol=1e-4)
+    # frames read early and those computed when the epoch completes make one image
+    (image,) = s.push(x[3250:6000])
+    np.testing.assert_allclose(image, stft.stft_signal(x)[1], atol=1e-4)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
