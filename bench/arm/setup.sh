@@ -8,8 +8,8 @@
 # importing onnxruntime), ROOT/sysroot (python3.11 and its libraries for arm64, unpacked with
 # dpkg -x), ROOT/site (numpy, scipy, onnxruntime, pyedflib, typer, rich, pytest and edgesleep
 # for cp311 aarch64) and ROOT/python (the emulated interpreter). Needs root for apt (a
-# backports source and the arm64
-# architecture are added to apt; nothing is installed on the host).
+# backports source and the arm64 architecture are added to apt; nothing is installed on the
+# host).
 set -euo pipefail
 ROOT=$(realpath -m "${1:-runs/arm}")
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
