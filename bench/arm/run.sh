@@ -9,7 +9,7 @@
 # for the parity tests (default: those of `python -m edgesleep.export.study --keep
 # runs/export-study` and the beat-interval student of README "Benchmarks"); the bench runs on
 # the first BENCH_MODELS of them (default 2), one thread. Budget: BUDGET_S seconds per CPU
-# (default 1800; ~15 min each here). Writes ROOT/results/CPU/ and
+# (default 1800; ~18 min each here, side by side). Writes ROOT/results/CPU/ and
 # bench/results/arm_emulated.{json,md}; exits non-zero when a parity test fails, errors or is
 # skipped, or the budget runs out. Emulated timings say nothing about ARM speed.
 set -euo pipefail
