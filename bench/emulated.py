@@ -39,7 +39,17 @@ def test_counts(xml_path: Path) -> dict[str, Any]:
 def summarize(results: Path, qemu: str) -> dict[str, Any]:
     cpus = {}
     for folder in sorted(p for p in results.iterdir() if p.is_dir()):
-        parity = json.loads((folder / "parity.json").read_text())
+        parity_path = folder / "parity.json"  # empty or missing when the run died before it
+        text = parity_path.read_text() if parity_path.is_file() else ""
+        parity = (
+            json.loads(text)
+            if text.strip()
+            else {
+                "parity": {},
+                "cpu": {"machine": "-", "isa": [], "onnxruntime": "-"},
+                "numpy": None,
+            }
+        )
         bench_path = folder / "bench-quick.json"
         bench = json.loads(bench_path.read_text()) if bench_path.is_file() else None
         seconds = folder / "seconds"
@@ -60,6 +70,7 @@ def ok(result: dict[str, Any]) -> bool:
     return bool(result["cpus"]) and all(
         c["tests"]["tests"] > 0
         and c["tests"]["passed"] == c["tests"]["tests"]
+        and c["parity"]
         and c["bench_quick"] is not None
         for c in result["cpus"].values()
     )

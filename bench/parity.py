@@ -65,33 +65,31 @@ def write_bundle(out: Path, folders: list[Path]) -> dict[str, Any]:
 
     models = {}
     for folder in folders:
-        probe = ExportedModel(folder, "fp32")
         name = folder.name
         if name in models:
             raise ValueError(f"{folder}: two model folders named {name!r}; rename one")
+        variants = {p: ExportedModel(folder, p) for p in PRECISIONS
+                    if (folder / p / "encoder.onnx").is_file()}  # fmt: skip
+        if not variants:
+            raise ValueError(f"{folder}: no exported model (fp32/ or int8/) here")
+        info = next(iter(variants.values())).info
         dest = out / "models" / name
         shutil.copytree(folder, dest, dirs_exist_ok=True)
-        kind = probe.info.input["kind"]
-        night = synthetic_night(SFREQ, N_EPOCHS, probe.info.channel)
+        night = synthetic_night(SFREQ, N_EPOCHS, info.channel)
         arrays = {
             "signal": night["signal"],
             "stages": night["stages"],
-            "images": front_images(kind, night["signal"]),
+            "images": front_images(info.input["kind"], night["signal"]),
         }
-        precisions = [p for p in PRECISIONS if (folder / p / "encoder.onnx").is_file()]
-        for precision in precisions:
-            for key, value in probabilities(
-                ExportedModel(folder, precision), night["signal"]
-            ).items():
+        for precision, model in variants.items():
+            for key, value in probabilities(model, night["signal"]).items():
                 arrays[f"{precision}/{key}"] = value
         np.savez_compressed(dest / REFERENCE, **arrays)  # type: ignore[arg-type]
-        quant = (
-            ExportedModel(folder, "int8").info.raw["quantization"] if "int8" in precisions else {}
-        )
+        quant = variants["int8"].info.raw["quantization"] if "int8" in variants else {}
         models[name] = {
-            "model": probe.info.model,
-            "kind": kind,
-            "precisions": precisions,
+            "model": info.model,
+            "kind": info.input["kind"],
+            "precisions": list(variants),
             # static QDQ runs integer kernels; weight-only int8 is dequantized at load
             "int8_integer_kernels": str(quant.get("method", "")).startswith("static"),
         }

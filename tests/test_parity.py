@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import TINY_EXPORTS
 
 from edgesleep.bench.parity import compare, load_manifest, write_bundle
+from edgesleep.ort import PRECISIONS
 
 pytestmark = pytest.mark.parity
 BUNDLE_ENV = "EDGESLEEP_PARITY_BUNDLE"
-LOCAL_MODELS = ("seqsleepnet", "student", "student-beats")  # conftest.TINY_EXPORTS
 
 # Host (x86) against this machine. fp32 and SeqSleepNet's weight-only int8 (dequantized at
 # load) run float kernels: only the summation order and the activation approximations differ.
@@ -38,7 +39,7 @@ def _variants() -> list[tuple[str, str]]:
     if bundle:
         models = load_manifest(Path(bundle))["models"]
         return [(name, p) for name, entry in sorted(models.items()) for p in entry["precisions"]]
-    return [(name, p) for name in LOCAL_MODELS for p in ("fp32", "int8")]
+    return [(name, p) for name in sorted(TINY_EXPORTS) for p in PRECISIONS]
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +49,7 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     tiny_export: Callable[[str], dict] = request.getfixturevalue("tiny_export")
     root = tmp_path_factory.mktemp("parity")
     folders = []
-    for key in LOCAL_MODELS:  # the bundle names models after their folders
+    for key in sorted(TINY_EXPORTS):  # the bundle names models after their folders
         folders.append(root / "src" / key)
         folders[-1].parent.mkdir(exist_ok=True)
         folders[-1].symlink_to(tiny_export(key)["root"] / "out")
@@ -59,8 +60,9 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 @pytest.mark.parametrize(("name", "precision"), _variants())
 def test_matches_the_host(bundle: Path, name: str, precision: str) -> None:
     got = compare(bundle, name, precision)
-    entry = load_manifest(bundle)["models"][name]
-    assert got["epochs"] == load_manifest(bundle)["epochs"], got
+    manifest = load_manifest(bundle)
+    entry = manifest["models"][name]
+    assert got["epochs"] == manifest["epochs"], got
     assert got["image_max_abs"] <= IMAGE_ATOL, got
     assert got["stream_vs_offline_max_abs"] <= STREAM_ATOL, got
     integer = precision == "int8" and entry["int8_integer_kernels"]
