@@ -30,6 +30,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -189,15 +190,24 @@ def interpreter() -> list[str]:
 
 
 def process_costs(folder: Path, precision: str, sfreq: float, realtime_s: float) -> dict[str, Any]:
-    """Fresh processes: peak RSS streaming vs the numpy+onnxruntime floor; wake-ups/s."""
+    """Fresh processes: peak RSS streaming vs the numpy+onnxruntime floor; wake-ups/s.
+
+    They start in the temporary directory: started in a checkout, ``python -m`` would put
+    the checkout's ``edgesleep/`` first on ``sys.path``, shadowing the installed package
+    (whose ``bench``, ``train`` and ``export`` live elsewhere in the checkout).
+    """
+    neutral = tempfile.gettempdir()
     base = subprocess.run(
         [*interpreter(), "-c", "import numpy, onnxruntime, pathlib\n"
          "s = pathlib.Path('/proc/self/status').read_text()\n"
          "print(next(l.split()[1] for l in s.splitlines() if l.startswith('VmHWM:')))"],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, cwd=neutral,
     )  # fmt: skip
-    args = [*interpreter(), "-m", "edgesleep.bench.process", str(folder), precision, str(sfreq)]
-    run = subprocess.run([*args, str(realtime_s)], check=True, capture_output=True, text=True)
+    args = [*interpreter(), "-m", "edgesleep.bench.process", str(folder.resolve()), precision]
+    run = subprocess.run(
+        [*args, str(sfreq), str(realtime_s)],
+        check=True, capture_output=True, text=True, cwd=neutral,
+    )  # fmt: skip
     got = json.loads(run.stdout)
     floor_mb = int(base.stdout) / 1024
     return {

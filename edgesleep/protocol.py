@@ -28,9 +28,10 @@ byte at a time, so the parser resynchronises after garbage and never waits on a 
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,28 +44,15 @@ FORMAT_CODES = {"int16": 0, "float32": 1}
 _PREFIX = struct.Struct("<2sBH")
 _DATA = struct.Struct("<IBH")
 _HEADER = struct.Struct("<BBffIB")
+_CRC = struct.Struct("<H")
+_BODY_DATA = struct.Struct("<BH" + _DATA.format[1:])  # type, size, then the data fields
+_KINDS = frozenset((HEADER, DATA, BEATS, END))
 OVERHEAD = _PREFIX.size + 2  # sync, type, size, crc
 
 
-def _crc_table() -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        table.append(crc & 0xFFFF)
-    return table
-
-
-_TABLE = _crc_table()
-
-
-def crc16(data: bytes) -> int:
+def crc16(data: bytes | bytearray | memoryview) -> int:
     """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection, no final xor)."""
-    crc = 0xFFFF
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[(crc >> 8) ^ byte]
-    return crc
+    return binascii.crc_hqx(data, 0xFFFF)
 
 
 @dataclass(frozen=True)
@@ -78,9 +66,9 @@ class Header:
     version: int = VERSION
 
 
-@dataclass(frozen=True)
-class Data:
-    """``samples``: shape (n_samples, n_channels), raw counts in the header's format."""
+class Data(NamedTuple):
+    """``samples``: shape (n_samples, n_channels), raw counts in the header's format (a
+    tuple, not a dataclass: one is made per frame, and this is the cheapest to make)."""
 
     first_index: int
     samples: np.ndarray
@@ -106,7 +94,7 @@ def frame(kind: int, payload: bytes) -> bytes:
     if len(payload) > MAX_PAYLOAD:
         raise ValueError(f"payload of {len(payload)} bytes; the maximum is {MAX_PAYLOAD}")
     body = struct.pack("<BH", kind, len(payload)) + payload
-    return SYNC + body + struct.pack("<H", crc16(body))
+    return SYNC + body + _CRC.pack(crc16(body))
 
 
 def _text(value: str) -> bytes:
@@ -156,75 +144,99 @@ class Parser:
     dropped; bytes skipped while searching for a valid frame in ``stats['skipped_bytes']``;
     frames whose sync and size looked right but whose CRC failed in ``stats['crc_errors']``;
     well-framed payloads that do not decode in ``stats['bad_payloads']``.
+
+    A data frame costs one CRC (:func:`binascii.crc_hqx`, in C), one copy of its payload and
+    one array view of it; the loop consumes the buffer by offset and trims it once per call.
     """
 
     def __init__(self) -> None:
         self.buffer = bytearray()
         self.header: Header | None = None
-        self.stats = {
-            "frames": 0,
-            "skipped_bytes": 0,
-            "crc_errors": 0,
-            "bad_payloads": 0,
-            "no_header": 0,
+        self._dtype: np.dtype[Any] | None = None
+        self.frames = self.skipped_bytes = self.crc_errors = 0
+        self.bad_payloads = self.no_header = 0
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {
+            "frames": self.frames,
+            "skipped_bytes": self.skipped_bytes,
+            "crc_errors": self.crc_errors,
+            "bad_payloads": self.bad_payloads,
+            "no_header": self.no_header,
         }
 
     def feed(self, chunk: bytes) -> list[Frame]:
-        self.buffer += chunk
+        # the usual read starts on a frame boundary: parse the chunk itself, keep the rest
+        buf: bytes | bytearray = chunk if not self.buffer else self.buffer + chunk
         out: list[Frame] = []
+        pos = skipped = 0  # pos: bytes of ``buf`` consumed
+        n = len(buf)
         while True:
-            start = self.buffer.find(SYNC)
+            start = buf.find(SYNC, pos)
             if start < 0:
-                keep = 1 if self.buffer.endswith(SYNC[:1]) else 0
-                self.stats["skipped_bytes"] += len(self.buffer) - keep
-                del self.buffer[: len(self.buffer) - keep]
-                return out
-            self.stats["skipped_bytes"] += start
-            del self.buffer[:start]
-            if len(self.buffer) < _PREFIX.size:
-                return out
-            _, kind, size = _PREFIX.unpack_from(self.buffer)
-            if size > MAX_PAYLOAD or kind not in (HEADER, DATA, BEATS, END):
-                self._skip()
+                keep = 1 if buf.endswith(SYNC[:1]) else 0
+                skipped += n - keep - pos
+                pos = n - keep
+                break
+            skipped += start - pos
+            pos = start
+            if n - pos < _PREFIX.size:
+                break
+            _, kind, size = _PREFIX.unpack_from(buf, pos)
+            end = pos + _PREFIX.size + size + 2
+            if size > MAX_PAYLOAD or kind not in _KINDS:
+                skipped, pos = skipped + 1, pos + 1
                 continue
-            end = _PREFIX.size + size + 2
-            if len(self.buffer) < end:
-                return out
-            body = bytes(self.buffer[2 : end - 2])
-            (crc,) = struct.unpack_from("<H", self.buffer, end - 2)
-            if crc != crc16(body):
-                self.stats["crc_errors"] += 1
-                self._skip()
+            if n < end:
+                break
+            body = buf[pos + 2 : end - 2]  # type, size, payload: the frame's one copy
+            if binascii.crc_hqx(body, 0xFFFF) != buf[end - 2] | buf[end - 1] << 8:
+                self.crc_errors += 1
+                skipped, pos = skipped + 1, pos + 1
                 continue
-            del self.buffer[:end]
-            decoded = self._decode(kind, body[3:])
+            pos = end
+            decoded = self._data(body) if kind == DATA else self._decode(kind, bytes(body[3:]))
             if decoded is not None:
-                self.stats["frames"] += 1
+                self.frames += 1
                 out.append(decoded)
+        self.skipped_bytes += skipped
+        self.buffer = bytearray(buf[pos:])
+        return out
 
     def finish(self) -> list[Frame]:
         """End of input: recover frames held back behind a false sync whose size field
         promised more bytes than ever came."""
         out: list[Frame] = []
         while self.buffer:
-            self._skip()
+            self.skipped_bytes += 1
+            del self.buffer[:1]
             out += self.feed(b"")
         return out
 
-    def _skip(self) -> None:
-        self.stats["skipped_bytes"] += 1
-        del self.buffer[:1]
+    def _data(self, body: bytes | bytearray) -> Data | None:
+        """The usual frame, decoded in place from ``body`` (type, size, payload), by the
+        rules of :func:`decode_data`."""
+        dtype, header = self._dtype, self.header
+        if dtype is None or header is None:
+            self.no_header += 1
+            return None
+        if len(body) >= _BODY_DATA.size:
+            _, _, first, n_channels, n_samples = _BODY_DATA.unpack_from(body)
+            if n_channels == len(header.channels) and len(body) == (
+                _BODY_DATA.size + n_samples * n_channels * dtype.itemsize
+            ):
+                shape = (n_samples, n_channels)
+                return Data(first, np.ndarray(shape, dtype, body, _BODY_DATA.size))
+        self.bad_payloads += 1
+        return None
 
     def _decode(self, kind: int, payload: bytes) -> Frame | None:
         try:
             if kind == HEADER:
                 self.header = decode_header(payload)
+                self._dtype = FORMATS[FORMAT_CODES[self.header.sample_format]]
                 return self.header
-            if kind == DATA:
-                if self.header is None:
-                    self.stats["no_header"] += 1
-                    return None
-                return decode_data(payload, self.header)
             if kind == BEATS:
                 (count,) = struct.unpack_from("<H", payload)
                 if len(payload) != 2 + 4 * count:
@@ -232,8 +244,8 @@ class Parser:
                 return Beats(np.frombuffer(payload, "<u4", count, 2).astype(np.int64))
             (next_index,) = struct.unpack("<I", payload)
             return End(next_index)
-        except (ValueError, struct.error, UnicodeDecodeError, KeyError):
-            self.stats["bad_payloads"] += 1
+        except (ValueError, struct.error, UnicodeDecodeError, KeyError, IndexError):
+            self.bad_payloads += 1
             return None
 
 

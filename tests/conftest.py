@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import numpy as np
 import pytest
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+# `python -m pytest` in a checkout puts the checkout first on sys.path, where edgesleep/ is
+# only the runtime (train/, export/ and bench/ install beside it as edgesleep.*): test the
+# installed package, editable or not, instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
 
 
 @pytest.fixture(scope="session")

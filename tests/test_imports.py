@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -12,6 +13,7 @@ def _modules_after(code: str) -> set[str]:
         capture_output=True,
         text=True,
         check=True,
+        cwd=tempfile.gettempdir(),  # not a checkout, whose edgesleep/ would shadow the install
     ).stdout
     return set(out.split())
 

@@ -236,7 +236,7 @@ def test_emulate_and_stream_verbs(exported: dict, tiny_dataset: Path, tmp_path: 
     emulator = subprocess.Popen(
         [sys.executable, "-m", "edgesleep.cli", "emulate", "--from", str(night), "--link",
          str(link), "--speed", "300", "--faults", "garbage", "--linger", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
     )  # fmt: skip
     try:
         for _ in range(100):

@@ -1,0 +1,108 @@
+"""CPU cost of the serial protocol parser, per streamed hour.
+
+Run: ``python -m edgesleep.bench.parser [--out bench/results]``. Writes ``parser.json`` and
+``parser.md``. One hour of int16 frames as the emulator sends them (0.25-s data frames, a
+header every 5 s) is fed to :class:`edgesleep.protocol.Parser`, once one frame per call
+(the serial reader wakes about once per frame) and once in 4-KB reads; the CPU time
+(``time.process_time``, best of 5) is the parser's alone: decoding included, the source's
+bookkeeping and the stager not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesleep import __version__
+from edgesleep.emulate import HEADER_EVERY_S
+from edgesleep.io.writers import write_report
+from edgesleep.ort import cpu_info
+from edgesleep.protocol import Header, Parser, encode_data, encode_header
+
+HOUR_S = 3600
+FRAME_S = 0.25
+CASES = ((1, 256), (4, 500))  # (channels, Hz)
+READ_BYTES = 4096
+
+
+def hour_of_frames(n_channels: int, sfreq: int) -> list[bytes]:
+    """One hour of frames (header every 5 s, 0.25-s data frames) of random int16 counts."""
+    rng = np.random.default_rng(0)
+    header = encode_header(Header(float(sfreq), tuple(f"EEG {i}" for i in range(n_channels))))
+    per_frame = int(FRAME_S * sfreq)
+    counts = rng.integers(-2000, 2000, (HOUR_S * sfreq, n_channels)).astype(np.int16)
+    frames = []
+    for first in range(0, counts.shape[0], per_frame):
+        if first % int(HEADER_EVERY_S * sfreq) < per_frame:
+            frames.append(header)
+        frames.append(encode_data(first, counts[first : first + per_frame]))
+    return frames
+
+
+def cpu_s(chunks: list[bytes], repeats: int = 5) -> float:
+    """Least CPU seconds of ``repeats`` runs of a fresh parser over ``chunks``."""
+    best = float("inf")
+    for _ in range(repeats):
+        parser = Parser()
+        t0 = time.process_time()
+        for chunk in chunks:
+            parser.feed(chunk)
+        best = min(best, time.process_time() - t0)
+        assert parser.stats["crc_errors"] == 0 and parser.stats["skipped_bytes"] == 0
+    return best
+
+
+def measure() -> dict[str, Any]:
+    rows = []
+    for n_channels, sfreq in CASES:
+        frames = hour_of_frames(n_channels, sfreq)
+        stream = b"".join(frames)
+        reads = [stream[i : i + READ_BYTES] for i in range(0, len(stream), READ_BYTES)]
+        rows.append(
+            {
+                "channels": n_channels,
+                "sfreq": sfreq,
+                "frame_s": FRAME_S,
+                "frames_per_hour": len(frames),
+                "bytes_per_hour": len(stream),
+                "cpu_s_per_hour_frame_reads": round(cpu_s(frames), 4),
+                "cpu_s_per_hour_4kb_reads": round(cpu_s(reads), 4),
+            }
+        )
+    return {"edgesleep_version": __version__, "cpu": cpu_info(), "rows": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "# Serial parser: CPU-seconds per streamed hour",
+        "",
+        f"{result['cpu']['model']}, one thread, `python -m edgesleep.bench.parser`. Int16 "
+        "frames of 0.25 s, a header every 5 s; best of 5 runs.",
+        "",
+        "| channels | Hz | frames/h | MB/h | CPU-s/h, one frame per read | CPU-s/h, 4-KB reads |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['channels']} | {r['sfreq']} | {r['frames_per_hour']} | "
+            f"{r['bytes_per_hour'] / 1e6:.2f} | {r['cpu_s_per_hour_frame_reads']:.4f} | "
+            f"{r['cpu_s_per_hour_4kb_reads']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    args = parser.parse_args()
+    result = measure()
+    write_report(args.out, "parser", result, markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
