@@ -18,6 +18,7 @@ import numpy as np
 from edgesleep import __version__
 from edgesleep.dsp import EPOCH_SAMPLES, StreamingResampler, StreamingSTFT, stft_signal
 from edgesleep.io.writers import write_report
+from edgesleep.ort import cpu_info
 
 N_EPOCHS = 120  # one hour at 100 Hz
 RATES = (128, 200, 250, 256, 360, 500, 512)
@@ -82,19 +83,9 @@ def measure() -> dict[str, object]:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "processor": _cpu_model(),
+        "processor": cpu_info()["model"],
         "rows": rows,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def to_markdown(result: dict[str, object]) -> str:

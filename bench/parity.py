@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from edgesleep import __version__
-from edgesleep.ort import PRECISIONS, ExportedModel, cpu_info
+from edgesleep.metadata import PRECISIONS
+from edgesleep.ort import ExportedModel, cpu_info
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
 N_EPOCHS = 50

@@ -42,12 +42,12 @@ import numpy as np
 from edgesleep import __version__
 from edgesleep.dsp import EPOCH_S
 from edgesleep.io.writers import write_report
+from edgesleep.metadata import PRECISIONS
 from edgesleep.ort import ExportedModel, cpu_info
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
 WARMUP_EPOCHS = 5
 OFFLINE_EPOCHS = 1000
-PRECISIONS = ("fp32", "int8")
 PREFIX_ENV = "EDGESLEEP_BENCH_PREFIX"
 
 

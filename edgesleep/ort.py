@@ -1,203 +1,21 @@
-"""Exported models on the device: the metadata contract and ONNX Runtime sessions.
-
-An export (``edgesleep export``) writes, per precision, a folder with three graphs:
-``encoder.onnx`` (input images -> epoch vectors), ``sequence.onnx`` (a window of epoch
-vectors -> logits at every position) and ``model.onnx`` (the whole model, for other
-runtimes). Each file carries, as ONNX metadata (``custom_metadata_map``):
-
-- ``edgesleep``: one JSON document (:class:`ModelInfo`): model, input kind and its
-  parameters, channel, unit, rate, labels, L, readout, FLOPs, normalisation, provenance,
-  the session options the runtime must set, the edgesleep version, an export id shared by
-  the three graphs;
-- ``edgesleep.sha256``: the SHA-256 of the file's bytes with these 64 hex digits replaced
-  by 64 zeros. The runtime checks it with :mod:`hashlib` alone (no onnx package): any
-  change to weights, graph or metadata is refused.
-
-This module imports numpy and onnxruntime only.
+"""Exported models on the device: ONNX Runtime sessions over verified graphs (the format:
+:mod:`edgesleep.metadata`). This module imports numpy and onnxruntime only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import platform
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from edgesleep import __version__
-from edgesleep.dsp import beats
-from edgesleep.dsp import stft as dsp
-from edgesleep.errors import InputError
-from edgesleep.stages import class_labels
+from edgesleep.errors import InputError, UsageError
+from edgesleep.metadata import PRECISIONS, SHA_KEY, ModelInfo, check_info, file_digest
 
 log = logging.getLogger("edgesleep")
-
-META_KEY = "edgesleep"
-SHA_KEY = "edgesleep.sha256"
-FORMAT_VERSION = 1
-ZERO_DIGEST = "0" * 64
-GRAPHS = ("encoder", "sequence", "model")
-PRECISIONS = ("int8", "fp32")
-INPUT_KINDS = ("stft", "beats")
-
-
-def stft_input() -> dict[str, Any]:
-    """The STFT this runtime computes (:mod:`edgesleep.dsp.stft`), as metadata."""
-    return {
-        "kind": "stft",
-        "sfreq": dsp.SFREQ,
-        "epoch_s": dsp.EPOCH_S,
-        "window": "hamming-symmetric",
-        "window_samples": dsp.WIN_SAMPLES,
-        "hop_samples": dsp.HOP_SAMPLES,
-        "nfft": dsp.NFFT,
-        "n_frames": dsp.N_FRAMES,
-        "n_freqs": dsp.N_FREQS,
-        "scale": "10*log10(max(|X|^2, 1e-10)), dB",
-    }
-
-
-def beats_input() -> dict[str, Any]:
-    """The beat-interval input this runtime computes (:mod:`edgesleep.dsp.beats`)."""
-    return {
-        "kind": "beats",
-        "epoch_s": beats.EPOCH_S,
-        "detector": "pan-tompkins-streaming-1",
-        "grid_hz": beats.GRID_HZ,
-        "frame_s": beats.FRAME_S,
-        "context_epochs": beats.CONTEXT_EPOCHS,
-        "baseline_tau_s": beats.BASELINE_TAU_S,
-        "rr_range_s": list(beats.RR_RANGE_S),
-        "n_frames": beats.N_BEAT_FRAMES,
-        "n_freqs": beats.SAMPLES_PER_FRAME,
-        "scale": "beats/min minus the night's running baseline",
-    }
-
-
-def input_spec(kind: str) -> dict[str, Any]:
-    """The metadata of input ``kind`` ("stft" or "beats") as this runtime computes it."""
-    if kind not in INPUT_KINDS:
-        raise InputError(f"unknown input kind {kind!r}; known {INPUT_KINDS}")
-    return stft_input() if kind == "stft" else beats_input()
-
-
-def file_digest(data: bytes, digest: str) -> str:
-    """SHA-256 of ``data`` with the one occurrence of ``digest`` replaced by zeros."""
-    token = digest.encode()
-    if data.count(token) != 1:
-        raise ValueError("the digest must occur exactly once in the file")
-    return hashlib.sha256(data.replace(token, ZERO_DIGEST.encode())).hexdigest()
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """The parsed ``edgesleep`` metadata of one graph (see the module docstring)."""
-
-    raw: dict[str, Any]
-
-    @property
-    def graph(self) -> str:
-        return str(self.raw["graph"])
-
-    @property
-    def model(self) -> str:
-        return str(self.raw["model"]["name"])
-
-    @property
-    def channel(self) -> str:
-        return str(self.raw["channel"])
-
-    @property
-    def input(self) -> dict[str, Any]:
-        return dict(self.raw["input"])
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return tuple(self.raw["labels"])
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def seq_len(self) -> int:
-        return int(self.raw["seq_len"])
-
-    @property
-    def epoch_dim(self) -> int:
-        return int(self.raw["epoch_dim"])
-
-    @property
-    def precision(self) -> str:
-        return str(self.raw["precision"])
-
-    @property
-    def session_options(self) -> dict[str, str]:
-        return {str(k): str(v) for k, v in self.raw["session_options"].items()}
-
-    @property
-    def synthetic(self) -> bool:
-        """Whether the model was trained on synthetic data (from its provenance)."""
-        return bool(self.raw["provenance"].get("synthetic", False))
-
-
-REQUIRED = (
-    "format",
-    "graph",
-    "model",
-    "input",
-    "channel",
-    "unit",
-    "labels",
-    "seq_len",
-    "epoch_dim",
-    "readout",
-    "flops",
-    "normalisation",
-    "provenance",
-    "session_options",
-    "precision",
-    "edgesleep_version",
-    "export_id",
-)
-
-
-def _check_info(name: str, meta: dict[str, str]) -> ModelInfo:
-    if META_KEY not in meta or SHA_KEY not in meta:
-        raise InputError(
-            f"{name}: no edgesleep metadata; export the checkpoint with `edgesleep export`"
-        )
-    try:
-        raw = json.loads(meta[META_KEY])
-    except json.JSONDecodeError as err:
-        raise InputError(f"{name}: edgesleep metadata is not valid JSON ({err})") from None
-    missing = [k for k in REQUIRED if k not in raw]
-    if missing:
-        raise InputError(f"{name}: edgesleep metadata lacks {missing}; re-export the model")
-    if raw["format"] != FORMAT_VERSION:
-        raise InputError(
-            f"{name}: metadata format {raw['format']}, this edgesleep ({__version__}) reads "
-            f"{FORMAT_VERSION}; re-export with this version"
-        )
-    info = ModelInfo(raw)
-    if info.input.get("kind") not in INPUT_KINDS:
-        raise InputError(f"{name}: unknown input kind {info.input.get('kind')!r}")
-    if info.input != input_spec(info.input["kind"]):
-        raise InputError(
-            f"{name}: the model expects the input {info.input}, this runtime computes "
-            f"{input_spec(info.input['kind'])}; re-export with a matching edgesleep"
-        )
-    if info.labels != class_labels(info.n_classes):
-        raise InputError(f"{name}: labels {info.labels} are not a known class set")
-    if info.raw["unit"] != "uV":
-        raise InputError(f"{name}: unit {info.raw['unit']!r}; models take µV ('uV')")
-    return info
-
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "asimd", "asimddp", "i8mm")
 
@@ -251,7 +69,7 @@ class Graph:
         except Exception as err:  # noqa: BLE001 (ORT raises several types for bad files)
             raise InputError(f"{path}: not an ONNX model ({type(err).__name__})") from None
         meta = probe.get_modelmeta().custom_metadata_map
-        self.info = _check_info(str(path), meta)
+        self.info: ModelInfo = check_info(str(path), meta)
         _check_target(str(path), self.info)
         try:
             actual = file_digest(data, meta[SHA_KEY])
@@ -303,6 +121,10 @@ class ExportedModel:
         if self.info.graph != "encoder" or self.sequence.info.graph != "sequence":
             raise InputError(f"{folder}: graph files are swapped or renamed; re-export")
 
+    @property
+    def seq_len(self) -> int:
+        return self.info.seq_len
+
     def encode(self, images: np.ndarray) -> np.ndarray:
         """(n_epochs, n_frames, n_freqs) images (not normalised; (29, 129) dB for the STFT,
         (27, 20) beats/min for beat intervals) -> (n_epochs, epoch_dim)."""
@@ -316,7 +138,7 @@ class ExportedModel:
 def resolve(path: Path, precision: str | None) -> Path:
     """The variant folder holding encoder.onnx and sequence.onnx."""
     if precision is not None and precision not in PRECISIONS:
-        raise InputError(f"precision {precision!r}: choose one of {PRECISIONS}")
+        raise UsageError(f"precision {precision!r}: choose one of {PRECISIONS}")
     if path.is_file():
         path = path.parent
     if not path.is_dir():

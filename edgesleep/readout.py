@@ -11,11 +11,29 @@ evaluation and the streaming stager both call this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 BATCH = 512  # epochs (encoder) or windows (sequence model) per call when scoring offline
+
+
+class Scorer(Protocol):
+    """What scores epochs: an exported model (:class:`edgesleep.ort.ExportedModel`) or a
+    checkpoint's torch model (``edgesleep.train.evaluate.TorchScorer``). Both take images
+    as the input kind computes them (not normalised)."""
+
+    @property
+    def seq_len(self) -> int: ...
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """(n, n_frames, n_freqs) images -> (n, epoch_dim) epoch vectors."""
+        ...
+
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        """(batch, L, epoch_dim) vectors -> (batch, L, n_classes) logits."""
+        ...
 
 
 def window_start(t: int, seq_len: int) -> int:
@@ -27,6 +45,41 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """Log-probabilities along the last axis."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class Fusion:
+    """The readout, incrementally: add the window ending at each epoch in turn; epoch
+    ``t - K`` is final once the window ending at ``t`` is in.
+
+    ``pending`` maps each epoch not final yet to its summed log-probabilities so far.
+    """
+
+    def __init__(self, seq_len: int, delay: int) -> None:
+        if not 0 <= delay < seq_len:
+            raise ValueError(f"delay must be in 0..{seq_len - 1} (L - 1), got {delay}")
+        self.seq_len, self.delay = seq_len, delay
+        self.pending: dict[int, np.ndarray] = {}
+
+    def add(self, t: int, logp: np.ndarray) -> range:
+        """Add the log-probabilities of the window ending at epoch ``t``, shape
+        (t - window_start(t) + 1, n_classes); return the epochs it updated."""
+        start = window_start(t, self.seq_len)
+        first = max(start, t - self.delay)  # epochs i with t - delay <= i <= t
+        for i in range(first, t + 1):
+            self.pending[i] = self.pending.get(i, 0.0) + logp[i - start]
+        return range(first, t + 1)
+
+    def final(self, t: int) -> tuple[int, np.ndarray] | None:
+        """After :meth:`add` of window ``t``: the epoch that became final and its summed
+        log-probabilities, or None in the first K epochs."""
+        i = t - self.delay
+        return (i, self.pending.pop(i)) if i >= 0 else None
+
+    def drain(self) -> list[tuple[int, np.ndarray]]:
+        """End of the night: every pending epoch, fused over the windows that exist."""
+        out = sorted(self.pending.items())
+        self.pending.clear()
+        return out
 
 
 def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:
@@ -46,40 +99,35 @@ def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:
     ndarray of shape (n_epochs, n_classes)
         Probabilities.
     """
-    if not 0 <= delay < seq_len:
-        raise ValueError(f"delay must be in 0..{seq_len - 1} (L - 1), got {delay}")
-    n_epochs = len(window_logp)
-    if n_epochs == 0:
+    fusion = Fusion(seq_len, delay)
+    if not window_logp:
         return np.zeros((0, 0))
-    total = np.zeros((n_epochs, window_logp[0].shape[-1]))
+    totals = []
     for t, logp in enumerate(window_logp):
-        start = window_start(t, seq_len)
-        first = max(start, t - delay)  # epochs i with t - delay <= i <= t
-        total[first : t + 1] += logp[first - start :]
-    return np.exp(log_softmax(total))
+        fusion.add(t, logp)
+        done = fusion.final(t)
+        if done is not None:
+            totals.append(done[1])
+    totals += [total for _, total in fusion.drain()]
+    return np.exp(log_softmax(np.stack(totals)))
 
 
-def window_log_probs(
-    encode: Callable[[np.ndarray], np.ndarray],
-    sequence: Callable[[np.ndarray], np.ndarray],
-    images: np.ndarray,
-    seq_len: int,
-) -> list[np.ndarray]:
+def window_log_probs(scorer: Scorer, images: np.ndarray) -> list[np.ndarray]:
     """Log-probabilities of the window ending at each epoch of a night, in batches.
 
     Parameters
     ----------
-    encode : (n, 29, 129) images -> (n, epoch_dim) epoch vectors
-    sequence : (batch, L, epoch_dim) vectors -> (batch, L, n_classes) logits
-    images : ndarray of shape (n_epochs, 29, 129), as ``encode`` takes them
+    scorer : the model
+    images : ndarray of shape (n_epochs, n_frames, n_freqs), as the input kind makes them
 
     Returns
     -------
     list of ndarray, item t of shape (t - window_start(t) + 1, n_classes), float64
     """
-    n_epochs = images.shape[0]
+    n_epochs, seq_len = images.shape[0], scorer.seq_len
     if n_epochs == 0:
         return []
+    encode, sequence = scorer.encode, scorer.logits
     vectors = np.concatenate([encode(images[i : i + BATCH]) for i in range(0, n_epochs, BATCH)])
     out: list[np.ndarray] = []
     for t in range(min(seq_len - 1, n_epochs)):  # the first epochs: shorter windows
@@ -92,3 +140,22 @@ def window_log_probs(
             logits = sequence(np.ascontiguousarray(windows[i : i + BATCH]))
             out.extend(log_softmax(np.asarray(logits, dtype=np.float64)))
     return out
+
+
+def probabilities(
+    scorer: Scorer, images: np.ndarray, delays: Sequence[int]
+) -> dict[int, np.ndarray]:
+    """Per-epoch probabilities of a night for each readout delay K: the one path from a
+    model to probabilities (evaluation, cross-validation, studies, export parity).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_epochs, n_frames, n_freqs)
+
+    Returns
+    -------
+    dict
+        K -> ndarray of shape (n_epochs, n_classes)
+    """
+    logp = window_log_probs(scorer, images)
+    return {k: fuse(logp, scorer.seq_len, k) for k in delays}

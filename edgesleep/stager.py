@@ -33,26 +33,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgesleep.dsp import (
-    EPOCH_S,
-    EPOCH_SAMPLES,
-    SFREQ,
-    StreamingResampler,
-    StreamingSTFT,
-    rational_factors,
-)
-from edgesleep.dsp.beats import BeatImages, RPeakDetector
+from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ, StreamingResampler, rational_factors
+from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel
-from edgesleep.readout import log_softmax, window_log_probs, window_start
+from edgesleep.readout import Fusion, log_softmax, window_log_probs
 from edgesleep.stages import ARTEFACT
 
 log = logging.getLogger("edgesleep")
 FLAT_STD_UV = 0.05
 CLIP_FRACTION_OF_FULL_SCALE = 0.995
 UNUSABLE_FRACTION = 0.5
-OWN_FLAGS = ("nonfinite", "gap", "clipped", "flat")
 
 
 @dataclass(frozen=True)
@@ -81,56 +73,11 @@ class _Quality:
     flags: set[str] = field(default_factory=set)
 
 
-class _StftImages:
-    """100-Hz samples -> (epoch, STFT image (29, 129) dB) as each epoch completes."""
-
-    def __init__(self) -> None:
-        self.stft = StreamingSTFT()
-        self.reset()
-
-    def reset(self) -> None:
-        self.stft.reset()
-        self.n_epochs = 0
-
-    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        out = []
-        for image in self.stft.push(y):
-            out.append((self.n_epochs, image))
-            self.n_epochs += 1
-        return out
-
-    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
-        return []
-
-
-class _BeatImages:
-    """100-Hz ECG -> R peaks -> (epoch, beat-interval image (27, 20)), ``delay_s`` late."""
-
-    def __init__(self) -> None:
-        self.detector = RPeakDetector(SFREQ)
-        self.images = BeatImages()
-
-    def reset(self) -> None:
-        self.detector.reset()
-        self.images.reset()
-
-    def _images(self, peaks: np.ndarray, horizon: int) -> list[tuple[int, np.ndarray]]:
-        first = self.images.n_epochs
-        new = self.images.push(peaks / SFREQ, horizon / SFREQ)
-        return list(enumerate(new, start=first))
-
-    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        return self._images(self.detector.push(y), self.detector.horizon)
-
-    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
-        return self._images(self.detector.flush(), n_samples)
-
-
 class FrontEnd:
     """Device-rate samples -> (epoch index, image, quality) for each completed epoch.
 
-    ``kind`` is the model's input: "stft" (29 x 129 log power) or "beats" (27 x 20
-    beat-interval image from the streaming R-peak detector); both run at 100 Hz.
+    ``kind`` names the model's input kind (:mod:`edgesleep.dsp.inputs`), whose streaming
+    front end makes the images from the signal at 100 Hz.
     """
 
     def __init__(
@@ -138,7 +85,7 @@ class FrontEnd:
     ) -> None:
         self.sfreq = float(sfreq)
         self.resampler = StreamingResampler(sfreq) if sfreq != SFREQ else None
-        self.images: _StftImages | _BeatImages = _StftImages() if kind == "stft" else _BeatImages()
+        self.images = get_kind(kind).stream()
         self.full_scale_uv = full_scale_uv
         self.reset()
 
@@ -300,7 +247,7 @@ class Stager:
         """Forget the stream: the next sample is t = 0 of a new night."""
         self.front.reset()
         self.vectors: deque[np.ndarray] = deque(maxlen=self.seq_len)
-        self.pending: dict[int, np.ndarray] = {}  # epoch -> summed log-probabilities
+        self.fusion = Fusion(self.seq_len, self.delay)
         self.quality: dict[int, _Quality] = {}
         self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
 
@@ -333,32 +280,25 @@ class Stager:
 
     def _add_window(self, t: int, logp: np.ndarray) -> list[EpochResult]:
         """Fuse the log-probabilities of the window ending at epoch ``t``."""
-        start = window_start(t, self.seq_len)
-        first = max(start, t - self.delay)
-        for i in range(first, t + 1):
-            self.pending[i] = self.pending.get(i, 0.0) + logp[i - start]
+        updated = self.fusion.add(t, logp)
         out = []
         if self.revisions:  # new epoch at once, earlier ones again when their stage changed
-            for i in range(first, t + 1):
-                if self.emitted.get(i) != int(self.pending[i].argmax()):
-                    out.append(self._result(i, self.pending[i], revision=i in self.emitted))
-        final = t - self.delay
-        if final >= 0:
-            total = self.pending.pop(final)
+            for i in updated:
+                total = self.fusion.pending[i]
+                if self.emitted.get(i) != int(total.argmax()):
+                    out.append(self._result(i, total, revision=i in self.emitted))
+        final = self.fusion.final(t)
+        if final is not None:
             if not self.revisions:
-                out.append(self._result(final, total))
-            self.emitted.pop(final, None)
+                out.append(self._result(*final))
+            self.emitted.pop(final[0], None)
         return out
 
     def _drain(self) -> list[EpochResult]:
         """The epochs still waiting (end of night): fused over the windows that exist."""
-        out = []
-        for i in sorted(self.pending):
-            total = self.pending.pop(i)
-            if not self.revisions:
-                out.append(self._result(i, total))
+        done = self.fusion.drain()
         self.emitted.clear()
-        return out
+        return [] if self.revisions else [self._result(i, total) for i, total in done]
 
     def _result(self, i: int, total: np.ndarray, revision: bool = False) -> EpochResult:
         probs = np.exp(log_softmax(total))
@@ -403,7 +343,7 @@ def score_signal(
         return []
     stager.quality = {t: q for t, _, q in epochs}
     images = np.stack([image for _, image, _ in epochs])
-    logps = window_log_probs(model.encode, model.logits, images, stager.seq_len)
+    logps = window_log_probs(model, images)
     out = []
     for t, logp in enumerate(logps):
         out += stager._add_window(t, logp)

@@ -12,8 +12,6 @@ Negative codes (artefact, unscored) pass through every conversion unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 W, N1, N2, N3, REM = 0, 1, 2, 3, 4
@@ -119,16 +117,6 @@ def stage_from_string(label: str) -> int:
     return _STRING_TO_STAGE[key]
 
 
-def stages_from_strings(labels: Iterable[str]) -> np.ndarray:
-    """Parse stage annotations, see :func:`stage_from_string`.
-
-    Returns
-    -------
-    ndarray of shape (n_epochs,), int8
-    """
-    return np.array([stage_from_string(s) for s in labels], dtype=np.int8)
-
-
 def to_classes(stages: np.ndarray, n_classes: int) -> np.ndarray:
     """Map stage integers to class indices of a 5-, 4- or 3-class set.
 
@@ -174,3 +162,28 @@ def class_map(from_classes: int, to_classes_: int) -> np.ndarray:
     if to_classes_ > from_classes:
         raise ValueError(f"cannot map {from_classes} classes onto the finer set of {to_classes_}")
     return to_classes(np.array(_CLASS_STAGES[from_classes]), to_classes_).astype(np.int64)
+
+
+def collapse_labels(labels: np.ndarray, from_classes: int, to_classes_: int) -> np.ndarray:
+    """Class indices of one class set mapped onto an equal or coarser one (:func:`class_map`);
+    negative codes (artefact, unscored) are kept.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_epochs,), class indices of ``from_classes``
+
+    Returns
+    -------
+    ndarray of shape (n_epochs,), int8
+    """
+    labels = np.asarray(labels)
+    table = class_map(from_classes, to_classes_)
+    return np.where(labels >= 0, table[np.maximum(labels, 0)], labels).astype(np.int8)
+
+
+def collapse_matrix(from_classes: int, to_classes_: int) -> np.ndarray:
+    """One-hot matrix of :func:`class_map`, shape (from_classes, to_classes_), float32:
+    probabilities @ matrix sums the probabilities of merged classes."""
+    matrix = np.zeros((from_classes, to_classes_), dtype=np.float32)
+    matrix[np.arange(from_classes), class_map(from_classes, to_classes_)] = 1.0
+    return matrix

@@ -1,5 +1,5 @@
 """torch -> ONNX: the encoder, sequence and whole-model graphs of a checkpoint, their FLOPs,
-and the metadata every exported file carries (format: :mod:`edgesleep.ort`).
+and the metadata every exported file carries (format: :mod:`edgesleep.metadata`).
 
 The legacy TorchScript exporter is used (``dynamo=False``): it exports in ~0.1 s where the
 dynamo exporter takes 7-17 s, keeps batch and sequence axes dynamic, and writes GRU with
@@ -29,12 +29,12 @@ from onnx import helper
 from torch import nn
 
 from edgesleep import __version__
-from edgesleep.ort import FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest, input_spec
+from edgesleep.dsp.inputs import get_kind
+from edgesleep.metadata import FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.staging import EpochSequenceModel
 
 OPSET = 17
-MODEL_VERSION = {"seqsleepnet": 1, "student": 1}  # bump when an architecture changes
 
 
 class NormalisedEncoder(nn.Module):
@@ -193,11 +193,12 @@ def metadata(
 ) -> dict[str, Any]:
     """The ``edgesleep`` metadata shared by an export's graphs, for fp32; each file sets
     ``graph`` (and ``normalisation.baked_into_graph``), quantization its own fields."""
-    receptive = getattr(ckpt.build().sequence, "receptive_field", None)
+    model = ckpt.build()
+    declared = model.declaration()
     return {
         "format": FORMAT_VERSION,
-        "model": {"name": ckpt.model, "version": MODEL_VERSION[ckpt.model], "config": ckpt.config},
-        "input": input_spec(ckpt.input_kind),
+        "model": {"name": ckpt.model, "version": declared.version, "config": ckpt.config},
+        "input": get_kind(ckpt.input_kind).spec(),
         "channel": ckpt.channel,
         "unit": ckpt.unit,
         "labels": list(ckpt.class_labels),
@@ -206,8 +207,9 @@ def metadata(
         "readout": {
             "fusion": "sum of log-probabilities of the windows ending at t..t+K",
             "default_delay": ckpt.seq_len - 1,
-            "causal": ckpt.model == "student",
-            "receptive_field_epochs": receptive,
+            "causal": declared.causal,
+            "receptive_field_epochs": model.receptive_field,
+            "streaming": declared.streaming,
         },
         "flops": flop_counts,
         "normalisation": {

@@ -6,8 +6,9 @@ Output folder::
     OUT/int8/{encoder,sequence,model}.onnx     with --quantize
     OUT/report.json, OUT/report.md             sizes, ops, FLOPs, parity, latency
 
-Quantization method by model: graphs with a GRU (SeqSleepNet) get weight-only int8; graphs
-of Conv/MatMul/Gemm only (the student) get static QDQ, calibrated on ``calibration`` nights.
+Quantization method: what the architecture declares (``quantization``): "weight-only" int8
+(e.g. SeqSleepNet, whose GRUs ONNX Runtime does not quantize) or "static-qdq", calibrated on
+``calibration`` nights (e.g. the student: Conv/MatMul/Gemm only).
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ from edgesleep.export.graphs import (
 )
 from edgesleep.export.quantize import SCHEMES, Scheme, static_qdq, weight_only
 from edgesleep.io.dataset import read_dataset
+from edgesleep.metadata import GRAPHS
 from edgesleep.metrics import evaluate
-from edgesleep.ort import GRAPHS, ExportedModel
-from edgesleep.readout import fuse, window_log_probs
+from edgesleep.ort import ExportedModel
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features, normalise
-from edgesleep.train.evaluate import predict_night
+from edgesleep.train.evaluate import predict_nights
+from edgesleep.train.models import model_class
+from edgesleep.train.staging import Quantization
 
 log = logging.getLogger("edgesleep")
 CALIBRATION_EPOCHS = 1024  # encoder calibration: epochs drawn evenly from the nights
@@ -94,17 +97,19 @@ def calibration_batches(
 
 def quantize_graphs(
     fp32: dict[str, onnx.ModelProto],
+    method: Quantization,
     scheme: Scheme,
     batches: dict[str, list[np.ndarray]] | None,
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, Any], dict[str, str]]:
-    """int8 graphs, the quantization record and the session options they need."""
-    has_gru = any(n.op_type == "GRU" for n in fp32["encoder"].graph.node)
-    if has_gru:
+    """int8 graphs by ``method``, the quantization record and the session options they
+    need."""
+    if method == "weight-only":
         keep = ("norm_mean", "norm_std")
         graphs = {name: weight_only(proto, keep) for name, proto in fp32.items()}
         record: dict[str, Any] = {
             "method": "weight-only int8 (symmetric, per tensor) behind DequantizeLinear",
-            "why": "ONNX Runtime quantizes no GRU; the session folds the DQ nodes at load",
+            "why": "declared by the architecture (e.g. GRUs, which ONNX Runtime does not "
+            "quantize); the session folds the DQ nodes at load",
         }
         return graphs, record, {"session.disable_quant_qdq": "1"}
     if batches is None:
@@ -140,10 +145,7 @@ def torch_reference(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> Refere
     windows = np.concatenate([_windows(n.images, seq_len, 32) for n in nights])
     x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
     logits = np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
-    predictions = [
-        predict_night(model, n, ckpt.norm_mean, ckpt.norm_std, seq_len, seq_len - 1).argmax(axis=1)
-        for n in nights
-    ]
+    predictions = predict_nights(ckpt.scorer(), nights, [seq_len - 1])[seq_len - 1]
     truth = np.concatenate([n.labels for n in nights])
     return Reference(windows, logits, nights, np.concatenate(predictions), truth)
 
@@ -155,16 +157,7 @@ def parity(ref: Reference, exported: ExportedModel) -> dict[str, Any]:
     n, length = ref.windows.shape[:2]
     vectors = exported.encode(ref.windows.reshape(n * length, *ref.windows.shape[2:]))
     logits = exported.logits(vectors.reshape(n, length, -1))
-    got = np.concatenate(
-        [
-            fuse(
-                window_log_probs(exported.encode, exported.logits, night.images, seq_len),
-                seq_len,
-                seq_len - 1,
-            ).argmax(axis=1)
-            for night in ref.nights
-        ]
-    )
+    got = np.concatenate(predict_nights(exported, ref.nights, [seq_len - 1])[seq_len - 1])
     acc_ref = float(evaluate(ref.truth, ref.predictions, n_classes)["accuracy"])  # type: ignore[arg-type]
     acc_onnx = float(evaluate(ref.truth, got, n_classes)["accuracy"])  # type: ignore[arg-type]
     return {
@@ -238,7 +231,8 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
         batches = (
             calibration_batches(cal_nights, fp32, ckpt.seq_len) if cal_nights is not None else None
         )
-        variants["int8"] = quantize_graphs(fp32, SCHEMES[opts.target], batches)
+        method = model_class(ckpt.model).quantization
+        variants["int8"] = quantize_graphs(fp32, method, SCHEMES[opts.target], batches)
     shared = metadata(ckpt, epoch_dim, flop_counts, export_id)
     for variant, (graphs, record, session_options) in variants.items():
         sizes = {}

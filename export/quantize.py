@@ -39,6 +39,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edgesleep.metadata import TARGETS
+
 log = logging.getLogger("edgesleep")
 WEIGHT_ONLY_MIN_ELEMENTS = 64  # smaller tensors (biases of the classifier...) stay fp32
 
@@ -55,6 +57,7 @@ SCHEMES = {
     "x86": Scheme("x86", reduce_range=False, session_options={"session.x64quantprecision": "1"}),
     "arm64": Scheme("arm64", reduce_range=False),
 }
+assert tuple(SCHEMES) == TARGETS, "the int8 targets are named in edgesleep.metadata"
 
 
 def weight_only(proto: onnx.ModelProto, keep: Sequence[str] = ()) -> onnx.ModelProto:

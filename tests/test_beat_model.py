@@ -12,12 +12,12 @@ from conftest import SHORT_NIGHT
 
 from edgesleep.dsp import resample
 from edgesleep.dsp.beats import N_BEAT_FRAMES, SAMPLES_PER_FRAME
+from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
-from edgesleep.ort import ExportedModel, beats_input
+from edgesleep.ort import ExportedModel
+from edgesleep.readout import probabilities
 from edgesleep.stager import Stager, score_signal
 from edgesleep.synth.night import generate_night
-from edgesleep.train.data import NightFeatures, night_images
-from edgesleep.train.evaluate import predict_night
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_checkpoint_and_export_carry_the_input_kind(beat_model: dict) -> None:
     assert (ckpt.config["n_frames"], ckpt.config["n_freqs"]) == (N_BEAT_FRAMES, SAMPLES_PER_FRAME)
     for precision in ("fp32", "int8"):
         model = ExportedModel(beat_model["root"] / "out", precision)
-        assert model.info.input == beats_input()
+        assert model.info.input == get_kind("beats").spec()
         assert model.encode(np.zeros((2, N_BEAT_FRAMES, SAMPLES_PER_FRAME))).shape[0] == 2
 
 
@@ -65,9 +65,8 @@ def test_beat_stager_equals_training_features(beat_model: dict) -> None:
     probabilities (batch resampler, one-push detector, torch)."""
     ckpt = beat_model["ckpt"]
     signal = _ecg(256.0)
-    images = night_images(resample(signal, 256.0), "beats")
-    night = NightFeatures("n", "0", images, np.zeros(images.shape[0], np.int8))
-    reference = predict_night(ckpt.build(), night, ckpt.norm_mean, ckpt.norm_std, 20, 19)
+    images = get_kind("beats").images(resample(signal, 256.0))
+    reference = probabilities(ckpt.scorer(), images, [19])[19]
     got = score_signal(ExportedModel(beat_model["root"] / "out", "fp32"), signal, 256.0)
     np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)
 

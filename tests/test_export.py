@@ -17,9 +17,11 @@ from onnx import helper
 from typer.testing import CliRunner
 
 from edgesleep.cli import app
+from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
 from edgesleep.export.graphs import check_graph, export_graphs
-from edgesleep.ort import ExportedModel, cpu_info, file_digest, stft_input
+from edgesleep.metadata import file_digest
+from edgesleep.ort import ExportedModel, cpu_info
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.data import normalise
 from edgesleep.train.models import build, make_config
@@ -69,7 +71,7 @@ def test_metadata_round_trip(exported: dict) -> None:
     assert info.precision == "int8" and model.sequence.info.precision == "int8"
     assert info.model == ckpt.model and info.channel == exported["channel"]
     assert info.labels == ckpt.class_labels and info.seq_len == ckpt.seq_len
-    assert info.input == stft_input() and info.raw["unit"] == "uV"
+    assert info.input == get_kind("stft").spec() and info.raw["unit"] == "uV"
     assert info.synthetic and info.raw["provenance"] == json.loads(json.dumps(ckpt.provenance))
     np.testing.assert_allclose(info.raw["normalisation"]["mean_db"], ckpt.norm_mean, atol=1e-4)
     assert info.raw["normalisation"]["baked_into_graph"]

@@ -100,9 +100,12 @@ def test_edf_hypnogram_round_trip(tmp_path: Path, n_classes: int) -> None:
 def test_csv_is_bids_events_with_probabilities(tmp_path: Path) -> None:
     stages = np.array([0, 1, 2, -1], dtype=np.int8)
     probs = np.full((4, 3), 1 / 3)
-    writers.write_hypnogram_csv(tmp_path / "h.csv", stages, 3, probs, onset0_s=60)
+    with writers.CsvSink(tmp_path / "h.csv", 3) as sink:
+        for i, stage in enumerate(stages):
+            sink.write(i, int(stage), probs[i], max(int(stage), 0), onset0_s=60)
     rows = list(csv.reader((tmp_path / "h.csv").read_text().splitlines()))
-    assert rows[0] == ["onset", "duration", "stage", "label", "p_W", "p_NREM", "p_REM"]
+    assert rows[0] == ["onset", "duration", "stage", "label", "p_W", "p_NREM", "p_REM",
+                       "model_stage", "flags", "revision"]  # fmt: skip
     assert rows[1][:4] == ["60", "30", "0", "W"]
     assert rows[4][:4] == ["150", "30", "-1", "ART"]
 

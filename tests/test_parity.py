@@ -18,7 +18,7 @@ import pytest
 from conftest import TINY_EXPORTS
 
 from edgesleep.bench.parity import compare, load_manifest, write_bundle
-from edgesleep.ort import PRECISIONS
+from edgesleep.metadata import PRECISIONS
 
 pytestmark = pytest.mark.parity
 BUNDLE_ENV = "EDGESLEEP_PARITY_BUNDLE"

@@ -11,12 +11,13 @@ from typer.testing import CliRunner
 
 from edgesleep.cli import app
 from edgesleep.metrics import evaluate
-from edgesleep.readout import fuse, log_softmax
+from edgesleep.readout import fuse, log_softmax, window_log_probs
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.data import NightFeatures, Windows, norm_stats
-from edgesleep.train.evaluate import window_log_probs
+from edgesleep.train.evaluate import TorchScorer
 from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig, triangular_filterbank
-from edgesleep.train.training import FINETUNE, TrainOptions, fit
+from edgesleep.train.staging import SEQSLEEPNET_PARTS as FINETUNE
+from edgesleep.train.training import TrainOptions, fit
 
 
 def _nights(n: int, n_epochs: int = 30, seed: int = 0) -> list[NightFeatures]:
@@ -64,7 +65,8 @@ def test_batched_windows_equal_single_calls() -> None:
     torch.manual_seed(0)
     model = SeqSleepNet(SeqSleepNetConfig(seq_len=5)).eval()
     images = np.random.default_rng(1).normal(size=(12, 29, 129)).astype(np.float32)
-    logp = window_log_probs(model, images, 5)
+    mean, std = np.zeros(129, np.float32), np.ones(129, np.float32)
+    logp = window_log_probs(TorchScorer(model, mean, std), images)
     assert [w.shape[0] for w in logp] == [1, 2, 3, 4, 5, 5, 5, 5, 5, 5, 5, 5]
     with torch.no_grad():
         z = model.encoder(torch.from_numpy(images))
@@ -205,7 +207,7 @@ def test_bad_checkpoint_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     result = CliRunner().invoke(app, ["evaluate", str(bad), "--data", str(tmp_path)])
     assert result.exit_code == 1 and "not an edgesleep checkpoint" in result.output
-    with pytest.raises(ValueError, match="finetune must be one of"):
+    with pytest.raises(ValueError, match="--finetune .half.: choose one of"):
         fit(
             SeqSleepNet(SeqSleepNetConfig()),
             [],

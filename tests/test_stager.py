@@ -11,10 +11,9 @@ from conftest import SHORT_NIGHT
 
 from edgesleep.errors import InputError
 from edgesleep.ort import ExportedModel
+from edgesleep.readout import probabilities
 from edgesleep.stager import EpochResult, Stager, score_signal
 from edgesleep.synth.night import generate_night
-from edgesleep.train.data import NightFeatures
-from edgesleep.train.evaluate import predict_night
 
 
 def _night(sfreq: float, channel: str = "EEG Fpz-Cz", index: int = 0) -> np.ndarray:
@@ -59,8 +58,7 @@ def test_offline_equals_torch_evaluation(exported: dict) -> None:
     ckpt = exported["ckpt"]
     signal = _night(256.0)
     images = stft_signal(resample(signal, 256.0))
-    night = NightFeatures("n", "0", images, np.zeros(images.shape[0], np.int8))
-    reference = predict_night(ckpt.build(), night, ckpt.norm_mean, ckpt.norm_std, 20, 19)
+    reference = probabilities(ckpt.scorer(), images, [19])[19]
     got = score_signal(ExportedModel(exported["root"] / "out", "fp32"), signal, 256.0)
     np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)
 

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from edgesleep.cli import app
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.distill import DistillOptions, distill_loss
-from edgesleep.train.models import MODELS, build, make_config
+from edgesleep.train.models import BUILTIN, build, make_config
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(BUILTIN))
 @pytest.mark.parametrize("n_classes", [3, 4, 5])
 def test_every_model_shapes(name: str, n_classes: int) -> None:
     model = build(name, make_config(name, n_classes=n_classes)).eval()

@@ -14,7 +14,8 @@ import torch
 from edgesleep import __version__
 from edgesleep.errors import InputError
 from edgesleep.stages import class_labels
-from edgesleep.train.models import MODELS, build
+from edgesleep.train.evaluate import TorchScorer
+from edgesleep.train.models import build, model_class
 from edgesleep.train.staging import EpochSequenceModel
 
 FORMAT = "edgesleep-checkpoint"
@@ -59,6 +60,10 @@ class Checkpoint:
         model.load_state_dict(self.state_dict)
         return model.eval()
 
+    def scorer(self) -> TorchScorer:
+        """The model as a scorer of (not normalised) images: see :mod:`edgesleep.readout`."""
+        return TorchScorer(self.build(), self.norm_mean, self.norm_std)
+
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         payload = asdict(self)
@@ -79,8 +84,15 @@ def load(path: str | Path) -> Checkpoint:
         raise InputError(f"{path}: not an edgesleep checkpoint ({type(err).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(f"{path}: not an edgesleep checkpoint")
-    if payload["model"] not in MODELS:
-        raise InputError(f"{path}: unknown model {payload['model']!r}; known {sorted(MODELS)}")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path}: checkpoint format {payload.get('format_version')}, this edgesleep "
+            f"({__version__}) reads {FORMAT_VERSION}; train it again with this version"
+        )
+    try:
+        model_class(payload["model"])
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
     fields_ = {k: payload[k] for k in Checkpoint.__dataclass_fields__}
     fields_["norm_mean"] = np.asarray(payload["norm_mean"], dtype=np.float32)
     fields_["norm_std"] = np.asarray(payload["norm_std"], dtype=np.float32)

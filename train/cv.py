@@ -14,21 +14,22 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgesleep.errors import InputError
+from edgesleep.config import check_keys, from_mapping
+from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, read_dataset
 from edgesleep.io.writers import write_report
 from edgesleep.metrics import evaluate
-from edgesleep.readout import fuse
-from edgesleep.stages import class_labels
-from edgesleep.train.data import NightFeatures, load_features, normalise
-from edgesleep.train.evaluate import window_log_probs
-from edgesleep.train.training import FINETUNE, TrainOptions, split_subjects
+from edgesleep.stages import CLASS_LABELS, class_labels
+from edgesleep.train.data import NightFeatures, load_features
+from edgesleep.train.evaluate import predict_nights
+from edgesleep.train.models import STRATEGIES as FINETUNE
+from edgesleep.train.training import TrainOptions, split_subjects
 from edgesleep.train.transfer import train_features
 
 if sys.version_info >= (3, 11):
@@ -42,12 +43,16 @@ STRATEGIES = ("scratch", *FINETUNE)
 
 @dataclass(frozen=True)
 class Recipe:
+    """A cross-validation recipe: the TOML sections ``[data]`` and ``[cv]`` are its fields,
+    ``[train]`` and ``[pretrain]`` training options, ``[synthetic]`` the datasets to write
+    on first use (``source_nights``, ``source_seed``, ``target_nights``, ``target_seed``)."""
+
     name: str
     target: Path
     target_channel: str
     source: Path | None = None
     source_channel: str | None = None
-    synthetic: dict[str, Any] = field(default_factory=dict)
+    synthetic: dict[str, int] = field(default_factory=dict)
     folds: str | int = "loso"
     n_val_subjects: int = 1
     source_val_subjects: int = 2
@@ -56,39 +61,74 @@ class Recipe:
     crop: Crop = "in-bed"
     strategies: tuple[str, ...] = STRATEGIES
     delays: tuple[int, ...] = (0, 1, 2, 5, 19)
-    train: dict[str, Any] = field(default_factory=dict)
-    pretrain: dict[str, Any] = field(default_factory=dict)
+    train: TrainOptions = field(default_factory=TrainOptions)
+    pretrain: TrainOptions = field(default_factory=TrainOptions)
+
+
+SECTIONS = {
+    "data": ("target", "target_channel", "source", "source_channel"),
+    "cv": (
+        "folds",
+        "n_val_subjects",
+        "source_val_subjects",
+        "seeds",
+        "n_classes",
+        "crop",
+        "strategies",
+        "delays",
+    ),  # fmt: skip
+    "synthetic": ("source_nights", "source_seed", "target_nights", "target_seed"),
+}
 
 
 def load_recipe(path: Path) -> Recipe:
-    """Parse a recipe; relative data paths are taken from the current directory."""
+    """Parse and check a recipe, strictly (unknown keys and bad values are refused before
+    any data loads); relative data paths are taken from the current directory.
+
+    Raises
+    ------
+    InputError
+        No such file, or not TOML.
+    UsageError
+        An unknown section or key (the closest valid one is named), a bad value.
+    """
     if not path.is_file():
         raise InputError(f"{path}: no such recipe")
-    raw = tomllib.loads(path.read_text())
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{path}: not valid TOML ({err})") from None
+    check_keys(raw, ["name", "train", "pretrain", *SECTIONS], str(path))
+    for section, keys in SECTIONS.items():
+        check_keys(raw.get(section, {}), keys, f"{path} [{section}]")
     data, cv = raw.get("data", {}), raw.get("cv", {})
-    unknown = set(cv.get("strategies", [])) - set(STRATEGIES)
-    if unknown:
-        raise InputError(f"{path}: unknown strategies {sorted(unknown)}; known {STRATEGIES}")
     if "target" not in data or "target_channel" not in data:
-        raise InputError(f"{path}: [data] needs target and target_channel")
-    return Recipe(
-        name=raw.get("name", path.stem),
-        target=Path(data["target"]),
-        target_channel=data["target_channel"],
-        source=Path(data["source"]) if "source" in data else None,
-        source_channel=data.get("source_channel"),
-        synthetic=raw.get("synthetic", {}),
-        folds=cv.get("folds", "loso"),
-        n_val_subjects=cv.get("n_val_subjects", 1),
-        source_val_subjects=cv.get("source_val_subjects", 2),
-        seeds=tuple(cv.get("seeds", (0, 1, 2))),
-        n_classes=cv.get("n_classes", 5),
-        crop=cv.get("crop", "in-bed"),
-        strategies=tuple(cv.get("strategies", STRATEGIES)),
-        delays=tuple(cv.get("delays", (0, 1, 2, 5, 19))),
-        train=raw.get("train", {}),
-        pretrain=raw.get("pretrain", {}),
+        raise UsageError(f"{path}: [data] needs target and target_channel")
+    recipe = from_mapping(
+        Recipe,
+        {"name": raw.get("name", path.stem), **data, **cv, "synthetic": raw.get("synthetic", {})},
+        str(path),
     )
+    recipe = replace(
+        recipe,
+        train=from_mapping(TrainOptions, raw.get("train", {}), f"{path} [train]"),
+        pretrain=from_mapping(TrainOptions, raw.get("pretrain", {}), f"{path} [pretrain]"),
+    )
+    check_recipe(recipe, str(path))
+    return recipe
+
+
+def check_recipe(recipe: Recipe, where: str) -> None:
+    """Refuse values no run could use (:class:`UsageError` naming the valid ones)."""
+    unknown = sorted(set(recipe.strategies) - set(STRATEGIES))
+    if unknown:
+        raise UsageError(f"{where}: unknown strategies {unknown}; choose from {STRATEGIES}")
+    if recipe.n_classes not in CLASS_LABELS:
+        raise UsageError(f"{where}: n_classes {recipe.n_classes}; choose 5, 4 or 3")
+    if recipe.folds != "loso" and not (isinstance(recipe.folds, int) and recipe.folds >= 2):
+        raise UsageError(f'{where}: folds {recipe.folds!r}; "loso" or a number >= 2')
+    if any(not 0 <= k < 20 for k in recipe.delays):
+        raise UsageError(f"{where}: delays {list(recipe.delays)}; each in 0..19 (L - 1)")
 
 
 def make_synthetic(recipe: Recipe) -> None:
@@ -100,7 +140,7 @@ def make_synthetic(recipe: Recipe) -> None:
         if root is None or (root / "manifest.csv").is_file() or f"{role}_nights" not in spec:
             continue
         log.info("writing SYNTHETIC %s dataset %s", role, root)
-        synthesize_dataset(root, spec[f"{role}_nights"], spec[f"{role}_seed"])
+        synthesize_dataset(root, spec[f"{role}_nights"], spec.get(f"{role}_seed", 0))
 
 
 def folds_of(subjects: Sequence[str], folds: str | int, seed: int) -> list[list[str]]:
@@ -109,17 +149,6 @@ def folds_of(subjects: Sequence[str], folds: str | int, seed: int) -> list[list[
         return [[s] for s in sorted(subjects)]
     order = [str(s) for s in np.random.default_rng(seed).permutation(sorted(subjects))]
     return [sorted(part) for part in np.array_split(np.array(order), int(folds))]
-
-
-def _predict(
-    ckpt: Any, nights: Sequence[NightFeatures], delays: Sequence[int]
-) -> dict[int, list[np.ndarray]]:
-    model = ckpt.build()
-    logps = [
-        window_log_probs(model, normalise(n.images, ckpt.norm_mean, ckpt.norm_std), ckpt.seq_len)
-        for n in nights
-    ]
-    return {k: [fuse(lp, ckpt.seq_len, k).argmax(axis=1) for lp in logps] for k in delays}
 
 
 def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -161,7 +190,7 @@ def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None
             [n for n in source_nights if n.subject in val_ids],
             recipe.source_channel or "",
             n_classes=recipe.n_classes,
-            opts=TrainOptions(seed=seed, **recipe.pretrain),
+            opts=replace(recipe.pretrain, seed=seed),
         )
         timing["pretrain"] = timing.get("pretrain", 0.0) + time.perf_counter() - t0
         say(
@@ -191,9 +220,9 @@ def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None
                     recipe.target_channel,
                     n_classes=recipe.n_classes,
                     source=None if strategy == "scratch" else source_ckpt,
-                    opts=TrainOptions(seed=seed, finetune=finetune, **recipe.train),
+                    opts=replace(recipe.train, seed=seed, finetune=finetune),
                 )
-                for k, p in _predict(ckpt, test_n, recipe.delays).items():
+                for k, p in predict_nights(ckpt.scorer(), test_n, recipe.delays).items():
                     preds[strategy][k].setdefault(seed, []).extend(p)
                 timing[strategy] = timing.get(strategy, 0.0) + time.perf_counter() - t0
                 say(
@@ -246,8 +275,8 @@ def summarise(
         "classes": list(class_labels(recipe.n_classes)),
         "seeds": list(recipe.seeds),
         "folds": recipe.folds,
-        "train": recipe.train,
-        "pretrain": recipe.pretrain,
+        "train": asdict(recipe.train),
+        "pretrain": asdict(recipe.pretrain),
         "paper_delay": max(recipe.delays),
         "results": rows,
     }

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from edgesleep.dsp import EPOCH_SAMPLES, SFREQ, stft_signal
-from edgesleep.dsp.beats import beat_images, detect_rpeaks
+from edgesleep.dsp import EPOCH_SAMPLES
+from edgesleep.dsp.inputs import get_kind
 from edgesleep.io.dataset import Crop, Dataset, Entry, load_night
 from edgesleep.io.edf import read_signal
 from edgesleep.stages import to_classes
@@ -41,24 +41,6 @@ class NightFeatures:
         return int(self.labels.shape[0])
 
 
-def night_images(signal: np.ndarray, kind: str = "stft") -> np.ndarray:
-    """The model input of a 100-Hz signal cut to whole epochs.
-
-    Parameters
-    ----------
-    signal : ndarray of shape (n_epochs * 3000,), µV at 100 Hz
-    kind : {"stft", "beats"}
-        "beats": R peaks from the streaming detector, then the beat-interval images, as the
-        device computes them.
-    """
-    if kind == "stft":
-        return stft_signal(signal)
-    if kind == "beats":
-        peaks = detect_rpeaks(signal, SFREQ)
-        return beat_images(peaks / SFREQ, signal.shape[0] // EPOCH_SAMPLES)
-    raise ValueError(f"unknown input kind {kind!r}; choose stft or beats")
-
-
 def load_features(
     dataset: Dataset,
     channel: str,
@@ -68,20 +50,21 @@ def load_features(
     labelled: bool = True,
     kind: str = "stft",
 ) -> list[NightFeatures]:
-    """Input images (:func:`night_images` of ``kind``) and labels of ``channel`` for the
-    given nights (default: all).
+    """Input images (of input ``kind``: :mod:`edgesleep.dsp.inputs`) and labels of
+    ``channel`` for the given nights (default: all).
 
     ``labelled=False`` reads the signals only (for ``adapt`` on unlabelled nights).
     """
+    make = get_kind(kind).images
     nights = []
     for entry in entries if entries is not None else dataset.entries:
         if labelled:
             night = load_night(dataset, entry, channel, crop)
-            images, labels = night_images(night.signal, kind), to_classes(night.stages, n_classes)
+            images, labels = make(night.signal), to_classes(night.stages, n_classes)
         else:
             signal = read_signal(dataset.root / entry.psg, channel).data
             whole = signal[: signal.shape[0] // EPOCH_SAMPLES * EPOCH_SAMPLES]
-            images = night_images(whole, kind)
+            images = make(whole)
             labels = np.full(images.shape[0], -2, dtype=np.int8)
         nights.append(NightFeatures(entry.record, entry.subject, images, labels))
         log.debug("%s: %d epochs of %r", entry.record, images.shape[0], channel)

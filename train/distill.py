@@ -30,12 +30,12 @@ from torch import nn
 
 from edgesleep.errors import InputError
 from edgesleep.io.dataset import Crop
-from edgesleep.stages import class_map
+from edgesleep.stages import collapse_matrix
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
-from edgesleep.train.models import build, config_dict, input_fields, make_config
+from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.staging import EpochSequenceModel
 from edgesleep.train.training import TrainOptions, fit, split_dataset
 
@@ -77,10 +77,7 @@ def distill_loss(
     head: nn.Module | None,
 ) -> Any:
     """The batch loss for :func:`edgesleep.train.training.fit`."""
-    collapse = torch.zeros(teacher_classes, n_classes)
-    collapse[
-        torch.arange(teacher_classes), torch.from_numpy(class_map(teacher_classes, n_classes))
-    ] = 1
+    collapse = torch.from_numpy(collapse_matrix(teacher_classes, n_classes))
     ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
     temp = opts.temperature
 
@@ -144,8 +141,7 @@ def distill_features(
         p.requires_grad_(False)
     mean, std = compute_norm_stats(train_s)
     torch.manual_seed(opts.seed)
-    fields = {**input_fields(model_name, input_kind), **(model_fields or {})}
-    cfg = make_config(model_name, n_classes=n_classes, **fields)
+    cfg = make_config(model_name, input_kind, n_classes=n_classes, **(model_fields or {}))
     student = build(model_name, cfg)
     seq_len, stride = cfg.seq_len, opts.stride
     windows = PairedWindows(

@@ -1,4 +1,9 @@
-"""Scoring whole nights with a torch model, and pooled metrics over nights."""
+"""A torch model as a :class:`edgesleep.readout.Scorer`, and pooled metrics over nights.
+
+Every path from a model to per-epoch probabilities (validation while training, ``evaluate``,
+``cv``, the studies, export parity) goes through :func:`edgesleep.readout.probabilities`;
+only the scorer differs (torch here, ONNX Runtime on the device).
+"""
 
 from __future__ import annotations
 
@@ -7,59 +12,56 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from edgesleep import readout
 from edgesleep.metrics import evaluate
-from edgesleep.readout import fuse
+from edgesleep.readout import Scorer, probabilities
 from edgesleep.train.data import NightFeatures, normalise
 from edgesleep.train.staging import EpochSequenceModel
 
 
-@torch.no_grad()
-def window_log_probs(
-    model: EpochSequenceModel, images: np.ndarray, seq_len: int
-) -> list[np.ndarray]:
-    """:func:`edgesleep.readout.window_log_probs` of a torch model on normalised images."""
-    model.eval()
+class TorchScorer:
+    """A torch model with its normalisation statistics; takes images as the input kind
+    makes them, like an export (whose graphs have the normalisation inside).
 
-    def encode(x: np.ndarray) -> np.ndarray:
-        return model.encoder(torch.from_numpy(x)).numpy()
+    Parameters
+    ----------
+    model : the model (put in eval mode at each call)
+    mean, std : ndarray of shape (n_freqs,), the per-bin normalisation
+    """
 
-    def sequence(z: np.ndarray) -> np.ndarray:
-        return model.sequence(torch.from_numpy(z)).numpy()
+    def __init__(self, model: EpochSequenceModel, mean: np.ndarray, std: np.ndarray) -> None:
+        self.model, self.mean, self.std = model, mean, std
 
-    return readout.window_log_probs(encode, sequence, images, seq_len)
+    @property
+    def seq_len(self) -> int:
+        return int(self.model.cfg.seq_len)
+
+    @torch.no_grad()
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        x = torch.from_numpy(normalise(images, self.mean, self.std))
+        return self.model.encoder(x).numpy()
+
+    @torch.no_grad()
+    def logits(self, vectors: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        return self.model.sequence(torch.from_numpy(np.asarray(vectors, np.float32))).numpy()
 
 
-def predict_night(
-    model: EpochSequenceModel,
-    night: NightFeatures,
-    mean: np.ndarray,
-    std: np.ndarray,
-    seq_len: int,
-    delay: int,
-) -> np.ndarray:
-    """Per-epoch probabilities, shape (n_epochs, n_classes), with a delay of K epochs."""
-    logp = window_log_probs(model, normalise(night.images, mean, std), seq_len)
-    return fuse(logp, seq_len, delay)
+def predict_nights(
+    scorer: Scorer, nights: Sequence[NightFeatures], delays: Sequence[int]
+) -> dict[int, list[np.ndarray]]:
+    """Predicted classes per delay K and night, each of shape (n_epochs,)."""
+    out: dict[int, list[np.ndarray]] = {k: [] for k in delays}
+    for night in nights:
+        for k, probs in probabilities(scorer, night.images, delays).items():
+            out[k].append(probs.argmax(axis=1))
+    return out
 
 
 def evaluate_nights(
-    model: EpochSequenceModel,
-    nights: Sequence[NightFeatures],
-    mean: np.ndarray,
-    std: np.ndarray,
-    seq_len: int,
-    n_classes: int,
-    delays: Sequence[int],
+    scorer: Scorer, nights: Sequence[NightFeatures], n_classes: int, delays: Sequence[int]
 ) -> dict[int, dict[str, object]]:
     """Metrics pooled over the scored epochs of all nights, per delay K."""
     truth = np.concatenate([n.labels for n in nights])
-    logps = [window_log_probs(model, normalise(n.images, mean, std), seq_len) for n in nights]
-    return {
-        delay: evaluate(
-            truth,
-            np.concatenate([fuse(lp, seq_len, delay).argmax(axis=1) for lp in logps]),
-            n_classes,
-        )
-        for delay in delays
-    }
+    predicted = predict_nights(scorer, nights, delays)
+    return {k: evaluate(truth, np.concatenate(p), n_classes) for k, p in predicted.items()}

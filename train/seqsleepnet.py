@@ -11,12 +11,14 @@ once per new epoch, the sequence model over the cached vectors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from edgesleep.dsp import N_FRAMES, N_FREQS, SFREQ
+from edgesleep.dsp.inputs import InputKind
 from edgesleep.train.staging import EpochSequenceModel
 
 
@@ -110,7 +112,25 @@ class SequenceModel(nn.Module):
 
 
 class SeqSleepNet(EpochSequenceModel):
-    """The whole model: (batch, L, 29, 129) -> logits (batch, L, n_classes)."""
+    """The whole model: (batch, L, 29, 129) -> logits (batch, L, n_classes).
+
+    Bidirectional in both RNNs; int8 is weight-only (ONNX Runtime quantizes no GRU).
+    """
+
+    name = "seqsleepnet"
+    version = 1
+    config_class = SeqSleepNetConfig
+    causal = False
+    quantization = "weight-only"
+
+    @classmethod
+    def input_fields(cls, kind: InputKind) -> dict[str, Any]:
+        """The image shape; for an image that is not a spectrum, triangular masks over
+        four fifths of its positions (16 over a beat image's 20)."""
+        fields = super().input_fields(kind)
+        if not kind.spectral:
+            fields["n_filters"] = max(2, 4 * fields["n_freqs"] // 5)
+        return fields
 
     def __init__(self, cfg: SeqSleepNetConfig) -> None:
         super().__init__()

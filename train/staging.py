@@ -1,25 +1,122 @@
-"""What every staging architecture shares: an epoch encoder run once per epoch and a
-sequence model over the epoch vectors, as two modules the runtime can run apart."""
+"""What every staging architecture is and declares.
+
+A model is an epoch encoder run once per epoch and a sequence model over the epoch vectors,
+as two modules the runtime runs apart. Each architecture (one file) subclasses
+:class:`EpochSequenceModel` and declares, as class attributes, what training, transfer,
+export, quantization, streaming and the readout need; nothing elsewhere looks at its name.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
+from edgesleep.dsp.inputs import InputKind
+
+# The parts of SeqSleepNet each of seed 1's finetuning strategies trains; an architecture
+# maps every strategy (``edgesleep.train.models.STRATEGIES``) onto its own parts.
+SEQSLEEPNET_PARTS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "softmax": ("softmax",),
+    "softmax+epoch": ("softmax", "filterbank", "epoch"),
+    "softmax+sequence": ("softmax", "sequence"),
+    "all": ("softmax", "filterbank", "epoch", "sequence"),
+}
+# "weight-only": int8 weights behind DequantizeLinear, folded at load (any graph, GRUs
+# included, which ONNX Runtime does not quantize); "static-qdq": calibrated int8 activations
+# and weights (graphs of MatMul/Gemm/Conv only).
+Quantization = Literal["weight-only", "static-qdq"]
+# "window": the device runs the sequence graph over the window of the last L cached epoch
+# vectors at each new epoch (every architecture can). Other modes are declared here.
+Streaming = Literal["window"]
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """An architecture's declared properties, as export metadata and ``edgesleep models``."""
+
+    name: str
+    version: int
+    causal: bool
+    quantization: Quantization
+    streaming: Streaming
+    classifier: str
+    finetune_parts: dict[str, tuple[str, ...]]
+    no_decay: tuple[str, ...]
+
 
 class EpochSequenceModel(nn.Module):
-    """Base class: ``encoder`` maps (n, 29, 129) -> (n, dim); ``sequence`` maps
-    (batch, L, dim) -> logits (batch, L, n_classes)."""
+    """Base class: ``encoder`` maps (n, n_frames, n_freqs) -> (n, dim); ``sequence`` maps
+    (batch, L, dim) -> logits (batch, L, n_classes).
+
+    Class attributes every architecture declares:
+
+    - ``name``: registry key, stored in checkpoints and exports;
+    - ``version``: bump when the architecture changes (exports carry it);
+    - ``config_class``: its frozen config dataclass (``n_classes``, ``seq_len``,
+      ``n_frames``, ``n_freqs``, ``weight_decay`` and its own fields);
+    - ``causal``: position t of the sequence model never sees epochs after t;
+    - ``quantization``: its int8 method (see ``Quantization``);
+    - ``streaming``: how the device runs it (see ``Streaming``);
+    - ``classifier``: the state-dict prefix of the final classifier, replaced when
+      finetuning to another class set;
+    - ``finetune_parts``: for each of ``STRATEGIES``, the parts (keys of
+      :meth:`parameter_groups`) that train;
+    - ``no_decay``: parts without L2 (weight decay).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    config_class: ClassVar[type]
+    causal: ClassVar[bool]
+    quantization: ClassVar[Quantization]
+    streaming: ClassVar[Streaming] = "window"
+    classifier: ClassVar[str] = "sequence.classifier"
+    finetune_parts: ClassVar[dict[str, tuple[str, ...]]] = SEQSLEEPNET_PARTS
+    no_decay: ClassVar[tuple[str, ...]] = ("filterbank",)
 
     encoder: nn.Module
     sequence: nn.Module
+    cfg: Any
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by part: the units the finetuning strategies train or freeze."""
+        raise NotImplementedError(f"{type(self).__name__} must define parameter_groups")
+
+    @classmethod
+    def input_fields(cls, kind: InputKind) -> dict[str, Any]:
+        """Config fields that fit the model to input ``kind`` (its image shape)."""
+        n_frames, n_freqs = kind.image_shape
+        return {"n_frames": n_frames, "n_freqs": n_freqs}
+
+    @property
+    def receptive_field(self) -> int | None:
+        """Epochs (the current one included) one output of the sequence model depends on;
+        None: the whole window."""
+        return None
+
+    @classmethod
+    def declaration(cls) -> Declaration:
+        return Declaration(
+            cls.name,
+            cls.version,
+            cls.causal,
+            cls.quantization,
+            cls.streaming,
+            cls.classifier,
+            dict(cls.finetune_parts),
+            cls.no_decay,
+        )
 
     def epoch_vectors(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, L, 29, 129) -> (batch, L, dim)."""
+        """(batch, L, n_frames, n_freqs) -> (batch, L, dim)."""
         batch, seq_len = x.shape[:2]
         z = self.encoder(x.reshape(batch * seq_len, *x.shape[2:]))
         return z.reshape(batch, seq_len, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, L, 29, 129) -> logits (batch, L, n_classes)."""
+        """(batch, L, n_frames, n_freqs) -> logits (batch, L, n_classes)."""
         return self.sequence(self.epoch_vectors(x))

@@ -86,13 +86,23 @@ class CausalSequence(nn.Module):
 
 
 class Student(EpochSequenceModel):
-    """(batch, L, 29, 129) -> logits (batch, L, n_classes)."""
+    """(batch, L, 29, 129) -> logits (batch, L, n_classes). Causal; static int8."""
+
+    name = "student"
+    version = 1
+    config_class = StudentConfig
+    causal = True
+    quantization = "static-qdq"
 
     def __init__(self, cfg: StudentConfig) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = StudentEncoder(cfg)
         self.sequence = CausalSequence(cfg)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.sequence.receptive_field
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parts as for SeqSleepNet: filterbank (bands), epoch, sequence, softmax."""

@@ -1,7 +1,7 @@
 """Training: Adam, batches of sequences, validation by subject, early stopping, finetuning.
 
-Finetuning strategies (seed 1): which parts of a pretrained SeqSleepNet train on the
-target; the rest stays bit-identical.
+Finetuning strategies (seed 1): which parts of a pretrained model train on the target
+(each architecture's ``finetune_parts``); the rest stays bit-identical. For SeqSleepNet:
 
 - ``none``: direct transfer, nothing trains (normalisation still from the target);
 - ``softmax``: the classifier;
@@ -24,19 +24,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgesleep.errors import UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
-from edgesleep.train.evaluate import evaluate_nights
+from edgesleep.train.evaluate import TorchScorer, evaluate_nights
+from edgesleep.train.models import STRATEGIES
+from edgesleep.train.staging import EpochSequenceModel
 
 log = logging.getLogger("edgesleep")
 
-FINETUNE: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "softmax": ("softmax",),
-    "softmax+epoch": ("softmax", "filterbank", "epoch"),
-    "softmax+sequence": ("softmax", "sequence"),
-    "all": ("softmax", "filterbank", "epoch", "sequence"),
-}
 DEFAULT_STRIDE = 5  # measured: bench/results/stride.md
 
 
@@ -54,6 +50,18 @@ class TrainOptions:
     seed: int = 0
     class_weighting: bool = False
     finetune: str = "all"
+
+
+def per_pass_options(
+    n_epochs: int, seed: int, lr: float, passes: float = 10, patience: int = 3
+) -> TrainOptions:
+    """Class-weighted, stride 5 (the default), validation once per pass over ``n_epochs``
+    training epochs: the studies' setting."""
+    per_pass = max(1, n_epochs // DEFAULT_STRIDE // TrainOptions.batch_size)
+    return TrainOptions(
+        passes=passes, eval_every=per_pass, patience=patience, seed=seed, lr=lr,
+        class_weighting=True,
+    )  # fmt: skip
 
 
 @dataclass
@@ -82,14 +90,15 @@ Progress = Callable[[int, int, float, float], None]
 BatchLoss = Callable[[nn.Module, Sequence[torch.Tensor]], torch.Tensor]
 
 
-def set_trainable(model: nn.Module, finetune: str) -> list[nn.Parameter]:
-    """Freeze every part the strategy does not train; return the trainable parameters."""
-    if finetune not in FINETUNE:
-        raise ValueError(f"finetune must be one of {list(FINETUNE)}, got {finetune!r}")
-    groups = model.parameter_groups()  # type: ignore[operator]
+def set_trainable(model: EpochSequenceModel, finetune: str) -> list[nn.Parameter]:
+    """Freeze every part the strategy does not train (the model's ``finetune_parts``);
+    return the trainable parameters."""
+    if finetune not in STRATEGIES:
+        raise UsageError(f"--finetune {finetune!r}: choose one of {list(STRATEGIES)}")
+    parts = model.finetune_parts[finetune]
     trainable = []
-    for part, params in groups.items():
-        train_it = part in FINETUNE[finetune]
+    for part, params in model.parameter_groups().items():
+        train_it = part in parts
         for p in params:
             p.requires_grad_(train_it)
             if train_it:
@@ -111,15 +120,14 @@ def cross_entropy(
     return batch_loss
 
 
-def _optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
-    """Adam; L2 (as weight decay) on every trainable weight but the filterbank."""
-    groups = model.parameter_groups()  # type: ignore[operator]
-    cfg: Any = model.cfg
-    decay = float(cfg.weight_decay)
+def _optimizer(model: EpochSequenceModel, opts: TrainOptions) -> torch.optim.Optimizer:
+    """Adam; L2 (as weight decay) on every trainable weight but the ``no_decay`` parts."""
+    groups = model.parameter_groups()
+    decay = float(model.cfg.weight_decay)
     param_groups = [
         {
             "params": [p for p in params if p.requires_grad],
-            "weight_decay": 0.0 if part == "filterbank" else decay,
+            "weight_decay": 0.0 if part in model.no_decay else decay,
         }
         for part, params in groups.items()
     ]
@@ -127,7 +135,7 @@ def _optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Optimizer:
 
 
 def fit(
-    model: nn.Module,
+    model: EpochSequenceModel,
     train_nights: Sequence[NightFeatures],
     val_nights: Sequence[NightFeatures],
     mean: np.ndarray,
@@ -149,11 +157,10 @@ def fit(
     torch.manual_seed(opts.seed)
     start = time.perf_counter()
     trainable = set_trainable(model, opts.finetune)
+    scorer = TorchScorer(model, mean, std)
 
     def validate() -> float:
-        metrics = evaluate_nights(
-            model, val_nights, mean, std, cfg.seq_len, cfg.n_classes, [cfg.seq_len - 1]
-        )
+        metrics = evaluate_nights(scorer, val_nights, cfg.n_classes, [cfg.seq_len - 1])
         return float(metrics[cfg.seq_len - 1]["accuracy"])  # type: ignore[arg-type]
 
     if not trainable:

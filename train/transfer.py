@@ -16,7 +16,7 @@ from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
-from edgesleep.train.models import build, config_dict, input_fields, make_config
+from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.training import Progress, TrainOptions, fit, split_dataset
 
 log = logging.getLogger("edgesleep")
@@ -34,9 +34,8 @@ def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Mo
             )
         config = {**source.config, "n_classes": n_classes}
         fresh = build(source.model, config)
-        state = {
-            k: v for k, v in source.state_dict.items() if not k.startswith("sequence.classifier")
-        }
+        classifier = f"{fresh.classifier}."
+        state = {k: v for k, v in source.state_dict.items() if not k.startswith(classifier)}
         fresh.load_state_dict(state, strict=False)
         model = fresh
     return model
@@ -76,8 +75,7 @@ def train_features(
     else:
         if opts.finetune != "all":
             raise InputError("--finetune needs --init-from (a pretrained checkpoint)")
-        fields = {**input_fields(model_name, input_kind), **(model_fields or {})}
-        cfg = make_config(model_name, n_classes=n_classes, **fields)
+        cfg = make_config(model_name, input_kind, n_classes=n_classes, **(model_fields or {}))
         model, name, config = build(model_name, cfg), model_name, config_dict(cfg)
     result = fit(model, train_nights, val_nights, mean, std, opts, progress)
     return Checkpoint(
@@ -155,9 +153,7 @@ def evaluate_model(
     nights = load_features(
         dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind
     )
-    return evaluate_nights(
-        ckpt.build(), nights, ckpt.norm_mean, ckpt.norm_std, ckpt.seq_len, ckpt.n_classes, delays
-    )
+    return evaluate_nights(ckpt.scorer(), nights, ckpt.n_classes, delays)
 
 
 def adapt_model(model_path: Path, data: Path, out: Path, channel: str | None = None) -> Checkpoint:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-EPOCH_S = 30.0
+from edgesleep.dsp.inputs import InputKind
+from edgesleep.dsp.stft import EPOCH_S, EPOCH_SAMPLES, SFREQ
+
 BAND_HZ = (5.0, 15.0)
 MWI_S = 0.15  # moving-window integral
 REFRACTORY_S = 0.2  # two beats are at least this far apart
@@ -323,3 +325,63 @@ def beat_images(beat_times_s: np.ndarray, n_epochs: int) -> np.ndarray:
     if not images:
         return np.zeros((0, N_BEAT_FRAMES, SAMPLES_PER_FRAME), dtype=np.float32)
     return np.stack(images)
+
+
+def night_beat_images(ecg: np.ndarray) -> np.ndarray:
+    """The ``beats`` kind's batch function: R peaks of a 100-Hz ECG (the streaming
+    detector), then :func:`beat_images`.
+
+    Parameters
+    ----------
+    ecg : ndarray of shape (n_epochs * 3000,), µV at 100 Hz
+
+    Returns
+    -------
+    ndarray of shape (n_epochs, 27, 20), float32
+    """
+    peaks = detect_rpeaks(ecg, SFREQ)
+    return beat_images(peaks / SFREQ, ecg.shape[0] // EPOCH_SAMPLES)
+
+
+class BeatStream:
+    """The ``beats`` kind's streaming front end: 100-Hz ECG -> R peaks -> (epoch, image),
+    each image ``RPeakDetector.delay_s`` after its epoch's end."""
+
+    def __init__(self) -> None:
+        self.detector = RPeakDetector(SFREQ)
+        self.images = BeatImages()
+
+    def reset(self) -> None:
+        self.detector.reset()
+        self.images.reset()
+
+    def _images(self, peaks: np.ndarray, horizon: int) -> list[tuple[int, np.ndarray]]:
+        first = self.images.n_epochs
+        new = self.images.push(peaks / SFREQ, horizon / SFREQ)
+        return list(enumerate(new, start=first))
+
+    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        return self._images(self.detector.push(y), self.detector.horizon)
+
+    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
+        return self._images(self.detector.flush(), n_samples)
+
+
+KIND = InputKind(
+    name="beats",
+    help="beat-interval images from the R peaks of an ECG channel",
+    image_shape=(N_BEAT_FRAMES, SAMPLES_PER_FRAME),
+    spectral=False,
+    images=night_beat_images,
+    stream=BeatStream,
+    metadata={
+        "epoch_s": EPOCH_S,
+        "detector": "pan-tompkins-streaming-1",
+        "grid_hz": GRID_HZ,
+        "frame_s": FRAME_S,
+        "context_epochs": CONTEXT_EPOCHS,
+        "baseline_tau_s": BASELINE_TAU_S,
+        "rr_range_s": list(RR_RANGE_S),
+        "scale": "beats/min minus the night's running baseline",
+    },
+)

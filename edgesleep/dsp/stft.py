@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgesleep.dsp.inputs import InputKind
+
 SFREQ = 100.0
-EPOCH_S = 30.0
+EPOCH_S = 30.0  # the one epoch length: a stage per 30-s epoch
 EPOCH_SAMPLES = 3000
 WIN_SAMPLES = 200
 HOP_SAMPLES = 100
@@ -164,3 +166,39 @@ class StreamingSTFT:
         self._n_samples = 0
         self._n_frames = 0
         self.n_epochs = 0
+
+
+class StftStream:
+    """The ``stft`` kind's streaming front end: (epoch, image) as each epoch completes."""
+
+    def __init__(self) -> None:
+        self.stft = StreamingSTFT()
+
+    def reset(self) -> None:
+        self.stft.reset()
+
+    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        first = self.stft.n_epochs
+        return list(enumerate(self.stft.push(y), start=first))
+
+    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
+        return []  # a partial epoch makes no image
+
+
+KIND = InputKind(
+    name="stft",
+    help="log-power STFT of the channel (EEG, EOG, ...)",
+    image_shape=(N_FRAMES, N_FREQS),
+    spectral=True,
+    images=stft_signal,
+    stream=StftStream,
+    metadata={
+        "sfreq": SFREQ,
+        "epoch_s": EPOCH_S,
+        "window": "hamming-symmetric",
+        "window_samples": WIN_SAMPLES,
+        "hop_samples": HOP_SAMPLES,
+        "nfft": NFFT,
+        "scale": "10*log10(max(|X|^2, 1e-10)), dB",
+    },
+)

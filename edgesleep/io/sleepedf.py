@@ -88,20 +88,6 @@ def pinned_sha256() -> dict[str, str]:
     return pins
 
 
-def record_for(path: str | Path) -> SleepEdfRecord:
-    """The SC-20 record of a PSG or hypnogram file name (``SC4001E0-PSG.edf``)."""
-    name = Path(path).name
-    match = _RECORD.match(name)
-    key = name[:6] if match else ""
-    for rec in records().values():
-        if rec.record[:6] == key:
-            return rec
-    raise InputError(
-        f"{name}: not a Sleep-EDF SC-20 file (expected SC4ssN..., subjects 00-19); "
-        "lights-off/on times are only known for these 39 nights"
-    )
-
-
 def pair_hypnogram(psg: str | Path) -> Path:
     """The hypnogram beside ``SC4ssNE0-PSG.edf``: ``SC4ssNE?-Hypnogram.edf``.
 

@@ -9,6 +9,7 @@ Goldberger et al. 2000 wherever results from these data are shown.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,12 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.stages import UNSCORED, stage_from_string
+
+
+def subject_of(record: str) -> str:
+    """slp01a/slp01b -> slp01 (one subject); other records are their own subject."""
+    match = re.fullmatch(r"(slp0[12])[ab]", record)
+    return match.group(1) if match else record
 
 
 @dataclass(frozen=True)

@@ -56,31 +56,6 @@ def csv_row(
     return row
 
 
-def write_hypnogram_csv(
-    path: str | Path,
-    stages: np.ndarray,
-    n_classes: int,
-    probabilities: np.ndarray | None = None,
-    onset0_s: float = 0.0,
-) -> None:
-    """Write a hypnogram as BIDS events.
-
-    Parameters
-    ----------
-    stages : ndarray of shape (n_epochs,)
-        Class indices of an ``n_classes`` set (negative codes allowed).
-    probabilities : ndarray of shape (n_epochs, n_classes), optional
-    onset0_s : float
-        Onset of epoch 0 in s from the recording start.
-    """
-    with Path(path).open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(csv_header(n_classes, probabilities is not None))
-        for i, stage in enumerate(stages):
-            probs = None if probabilities is None else probabilities[i]
-            writer.writerow(csv_row(i, int(stage), n_classes, probs, onset0_s))
-
-
 def _annotation_text(stage: int, n_classes: int) -> str:
     if stage == UNSCORED:
         return "Sleep stage ?"

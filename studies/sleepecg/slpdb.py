@@ -7,11 +7,11 @@ edgesleep's extras and CI::
     .venv-sleepecg/bin/pip install -r studies/sleepecg/requirements.txt -e .
     .venv-sleepecg/bin/python studies/sleepecg/slpdb.py --data ../shared/data/slpdb
 
-It writes ``bench/results/sleepecg_slpdb.json``: per record, one prediction per epoch of
+It writes ``studies/results/sleepecg_slpdb.json``: per record, one prediction per epoch of
 edgesleep's slpdb reader (0 W, 1 NREM, 2 REM, -1 none), from the real beat times. The
 recording start time is not in the CSV export, so that feature is missing (sleepecg masks
 it); age and sex are given, as sleepecg's own slpdb reader gives them.
-``python -m edgesleep.train.cardiac_study`` scores it on exactly the study's epochs.
+``python studies/cardiac_slpdb.py`` scores it on exactly the study's epochs.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ TO_EDGESLEEP = np.array([-1, 1, 2, 0])
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/slpdb"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/sleepecg_slpdb.json"))
+    parser.add_argument("--out", type=Path, default=Path("studies/results/sleepecg_slpdb.json"))
     args = parser.parse_args()
     clf = sleepecg.load_classifier("wrn-gru-mesa", "SleepECG")
     with (args.data / "records.csv").open(newline="") as fh:

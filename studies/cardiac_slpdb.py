@@ -1,7 +1,7 @@
 """Sleep staging from the heart on real data: slpdb, leave one subject out.
 
-Run: ``python -m edgesleep.train.cardiac_study [--data ../shared/data/slpdb]
-[--out bench/results]`` (writes ``cardiac_slpdb.json`` / ``.md``; 37 min on 2 cores here).
+Run: ``python studies/cardiac_slpdb.py [--data ../shared/data/slpdb]
+[--out studies/results]`` (writes ``cardiac_slpdb.json`` / ``.md``; 37 min on 2 cores here).
 
 Real: the R-peak times and the expert R&K stages of the 14 slpdb records (12 subjects,
 sleep-apnea patients; slp01a/b and slp02a/b are one subject each). Rendered: the ECG
@@ -23,7 +23,7 @@ scored. Rows:
 - the floor: a class-balanced logistic regression on 9 heart-rate-variability features of
   the 5 min around each epoch (per-night z-scored), with +-2 epochs of context;
 - sleepecg's pretrained ``wrn-gru-mesa`` on the same epochs, when
-  ``bench/results/sleepecg_slpdb.json`` exists (``studies/sleepecg/``; own environment).
+  ``studies/results/sleepecg_slpdb.json`` exists (``studies/sleepecg/``; own environment).
 
 Readout K = L - 1 (offline scoring of a night); κ at K = 0 is the no-delay stream.
 """
@@ -32,39 +32,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgesleep.dsp import EPOCH_SAMPLES, SFREQ, stft_signal
-from edgesleep.dsp.beats import (
-    GRID_HZ,
-    RR_RANGE_S,
-    beat_images,
-)
-from edgesleep.io.slpdb import read_record, record_names
+from edgesleep.dsp import EPOCH_SAMPLES, SFREQ
+from edgesleep.dsp.beats import beat_images
+from edgesleep.dsp.inputs import get_kind
+from edgesleep.io.slpdb import SlpdbRecord, read_record, record_names, subject_of
 from edgesleep.io.writers import write_report
 from edgesleep.metrics import evaluate
-from edgesleep.readout import fuse
-from edgesleep.stages import class_map, to_classes
+from edgesleep.readout import probabilities
+from edgesleep.stages import collapse_labels, collapse_matrix, to_classes
 from edgesleep.synth.signals import render_ecg
+from edgesleep.train.baselines import floor_probabilities, hrv_features, with_context
 from edgesleep.train.checkpoint import Checkpoint
-from edgesleep.train.data import NightFeatures, normalise
+from edgesleep.train.data import NightFeatures
 from edgesleep.train.distill import DistillOptions, distill_features
-from edgesleep.train.distill_study import options as study_options
-from edgesleep.train.evaluate import window_log_probs
-from edgesleep.train.models import build, input_fields, make_config
-from edgesleep.train.training import TrainOptions, split_subjects
+from edgesleep.train.models import build, make_config
+from edgesleep.train.training import TrainOptions, per_pass_options, split_subjects
 from edgesleep.train.transfer import train_features
 
 N_CLASSES = 4  # trained; 3 is derived
 DELAYS = (19, 0)
 N_VAL = 2
-INPUTS = ("stft", "beats")
+# how each input kind's images are made from a record: the STFT of the rendered ECG, the
+# beat-interval images from the real (reference) beat times
+IMAGES: dict[str, Callable[[SlpdbRecord, np.ndarray], np.ndarray]] = {
+    "stft": lambda rec, ecg: get_kind("stft").images(ecg),
+    "beats": lambda rec, ecg: beat_images(rec.beat_times_s, rec.stages.shape[0]),
+}
+INPUTS = tuple(IMAGES)
 # beyond the defaults for the input kind (train_features adds those): the student's context
 MODEL_FIELDS: dict[str, dict[str, Any]] = {
     "seqsleepnet": {},
@@ -78,13 +79,7 @@ ROW_NAMES = {
 }
 DISTILLED, FLOOR, SLEEPECG = "student distilled from the better SeqSleepNet", "LR floor", "sleepecg"
 METRICS = ("accuracy", "kappa", "macro_f1")
-CONTEXT = 2  # epochs either side for the floor
-
-
-def subject_of(record: str) -> str:
-    """slp01a/slp01b -> slp01 (one subject); other records are their own subject."""
-    match = re.fullmatch(r"(slp0[12])[ab]", record)
-    return match.group(1) if match else record
+CONTEXT = 2  # epochs either side, for the floor
 
 
 def load_nights(root: Path) -> tuple[dict[str, list[NightFeatures]], dict[str, np.ndarray]]:
@@ -97,98 +92,30 @@ def load_nights(root: Path) -> tuple[dict[str, list[NightFeatures]], dict[str, n
         labels = to_classes(rec.stages, N_CLASSES)
         ecg = render_ecg(rec.beat_times_s, rec.beat_labels, n_epochs * EPOCH_SAMPLES, SFREQ, seed)
         subject = subject_of(record)
-        nights["stft"].append(NightFeatures(record, subject, stft_signal(ecg), labels))
-        images = beat_images(rec.beat_times_s, n_epochs)
-        nights["beats"].append(NightFeatures(record, subject, images, labels))
+        for kind, make in IMAGES.items():
+            nights[kind].append(NightFeatures(record, subject, make(rec, ecg), labels))
         beats[record] = rec.beat_times_s
     return nights, beats
 
 
-def hrv_features(beat_times_s: np.ndarray, n_epochs: int) -> np.ndarray:
-    """9 heart-rate-variability features of the 5 min around each epoch, per-night z-scored.
-
-    Mean RR, SDNN, RMSSD, pNN50, mean and sd of the heart rate, and the power of the 2-Hz
-    heart-rate series in 0.04-0.15 Hz (LF), 0.15-0.4 Hz (HF) and their log ratio.
-
-    Returns
-    -------
-    ndarray of shape (n_epochs, 9)
-    """
-    t = np.asarray(beat_times_s)
-    rr = np.diff(t)
-    ok = (rr > RR_RANGE_S[0]) & (rr < RR_RANGE_S[1])
-    t_rr, rr = t[1:][ok], rr[ok]
-    grid = np.arange(0, n_epochs * 30, 1 / GRID_HZ)
-    hr = np.interp(grid, t_rr, 60 / rr) if rr.size else np.zeros_like(grid)
-    out = np.zeros((n_epochs, 9))
-    freqs = np.fft.rfftfreq(int(300 * GRID_HZ), 1 / GRID_HZ)
-    lf, hf = (freqs >= 0.04) & (freqs < 0.15), (freqs >= 0.15) & (freqs < 0.4)
-    for i in range(n_epochs):
-        lo, hi = 30 * i - 135, 30 * i + 165
-        r = rr[(t_rr >= lo) & (t_rr < hi)]
-        g0 = int(np.clip(lo * GRID_HZ, 0, grid.size - 300 * GRID_HZ))
-        seg = hr[g0 : g0 + int(300 * GRID_HZ)]
-        power = np.abs(np.fft.rfft((seg - seg.mean()) * np.hanning(seg.size))) ** 2
-        p_lf, p_hf = power[lf].sum() + 1e-9, power[hf].sum() + 1e-9
-        if r.size >= 3:
-            d = np.diff(r)
-            out[i, :6] = [
-                r.mean(), r.std(), np.sqrt(np.mean(d**2)), np.mean(np.abs(d) > 0.05),
-                np.mean(60 / r), np.std(60 / r),
-            ]  # fmt: skip
-        out[i, 6:] = [np.log(p_lf), np.log(p_hf), np.log(p_lf / p_hf)]
-    return (out - out.mean(axis=0)) / (out.std(axis=0) + 1e-9)
-
-
-def with_context(features: np.ndarray) -> np.ndarray:
-    """Features of epochs i - 2 .. i + 2 side by side (edges repeated)."""
-    padded = np.pad(features, ((CONTEXT, CONTEXT), (0, 0)), mode="edge")
-    n = features.shape[0]
-    return np.concatenate([padded[k : k + n] for k in range(2 * CONTEXT + 1)], axis=1)
-
-
-def floor_probabilities(
-    train: Sequence[np.ndarray], labels: Sequence[np.ndarray], test: np.ndarray
-) -> np.ndarray:
-    """Class-balanced logistic regression; (n_test_epochs, 4) probabilities."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x, y = np.concatenate(train), np.concatenate(labels)
-    keep = y >= 0
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000)
-    )
-    model.fit(x[keep], y[keep])
-    proba = np.zeros((test.shape[0], N_CLASSES))
-    proba[:, model.classes_] = model.predict_proba(test)
-    return proba
-
-
 def options(n_epochs: int, seed: int, lr: float) -> TrainOptions:
-    """The distillation study's options with more passes (20) and patience (4)."""
-    return study_options(n_epochs, seed, lr, passes=20, patience=4)
+    """The studies' per-pass options with more passes (20) and patience (4)."""
+    return per_pass_options(n_epochs, seed, lr, passes=20, patience=4)
 
 
 def predict(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> dict[int, list[np.ndarray]]:
     """Per-epoch probabilities of each night, per delay K."""
-    model = ckpt.build()
-    logps = [
-        window_log_probs(model, normalise(n.images, ckpt.norm_mean, ckpt.norm_std), ckpt.seq_len)
-        for n in nights
-    ]
-    return {k: [fuse(lp, ckpt.seq_len, k) for lp in logps] for k in DELAYS}
+    scorer = ckpt.scorer()
+    by_night = [probabilities(scorer, n.images, DELAYS) for n in nights]
+    return {k: [p[k] for p in by_night] for k in DELAYS}
 
 
 def metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, dict[str, float]]:
     """Pooled metrics for 4 classes and for 3 (Light + Deep -> NREM)."""
     out = {}
     for n_classes in (4, 3):
-        table = class_map(4, n_classes)
-        merged = np.zeros((proba.shape[0], n_classes))
-        np.add.at(merged.T, table, proba.T)
-        labels = np.where(truth >= 0, table[np.maximum(truth, 0)], truth)
+        merged = proba @ collapse_matrix(N_CLASSES, n_classes)
+        labels = collapse_labels(truth, N_CLASSES, n_classes)
         scores = evaluate(labels, merged.argmax(axis=1), n_classes)
         out[str(n_classes)] = {m: float(scores[m]) for m in METRICS}  # type: ignore[arg-type]
     return out
@@ -200,7 +127,7 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
     records = [n.record for n in nights["stft"]]
     subjects = sorted({subject_of(r) for r in records})
     truth = {n.record: n.labels for n in nights["stft"]}
-    hrv = {r: with_context(hrv_features(beats[r], truth[r].shape[0])) for r in records}
+    hrv = {r: with_context(hrv_features(beats[r], truth[r].shape[0]), CONTEXT) for r in records}
     # per row and delay: record -> probabilities
     proba: dict[str, dict[int, dict[str, np.ndarray]]] = {}
     val_acc: dict[str, list[float]] = {}
@@ -250,7 +177,7 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
         train_records = [r for r in records if subject_of(r) != test_subject]
         floor = floor_probabilities(
             [hrv[r] for r in train_records], [truth[r] for r in train_records],
-            np.concatenate([hrv[r] for r in test_records]),
+            np.concatenate([hrv[r] for r in test_records]), N_CLASSES,
         )  # fmt: skip
         bounds = np.cumsum([0] + [truth[r].shape[0] for r in test_records])
         for k in DELAYS:
@@ -283,15 +210,12 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
             f"{name}, {kind}": sum(
                 p.numel()
                 for p in build(
-                    name,
-                    make_config(
-                        name, n_classes=4, **input_fields(name, kind), **MODEL_FIELDS[name]
-                    ),
+                    name, make_config(name, kind, n_classes=N_CLASSES, **MODEL_FIELDS[name])
                 ).parameters()
             )
             for name, kind in ROW_NAMES
         },
-        "command": "python -m edgesleep.train.cardiac_study",
+        "command": "python studies/cardiac_slpdb.py",
     }
     every = np.concatenate([truth[r] for r in records])
     for row, by_delay in proba.items():
@@ -367,7 +291,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/slpdb"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("studies/results"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     result = run(args.data, args.seed)

@@ -1,6 +1,6 @@
 """How far apart should training windows start? Accuracy and time for strides 1, 5, 20.
 
-Run: ``python -m edgesleep.train.stride_study [--out bench/results]`` (writes
+Run: ``python studies/stride.py [--out studies/results]`` (writes
 ``stride.json`` / ``stride.md``). SYNTHETIC nights (generator 1.0): SeqSleepNet on
 "EEG C4-A1", 5 subjects: 3 train, 1 validation, 1 test; 10 passes over the windows
 (the paper's budget), validation once per pass, early stopping after 3 passes without gain.
@@ -26,7 +26,7 @@ CHANNEL = "EEG C4-A1"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("studies/results"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -43,7 +43,7 @@ def main() -> None:
             passes=10, stride=stride, eval_every=per_pass, patience=3, seed=args.seed
         )
         ckpt = train_features(train, val, CHANNEL, opts=opts)
-        m = evaluate_nights(ckpt.build(), test, ckpt.norm_mean, ckpt.norm_std, 20, 5, [19])[19]
+        m = evaluate_nights(ckpt.scorer(), test, 5, [19])[19]
         training = ckpt.provenance["training"]
         rows.append(
             {
@@ -65,14 +65,14 @@ def main() -> None:
         "train_epochs": n_epochs,
         "seed": args.seed,
         "rows": rows,
-        "command": "python -m edgesleep.train.stride_study",
+        "command": "python studies/stride.py",
     }
     lines = [
         "# Training-window stride (SYNTHETIC data)",
         "",
         f"SeqSleepNet on {CHANNEL}, {n_epochs} training epochs of 3 synthetic subjects, "
         "1 validation and 1 test subject; 10 passes, early stopping after 3 passes without "
-        "gain; test readout K = 19. Command: `python -m edgesleep.train.stride_study`.",
+        "gain; test readout K = 19. Command: `python studies/stride.py`.",
         "",
         "| stride | steps run | best step | seconds | val acc | test acc | test κ | test MF1 |",
         "|---|---|---|---|---|---|---|---|",

@@ -1,6 +1,6 @@
 """Acceptance of the synthetic PSG generator: is it physiological, and is it hard enough?
 
-Run: ``python -m edgesleep.bench.synth_realism [--nights 12] [--seed 0] [--out bench/results]``
+Run: ``python studies/synth_realism.py [--nights 12] [--seed 0] [--out studies/results]``
 (host side: needs scipy and scikit-learn, the ``dev`` extra). Writes ``synth_realism.json``,
 ``synth_realism.md`` and ``synth_realism.png``. Everything measured here is on SYNTHETIC
 signals: it checks the generator, and says nothing about sleep.
@@ -23,8 +23,10 @@ import numpy as np
 
 from edgesleep.dsp import EPOCH_SAMPLES, stft_signal
 from edgesleep.io.writers import write_report
+from edgesleep.metrics import evaluate
 from edgesleep.stages import STAGE_NAMES
 from edgesleep.synth.night import CHANNELS, GENERATOR_VERSION, SynthNight, generate_night
+from edgesleep.train.baselines import with_context
 
 BANDS = {"delta": (0.5, 4), "theta": (4, 8), "alpha": (8, 12), "sigma": (12, 16), "beta": (16, 30)}
 _FREQS = np.arange(129) * 100 / 256
@@ -92,7 +94,6 @@ def difficulty(
 ) -> dict[str, float]:
     """Leave-one-subject-out logistic regression on standardised features; pooled metrics."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, cohen_kappa_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -105,16 +106,8 @@ def difficulty(
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
         model.fit(x_all[~test], y_all[~test])
         pred[test] = model.predict(x_all[test])
-    return {
-        "kappa": float(cohen_kappa_score(y_all, pred)),
-        "accuracy": float(accuracy_score(y_all, pred)),
-    }
-
-
-def _with_context(x: np.ndarray) -> np.ndarray:
-    """Features of epochs t-1, t, t+1 side by side (edges repeat)."""
-    padded = np.pad(x, ((1, 1), (0, 0)), mode="edge")
-    return np.concatenate([padded[:-2], padded[1:-1], padded[2:]], axis=1)
+    scores = evaluate(y_all, pred, 5)  # W, N1, N2, N3, REM
+    return {"kappa": float(scores["kappa"]), "accuracy": float(scores["accuracy"])}  # type: ignore[arg-type]
 
 
 def measure(nights: list[SynthNight]) -> dict[str, object]:
@@ -136,7 +129,7 @@ def measure(nights: list[SynthNight]) -> dict[str, object]:
         groups.append(night.subject)
         for channel in CHANNELS:
             bp = band_powers(night.signals[channel])[: night.stages.shape[0]]
-            feats[channel].append(_with_context(bp)[keep])
+            feats[channel].append(with_context(bp, 1)[keep])
     for channel in CHANNELS[:2]:
         x = np.concatenate([f[:, 5:10] for f in feats[channel]])  # the centre epoch
         y = np.concatenate(labels)
@@ -195,7 +188,7 @@ def to_markdown(r: dict[str, object]) -> str:
         "# Synthetic PSG generator: realism and difficulty (SYNTHETIC data)",
         "",
         f"Generator {r['generator_version']}, {r['n_nights']} nights of {r['n_subjects']} "
-        "subjects. Command: `python -m edgesleep.bench.synth_realism`. These numbers check the "
+        "subjects. Command: `python studies/synth_realism.py`. These numbers check the "
         "generator; they say nothing about sleep.",
         "",
         "## log10 band power per stage (unnormalised STFT |X|², µV² x window energy)",
@@ -285,13 +278,11 @@ def main() -> None:
     )
     parser.add_argument("--nights", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("studies/results"))
     args = parser.parse_args()
     nights = [generate_night(args.seed, i) for i in range(args.nights)]
     result = measure(nights)
-    result["command"] = (
-        f"python -m edgesleep.bench.synth_realism --nights {args.nights} --seed {args.seed}"
-    )
+    result["command"] = f"python studies/synth_realism.py --nights {args.nights} --seed {args.seed}"
     markdown = to_markdown(result)
     write_report(args.out, "synth_realism", result, markdown)
     figure(nights[0], args.out / "synth_realism.png")

@@ -1,6 +1,6 @@
 """EEG -> ECG distillation study (seed 2's setting) on SYNTHETIC paired nights.
 
-Run: ``python -m edgesleep.train.distill_study [--out bench/results]`` (writes
+Run: ``python studies/distill_synthetic.py [--out studies/results]`` (writes
 ``distill_synthetic.json`` / ``.md``). Generator 1.0, 16 nights of 8 subjects; both channels
 come from the same nights. Per seed the subjects are shuffled: 3 test, 1 validation,
 4 training subjects. Per class set (3: W/NREM/REM, 4: W/Light/Deep/REM) and seed:
@@ -31,14 +31,14 @@ import numpy as np
 
 from edgesleep.io.dataset import read_dataset
 from edgesleep.io.writers import write_report
-from edgesleep.stages import class_map
+from edgesleep.stages import collapse_labels
 from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features
 from edgesleep.train.distill import DistillOptions, distill_features
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import build, make_config
-from edgesleep.train.training import TrainOptions
+from edgesleep.train.training import per_pass_options
 from edgesleep.train.transfer import train_features
 
 TEACHER_CHANNEL, STUDENT_CHANNEL = "EEG Fpz-Cz", "ECG"
@@ -57,29 +57,14 @@ METRICS = ("accuracy", "kappa", "macro_f1", "weighted_f1")
 
 def collapse(nights: Sequence[NightFeatures], n_classes: int) -> list[NightFeatures]:
     """5-class nights with labels mapped onto ``n_classes`` (negative labels kept)."""
-    table = class_map(5, n_classes)
-    out = []
-    for n in nights:
-        labels = np.where(n.labels >= 0, table[np.maximum(n.labels, 0)], n.labels)
-        out.append(NightFeatures(n.record, n.subject, n.images, labels.astype(np.int8)))
-    return out
-
-
-def options(
-    n_epochs: int, seed: int, lr: float, passes: int = 10, patience: int = 3
-) -> TrainOptions:
-    """Class-weighted, stride 5, validation once per pass over ``n_epochs`` training epochs."""
-    per_pass = max(1, n_epochs // 5 // 32)
-    return TrainOptions(
-        passes=passes, stride=5, eval_every=per_pass, patience=patience, seed=seed, lr=lr,
-        class_weighting=True,
-    )  # fmt: skip
+    return [
+        NightFeatures(n.record, n.subject, n.images, collapse_labels(n.labels, 5, n_classes))
+        for n in nights
+    ]
 
 
 def score(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> dict[str, Any]:
-    metrics = evaluate_nights(
-        ckpt.build(), nights, ckpt.norm_mean, ckpt.norm_std, ckpt.seq_len, ckpt.n_classes, DELAYS
-    )
+    metrics = evaluate_nights(ckpt.scorer(), nights, ckpt.n_classes, DELAYS)
     return {
         f"K={k}": {m: float(metrics[k][m]) for m in METRICS}  # type: ignore[arg-type]
         for k in DELAYS
@@ -102,8 +87,8 @@ def run_seed(
 
     eeg_train = pick(eeg, train)
     n_epochs = sum(n.n_epochs for n in eeg_train)
-    ssn_opts = options(n_epochs, seed, 1e-4)
-    student_opts = options(n_epochs, seed, student_lr)
+    ssn_opts = per_pass_options(n_epochs, seed, 1e-4)
+    student_opts = per_pass_options(n_epochs, seed, student_lr)
     ecg_train, ecg_val, ecg_test = pick(ecg, train), pick(ecg, val), pick(ecg, test)
     out: dict[str, Any] = {"split": {"train": train, "val": val, "test": test}, "rows": {}}
     seconds: dict[str, float] = {}
@@ -170,7 +155,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['seeds']}; mean ± sd over seeds of metrics pooled over test epochs. Teacher: "
         f'SeqSleepNet on "{TEACHER_CHANNEL}"; students and ECG SeqSleepNet on "ECG" of the '
         "same nights. Readout K = 19 (paper's fusion); κ at K = 0 is the no-delay streaming "
-        "readout. Command: `python -m edgesleep.train.distill_study`. "
+        "readout. Command: `python studies/distill_synthetic.py`. "
         f"Total {result['total_seconds'] / 60:.0f} min on this CPU.",
         "",
         "These numbers check the method on synthetic signals; they say nothing about sleep.",
@@ -200,7 +185,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("studies/results"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--classes", type=int, nargs="+", default=[3, 4])
     parser.add_argument("--student-lr", type=float, default=1e-3)
@@ -222,7 +207,7 @@ def main() -> None:
         "seeds": args.seeds,
         "student_lr": args.student_lr,
         "params": params,
-        "command": "python -m edgesleep.train.distill_study",
+        "command": "python studies/distill_synthetic.py",
         "classes": {},
     }
     for n_classes in args.classes:

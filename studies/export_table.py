@@ -1,7 +1,7 @@
 """The export table: size, parity, accuracy delta and per-epoch latency, fp32 and int8,
 for SeqSleepNet and the student, on SYNTHETIC nights.
 
-Run: ``python -m edgesleep.export.study [--out bench/results] [--keep runs/export-study]``
+Run: ``python studies/export_table.py [--out studies/results] [--keep runs/export-study]``
 (writes ``export.json`` / ``export.md``; ~5 min on a laptop-class CPU; ``--keep`` keeps the
 exported models, e.g. ``runs/export-study/student-x86``, for ``edgesleep bench``). Both
 models train on "EEG Fpz-Cz" of 6 synthetic nights (3 subjects: 2 train, 1 validation),
@@ -95,7 +95,7 @@ def run(work: Path) -> dict[str, Any]:
         "channel": CHANNEL,
         "cpu": cpu_info(),
         "ort_call_floor_ms": ort_call_floor_ms(),
-        "command": "python -m edgesleep.export.study",
+        "command": "python studies/export_table.py",
         "rows": rows,
     }
 
@@ -152,7 +152,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--out", type=Path, default=Path("studies/results"))
     parser.add_argument(
         "--keep", type=Path, default=None, help="Keep data and exported models here (for bench)."
     )

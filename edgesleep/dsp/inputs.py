@@ -1,0 +1,97 @@
+"""The input-kind registry: what a model's input image is and how it is made from a signal.
+
+An input kind is defined once, in its own module, as an :class:`InputKind`: the image shape,
+the batch function used for training and offline scoring, the streaming front end the device
+runs, and the metadata written into every export (the runtime refuses a model whose
+metadata differs from what it computes). Built-in kinds: ``stft`` (:mod:`edgesleep.dsp.stft`)
+and ``beats`` (:mod:`edgesleep.dsp.beats`). Adding a kind is one module that builds an
+:class:`InputKind`, plus its line in ``BUILTIN`` (or :func:`register` at run time). Nothing
+outside this registry compares kind names.
+
+numpy only; the built-in modules are imported when a kind is first looked up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgesleep.errors import UsageError
+
+# name -> module that defines ``KIND``: one line per built-in kind
+BUILTIN = {"stft": "edgesleep.dsp.stft", "beats": "edgesleep.dsp.beats"}
+_KINDS: dict[str, InputKind] = {}
+
+
+class ImageStream(Protocol):
+    """A streaming front end: 100-Hz samples in, ``(epoch index, image)`` out as each
+    epoch's image is complete (possibly later than the epoch's last sample)."""
+
+    def reset(self) -> None: ...
+
+    def push(self, y: np.ndarray) -> list[tuple[int, np.ndarray]]: ...
+
+    def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
+        """End of stream after ``n_samples`` samples at 100 Hz: the images still held."""
+        ...
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """One kind of model input.
+
+    Attributes
+    ----------
+    name : registry key, stored in checkpoints and export metadata
+    help : one line for ``--help``
+    image_shape : (n_frames, n_freqs) of one epoch's image
+    spectral : whether the image's second axis is frequency over 0-50 Hz (a filterbank
+        over it makes sense), or another axis (then models size their filterbank to it)
+    images : batch function, 100-Hz signal of shape (n_epochs * 3000,) in µV ->
+        images of shape (n_epochs, *image_shape), float32
+    stream : a new streaming front end (:class:`ImageStream`) that makes the same images
+    metadata : what this runtime computes, as export metadata (``kind`` is ``name``)
+    """
+
+    name: str
+    help: str
+    image_shape: tuple[int, int]
+    spectral: bool
+    images: Callable[[np.ndarray], np.ndarray]
+    stream: Callable[[], ImageStream]
+    metadata: dict[str, Any]
+
+    def spec(self) -> dict[str, Any]:
+        """The export metadata: the kind's parameters, its name and image shape."""
+        n_frames, n_freqs = self.image_shape
+        return {"kind": self.name, **self.metadata, "n_frames": n_frames, "n_freqs": n_freqs}
+
+
+def register(kind: InputKind) -> InputKind:
+    """Add ``kind`` to the registry (replacing one of the same name); return it."""
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def kind_names() -> list[str]:
+    """Every registered kind, built-in ones first (imports nothing)."""
+    return [*BUILTIN, *(k for k in _KINDS if k not in BUILTIN)]
+
+
+def get_kind(name: str) -> InputKind:
+    """The kind called ``name``.
+
+    Raises
+    ------
+    UsageError
+        If no such kind is registered (the message lists the known ones).
+    """
+    if name not in _KINDS and name in BUILTIN:
+        register(importlib.import_module(BUILTIN[name]).KIND)
+    if name not in _KINDS:
+        raise UsageError(f"unknown input kind {name!r}; choose one of {kind_names()}")
+    return _KINDS[name]

@@ -1,0 +1,163 @@
+"""The export format: what every exported graph carries, and its checks (stdlib only).
+
+An export (``edgesleep export``) writes, per precision, a folder with three graphs:
+``encoder.onnx`` (input images -> epoch vectors), ``sequence.onnx`` (a window of epoch
+vectors -> logits at every position) and ``model.onnx`` (the whole model, for other
+runtimes). Each file carries, as ONNX metadata (``custom_metadata_map``):
+
+- ``edgesleep``: one JSON document (:class:`ModelInfo`): model (name, version, config),
+  input kind and its parameters, channel, unit, labels, L, readout (causal, receptive field,
+  streaming mode), FLOPs, normalisation, provenance, the session options the runtime must
+  set, the edgesleep version, an export id shared by the three graphs;
+- ``edgesleep.sha256``: the SHA-256 of the file's bytes with these 64 hex digits replaced
+  by 64 zeros. The runtime checks it with :mod:`hashlib` alone (no onnx package): any
+  change to weights, graph or metadata is refused.
+
+A file of another format version is refused with a message to re-export it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from edgesleep import __version__
+from edgesleep.dsp.inputs import get_kind
+from edgesleep.errors import InputError
+from edgesleep.stages import class_labels
+
+META_KEY = "edgesleep"
+SHA_KEY = "edgesleep.sha256"
+FORMAT_VERSION = 1
+ZERO_DIGEST = "0" * 64
+GRAPHS = ("encoder", "sequence", "model")
+PRECISIONS = ("int8", "fp32")  # preference order when a folder has both
+TARGETS = ("portable", "x86", "arm64")  # int8 schemes (edgesleep.export.quantize)
+STREAMING = ("window",)  # streaming modes this runtime runs (readout.streaming)
+
+
+def file_digest(data: bytes, digest: str) -> str:
+    """SHA-256 of ``data`` with the one occurrence of ``digest`` replaced by zeros."""
+    token = digest.encode()
+    if data.count(token) != 1:
+        raise ValueError("the digest must occur exactly once in the file")
+    return hashlib.sha256(data.replace(token, ZERO_DIGEST.encode())).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The parsed ``edgesleep`` metadata of one graph (see the module docstring)."""
+
+    raw: dict[str, Any]
+
+    @property
+    def graph(self) -> str:
+        return str(self.raw["graph"])
+
+    @property
+    def model(self) -> str:
+        return str(self.raw["model"]["name"])
+
+    @property
+    def channel(self) -> str:
+        return str(self.raw["channel"])
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return dict(self.raw["input"])
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.raw["labels"])
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.raw["seq_len"])
+
+    @property
+    def epoch_dim(self) -> int:
+        return int(self.raw["epoch_dim"])
+
+    @property
+    def precision(self) -> str:
+        return str(self.raw["precision"])
+
+    @property
+    def session_options(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.raw["session_options"].items()}
+
+    @property
+    def streaming(self) -> str:
+        """How the device runs the model (format 1 exports before the field: "window")."""
+        return str(self.raw["readout"].get("streaming", "window"))
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the model was trained on synthetic data (from its provenance)."""
+        return bool(self.raw["provenance"].get("synthetic", False))
+
+
+REQUIRED = (
+    "format",
+    "graph",
+    "model",
+    "input",
+    "channel",
+    "unit",
+    "labels",
+    "seq_len",
+    "epoch_dim",
+    "readout",
+    "flops",
+    "normalisation",
+    "provenance",
+    "session_options",
+    "precision",
+    "edgesleep_version",
+    "export_id",
+)
+
+
+def check_info(name: str, meta: dict[str, str]) -> ModelInfo:
+    if META_KEY not in meta or SHA_KEY not in meta:
+        raise InputError(
+            f"{name}: no edgesleep metadata; export the checkpoint with `edgesleep export`"
+        )
+    try:
+        raw = json.loads(meta[META_KEY])
+    except json.JSONDecodeError as err:
+        raise InputError(f"{name}: edgesleep metadata is not valid JSON ({err})") from None
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise InputError(f"{name}: edgesleep metadata lacks {missing}; re-export the model")
+    if raw["format"] != FORMAT_VERSION:
+        raise InputError(
+            f"{name}: metadata format {raw['format']}, this edgesleep ({__version__}) reads "
+            f"{FORMAT_VERSION}; re-export with this version"
+        )
+    info = ModelInfo(raw)
+    try:
+        computed = get_kind(str(info.input.get("kind"))).spec()
+    except InputError as err:
+        raise InputError(f"{name}: {err}; update edgesleep or re-export the model") from None
+    if info.input != computed:
+        raise InputError(
+            f"{name}: the model expects the input {info.input}, this runtime computes "
+            f"{computed}; re-export with a matching edgesleep"
+        )
+    if info.labels != class_labels(info.n_classes):
+        raise InputError(f"{name}: labels {info.labels} are not a known class set")
+    if info.raw["unit"] != "uV":
+        raise InputError(f"{name}: unit {info.raw['unit']!r}; models take µV ('uV')")
+    if info.streaming not in STREAMING:
+        raise InputError(
+            f"{name}: streaming mode {info.streaming!r}; this runtime runs {STREAMING}: "
+            "update edgesleep"
+        )
+    return info
