@@ -393,5 +393,21 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per variant: model ms, end to end ms, naive ms (p50), CPU-s per hour, offline s, KB."""
+    return [
+        [
+            f"{r['model']} {r['precision']} {r['threads']}t",
+            f"{r['model_ms_p50']:.3f}",
+            f"{r['stream']['end_to_end_ms']['p50']:.3f}",
+            f"{r['naive_stream']['end_to_end_ms']['p50']:.3f}",
+            f"{r['stream']['cpu_s_per_hour']:.3f}",
+            f"{r['offline_s']:.3f}",
+            f"{r['bytes'] / 1024:.0f}",
+        ]
+        for r in result["rows"]
+    ]
+
+
 def write(result: dict[str, Any], out: Path, stem: str = "bench") -> None:
     write_report(out, stem, result, markdown(result))

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,37 @@ class Hypnogram:
 
     def plot(self, path: str | Path, truth: np.ndarray | None = None, title: str = "") -> None:
         plot_hypnogram(path, self.stages, self.n_classes, self.probabilities, truth, title)
+
+
+def stage_night(
+    night: Path,
+    model: ExportedModel,
+    out: Path,
+    channel: str | None = None,
+    delay: int | None = None,
+    plot: bool = False,
+) -> Hypnogram:
+    """Score one EDF night into ``out``: ``NAME.csv`` (one row per epoch, with
+    probabilities and flags), ``NAME-hypnogram.edf`` (EDF+ annotations), ``NAME.png`` with
+    ``plot``, and ``NAME.json`` (summary statistics), written last: its presence means the
+    night is done (``edgesleep stage`` skips such nights unless told to overwrite)."""
+    hyp = score_file(night, model, channel, delay)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / night.stem
+    hyp.to_csv(stem.with_suffix(".csv"))
+    hyp.to_edf(out / f"{night.stem}-hypnogram.edf")
+    if plot:
+        hyp.plot(stem.with_suffix(".png"), title=night.name)
+    summary = {
+        "night": str(night),
+        "model": str(model.folder),
+        "synthetic_model": model.info.synthetic,
+        "n_epochs": hyp.n_epochs,
+        "flagged_epochs": hyp.flagged,
+        "statistics": hyp.summary(),
+    }
+    stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    return hyp
 
 
 def load_model(model: str | Path | ExportedModel, threads: int = 1) -> ExportedModel:

@@ -22,13 +22,15 @@ import termios
 import threading
 import time
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgesleep.errors import InputError, UsageError
+from edgesleep.io.edf import channels, read_signal
 from edgesleep.protocol import (
     Header,
     encode_data,
@@ -58,7 +60,9 @@ class Faults:
         kinds = {k.strip() for k in text.split(",") if k.strip()}
         unknown = kinds - set(FAULTS)
         if unknown:
-            raise ValueError(f"unknown faults {sorted(unknown)}; choose from {', '.join(FAULTS)}")
+            raise UsageError(
+                f"--faults: unknown {sorted(unknown)}; choose from {', '.join(FAULTS)}"
+            )
         return cls(**{k: True for k in kinds}, seed=seed)
 
 
@@ -128,6 +132,36 @@ class SerialPort:
     def close(self) -> None:
         self.serial.flush()
         self.serial.close()
+
+
+def read_recording(
+    path: Path, labels: Sequence[str] | None = None
+) -> tuple[np.ndarray, float, tuple[str, ...]]:
+    """The channels to play from an EDF file: ``labels`` (default: every channel at the
+    first channel's rate).
+
+    Returns
+    -------
+    data : ndarray of shape (n_times, n_channels), µV
+    sfreq : float, Hz
+    channels : the channels' labels
+
+    Raises
+    ------
+    InputError
+        If the channels have different rates (the protocol sends one).
+    """
+    present = channels(path)
+    labels = list(labels or [c.label for c in present if c.sfreq == present[0].sfreq])
+    signals = [read_signal(path, label, sfreq=None) for label in labels]
+    rates = sorted({s.sfreq for s in signals})
+    if len(rates) != 1:
+        raise InputError(
+            f"channels {labels} have different rates {rates}; the protocol sends one rate: "
+            "pick channels with --channel"
+        )
+    data = np.stack([s.data for s in signals], axis=1)
+    return data, rates[0], tuple(s.channel for s in signals)
 
 
 def to_counts(data_uv: np.ndarray) -> tuple[np.ndarray, float]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 
 from edgesleep.dsp import EPOCH_S
-from edgesleep.errors import InputError
+from edgesleep.errors import InputError, UsageError
 from edgesleep.io.edf import channel_kind, find_channel, read_signal
 from edgesleep.protocol import Beats, Data, End, Header, Parser
 
@@ -59,7 +60,10 @@ class BeatPacket:
 
 
 class Source(Protocol):
-    stats: dict[str, float]
+    """Where samples come from: its stream description, its packets, its counters."""
+
+    @property
+    def stats(self) -> dict[str, float]: ...
 
     def info(self) -> StreamInfo: ...
 
@@ -146,6 +150,41 @@ def synthetic_source(
     night = generate_night(seed, 0, stages=stages)
     info = StreamInfo(night.sfreq, (CHANNELS[index],), None, f"synthetic seed {seed}", True)
     return ArraySource(night.signals[CHANNELS[index]][:, None], info, speed)
+
+
+def open_source(
+    port: str | None = None,
+    replay: Path | None = None,
+    synthetic: bool = False,
+    channel: str = "",
+    sfreq: float | None = None,
+    baud: int = 115200,
+    speed: float | None = None,
+    seed: int = 0,
+    n_epochs: int | None = None,
+) -> Source:
+    """The one source that the ``stream`` options name: a serial port (``-``: CSV on stdin
+    at ``sfreq``), an EDF replay or a SYNTHETIC night, each of ``channel`` where the source
+    has several; ``speed``: 1 real time, None as fast as possible (replay and synthetic).
+
+    Raises
+    ------
+    UsageError
+        If not exactly one source is named, or stdin has no rate.
+    """
+    if sum([port is not None, replay is not None, synthetic]) != 1:
+        raise UsageError(
+            "name one source: --port PORT (or - for CSV on stdin), --replay EDF or --synthetic"
+        )
+    if port == "-":
+        if sfreq is None:
+            raise UsageError("CSV on stdin carries no rate: pass --sfreq (Hz)")
+        return CsvSource(sys.stdin, sfreq)
+    if port is not None:
+        return SerialSource(port, baud)
+    if replay is not None:
+        return edf_source(replay, channel, speed)
+    return synthetic_source(channel, seed, n_epochs, speed)
 
 
 class CsvSource:
@@ -254,7 +293,7 @@ class SerialSource:
         self.header_timeout_s = header_timeout_s
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self.parser = Parser()
-        self.stats: dict[str, float] = {
+        self.counters: dict[str, float] = {
             "reconnects": 0,
             "queue_drops": 0,
             "duplicates": 0,
@@ -305,7 +344,13 @@ class SerialSource:
 
     @property
     def wakeups_per_s(self) -> float:
-        return self.stats["reader_wakeups"] / max(time.monotonic() - self._started, 1e-9)
+        return self.counters["reader_wakeups"] / max(time.monotonic() - self._started, 1e-9)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """The reader's counters, the parser's, and the reader's wake-ups per second."""
+        wakeups = {"reader_wakeups_per_s": round(self.wakeups_per_s, 1)}
+        return {**self.counters, **self.parser.stats, **wakeups}
 
     def _open(self) -> Any:
         while not self._stop.is_set():
@@ -327,12 +372,12 @@ class SerialSource:
                 except (self._serial.SerialException, OSError) as err:
                     log.warning("%s: %s; reconnecting", self.port, err)
                     port.close()
-                    self.stats["reconnects"] += 1
+                    self.counters["reconnects"] += 1
                     self.parser.buffer.clear()
                     port = self._open()
                     continue
-                self.stats["reader_wakeups"] += 1
-                self.stats["bytes"] += len(chunk)
+                self.counters["reader_wakeups"] += 1
+                self.counters["bytes"] += len(chunk)
                 for frame in self.parser.feed(chunk):
                     if not self._handle(frame):
                         return
@@ -368,14 +413,14 @@ class SerialSource:
                 self.queue.put(Packet(max(start, self._next_abs) - self._origin, empty))
             return False
         if isinstance(frame, Beats):
-            self.stats["beats"] += frame.indices.shape[0]
+            self.counters["beats"] += frame.indices.shape[0]
             if self._next_abs is not None:
                 self._put(BeatPacket(self._unwrap(frame.indices) - self._origin))
             return True
         assert self._header is not None
         placed = self._place(frame.first_index, frame.samples.shape[0])
         if placed is None:
-            self.stats["duplicates"] += 1
+            self.counters["duplicates"] += 1
             return True
         uv = frame.samples.astype(np.float64) * self._header.uv_per_lsb
         self._put(Packet(placed - self._origin, uv))
@@ -410,4 +455,4 @@ class SerialSource:
         try:
             self.queue.put_nowait(item)
         except queue.Full:
-            self.stats["queue_drops"] += 1
+            self.counters["queue_drops"] += 1

@@ -1,4 +1,4 @@
-"""Run a source through the stager into sinks: the loop behind ``edgesleep stream``."""
+"""Run a source through the stager into sinks: what ``edgesleep stream`` does."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from edgesleep.sources import BeatPacket, Packet, Source
+from edgesleep.errors import InputError
+from edgesleep.io.writers import CsvSink
+from edgesleep.ort import ExportedModel
+from edgesleep.sources import BeatPacket, Packet, Source, pick_channel
 from edgesleep.stager import EpochResult, Stager
 
 log = logging.getLogger("edgesleep")
@@ -25,6 +29,77 @@ class StreamReport:
     beats: int = 0
     seconds: float = 0.0
     source: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+    sfreq: float = 0.0  # the stream's rate, Hz
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The report as (what, value) rows: epochs, gaps, the source's counters."""
+        return [
+            ("epochs", str(self.epochs)),
+            ("flagged epochs", str(self.flagged)),
+            ("gaps", f"{self.gaps} ({self.gap_samples / max(self.sfreq, 1e-9):.1f} s)"),
+            *((k.replace("_", " "), f"{v:g}") for k, v in self.source.items()),
+        ]
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How to stage a stream (see ``edgesleep stream --help``)."""
+
+    channel: str | None = None  # the stream's channel to stage (default: the model's kind)
+    delay: int | None = None  # readout delay K (default: L - 1)
+    revisions: bool = False
+    overwrite: bool = False
+
+
+def stream_to_csv(
+    model: ExportedModel,
+    source: Source,
+    out: Path,
+    opts: StreamOptions,
+    on_result: Callable[[EpochResult, StreamReport], None] | None = None,
+) -> StreamReport:
+    """Stage ``source`` with ``model`` into the CSV ``out``, one row per epoch, each flushed
+    as it is scored; Ctrl-C ends the stream with every epoch so far written.
+
+    An existing non-empty ``out`` is refused unless ``opts.overwrite``; it is replaced only
+    once the model, the source and the channel have been checked.
+
+    Raises
+    ------
+    InputError
+        ``out`` exists, the channel is missing, the rate or sensor does not fit the model.
+    """
+    if out.exists() and out.stat().st_size > 0 and not opts.overwrite:
+        raise InputError(f"{out} exists; pass --overwrite or another --out")
+    info = source.info()
+    index = pick_channel(info, model.info.channel, opts.channel)
+    if model.info.synthetic and not info.synthetic:
+        log.warning(
+            "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
+            model.folder,
+        )
+    stager = Stager(
+        model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, info.channels[index]
+    )
+    report = StreamReport(sfreq=info.sfreq)
+    log.info(
+        "streaming %r at %g Hz from %s -> %s", info.channels[index], info.sfreq, info.device_id, out
+    )
+    if opts.overwrite:
+        out.unlink(missing_ok=True)
+    with CsvSink(out, model.info.n_classes) as sink:
+
+        def emit(r: EpochResult) -> None:
+            sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
+            if on_result is not None:
+                on_result(r, report)
+
+        try:
+            run_stream(source, stager, index, emit, report)
+        except KeyboardInterrupt:
+            report.interrupted = True
+    return report
 
 
 def run_stream(

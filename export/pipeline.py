@@ -26,7 +26,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from edgesleep.errors import InputError
+from edgesleep.errors import UsageError
 from edgesleep.export.graphs import (
     check_graph,
     export_graphs,
@@ -113,7 +113,7 @@ def quantize_graphs(
         }
         return graphs, record, {"session.disable_quant_qdq": "1"}
     if batches is None:
-        raise InputError(
+        raise UsageError(
             "static int8 quantization needs calibration nights: pass --calibration DIR "
             "(a dataset of real-shaped nights of the model's channel, e.g. its training data)"
         )
@@ -205,7 +205,7 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
     """Export a checkpoint (see the module docstring); return the report."""
     opts = opts or ExportOptions()
     if opts.target not in SCHEMES:
-        raise InputError(f"--target {opts.target}: choose one of {sorted(SCHEMES)}")
+        raise UsageError(f"--target {opts.target}: choose one of {sorted(SCHEMES)}")
     ckpt = ckpt_io.load(ckpt_path)
     fp32 = export_graphs(ckpt)
     checks = {name: check_graph(proto) for name, proto in fp32.items()}

@@ -154,7 +154,7 @@ def test_export_verb(tiny_dataset: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     ckpt = str(tmp_path / "s.pt")
     result = runner.invoke(app, ["export", ckpt, "--out", str(tmp_path / "e"), "--quantize"])
-    assert result.exit_code == 1 and "--calibration" in result.output
+    assert result.exit_code == 2 and "--calibration" in result.output
     args = ["export", ckpt, "--out", str(tmp_path / "e"), "--quantize", "--target", "x86"]
     result = runner.invoke(app, [*args, "--calibration", str(tiny_dataset)])
     assert result.exit_code == 0, result.output
@@ -162,4 +162,4 @@ def test_export_verb(tiny_dataset: Path, tmp_path: Path) -> None:
     info = ExportedModel(tmp_path / "e").info
     assert info.session_options == {"session.x64quantprecision": "1"}
     result = runner.invoke(app, ["export", ckpt, "--target", "mips", "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "portable" in result.output
+    assert result.exit_code == 2 and "portable" in result.output

@@ -137,8 +137,12 @@ class _Recorder:
     """Wrap a source; remember which samples arrived."""
 
     def __init__(self, source: SerialSource, n_times: int) -> None:
-        self.source, self.stats = source, source.stats
+        self.source = source
         self.arrived = np.zeros(n_times, dtype=bool)
+
+    @property
+    def stats(self) -> dict[str, float]:
+        return self.source.stats
 
     def packets(self):  # type: ignore[no-untyped-def]
         for p in self.source.packets():
@@ -261,7 +265,7 @@ def test_emulate_and_stream_verbs(exported: dict, tiny_dataset: Path, tmp_path: 
     assert emulator.returncode == 0, printed
     assert "garbage_bytes=" in printed
     none = CliRunner().invoke(app, ["stream", "--model", folder])
-    assert none.exit_code == 1 and "name one source" in none.output
+    assert none.exit_code == 2 and "name one source" in none.output
 
 
 def test_bench_quick_reports_every_variant(exported: dict, tmp_path: Path) -> None:

@@ -131,4 +131,4 @@ def test_distill_verb(tiny_dataset: Path, tmp_path: Path) -> None:
             *fast,
         ],
     )
-    assert too_many.exit_code == 1 and "not 5" in too_many.output
+    assert too_many.exit_code == 2 and "the teacher has 3" in too_many.output

@@ -118,7 +118,7 @@ def test_artefacts_are_added_and_annotated(tmp_path: Path) -> None:
     assert sum(n.startswith("Artefact") for n in notes) == len(night.artefacts)
     assert "Sleep stage 3" in notes
     bad = CliRunner().invoke(app, ["data", "synth", "--out", str(tmp_path), "--artefacts", "x"])
-    assert bad.exit_code == 1 and "unknown artefact kinds ['x']" in bad.output
+    assert bad.exit_code == 2 and "unknown artefact kinds ['x']" in bad.output
 
 
 @pytest.mark.parametrize("sfreq", [200.0, 256.0])

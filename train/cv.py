@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,27 @@ SECTIONS = {
     ),  # fmt: skip
     "synthetic": ("source_nights", "source_seed", "target_nights", "target_seed"),
 }
+
+
+def find_recipe(name: str) -> Path:
+    """A recipe file: ``name`` as a path, or a bundled recipe (``train/recipes/NAME.toml``).
+
+    Raises
+    ------
+    InputError
+        If neither exists (the message lists the bundled recipes).
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    bundled = resources.files("edgesleep.train") / "recipes"
+    names = sorted(
+        p.name.removesuffix(".toml") for p in bundled.iterdir() if p.name.endswith(".toml")
+    )
+    stem = name.removesuffix(".toml")
+    if stem not in names:
+        raise InputError(f"{name}: no such recipe file or bundled recipe; bundled: {names}")
+    return Path(str(bundled / f"{stem}.toml"))
 
 
 def load_recipe(path: Path) -> Recipe:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edgesleep.errors import InputError
+from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop
 from edgesleep.stages import collapse_matrix
 from edgesleep.train import checkpoint as ckpt_io
@@ -38,6 +38,7 @@ from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.staging import EpochSequenceModel
 from edgesleep.train.training import TrainOptions, fit, split_dataset
+from edgesleep.train.transfer import check_choices
 
 log = logging.getLogger("edgesleep")
 
@@ -211,7 +212,13 @@ def distill_model(
     ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
     of the same nights) and save ``out``."""
     opts = opts or TrainOptions()
+    check_choices(model_name, n_classes, "stft", opts.finetune)
     teacher_ckpt = ckpt_io.load(teacher_path)
+    if n_classes > teacher_ckpt.n_classes:
+        raise UsageError(
+            f"--classes {n_classes}: the teacher has {teacher_ckpt.n_classes}; a student can "
+            "only have the teacher's class set or a coarser one"
+        )
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     t_channel = teacher_channel or teacher_ckpt.channel
     ckpt = distill_features(

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgesleep.errors import UsageError
+from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
 from edgesleep.train.evaluate import TorchScorer, evaluate_nights
@@ -225,7 +225,10 @@ def fit(
 def split_subjects(subjects: Sequence[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
     """Shuffle subjects with ``seed``; the first ``n_val`` validate, the rest train."""
     if len(subjects) < 2:
-        raise ValueError(f"need at least 2 subjects for a subject-wise split, got {subjects}")
+        raise InputError(
+            f"validation is by subject and needs at least 2 subjects, got {list(subjects)}: "
+            "add nights of another subject (or choose more with --subjects)"
+        )
     n_val = min(max(1, n_val), len(subjects) - 1)
     order = [str(s) for s in np.random.default_rng(seed).permutation(sorted(subjects))]
     return sorted(order[n_val:]), sorted(order[:n_val])

@@ -10,13 +10,15 @@ from typing import Any
 
 import torch
 
-from edgesleep.errors import InputError
+from edgesleep.dsp.inputs import get_kind
+from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, read_dataset
+from edgesleep.stages import CLASS_LABELS
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
-from edgesleep.train.models import build, config_dict, make_config
+from edgesleep.train.models import STRATEGIES, build, config_dict, make_config, model_class
 from edgesleep.train.training import Progress, TrainOptions, fit, split_dataset
 
 log = logging.getLogger("edgesleep")
@@ -39,6 +41,21 @@ def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Mo
         fresh.load_state_dict(state, strict=False)
         model = fresh
     return model
+
+
+def check_choices(model_name: str, n_classes: int, input_kind: str, finetune: str) -> None:
+    """Refuse an unknown model, class set, input kind or strategy before any data loads.
+
+    Raises
+    ------
+    UsageError
+    """
+    model_class(model_name)
+    get_kind(input_kind)
+    if n_classes not in CLASS_LABELS:
+        raise UsageError(f"--classes {n_classes}: choose 5, 4 (W/Light/Deep/REM) or 3")
+    if finetune not in STRATEGIES:
+        raise UsageError(f"--finetune {finetune!r}: choose one of {list(STRATEGIES)}")
 
 
 def train_features(
@@ -116,8 +133,9 @@ def train_model(
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
     opts = opts or TrainOptions()
+    check_choices(model_name, n_classes, input_kind, opts.finetune)
+    source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
-    source = ckpt_io.load(init_from) if init_from is not None else None
     ckpt = train_features(
         split.nights(split.train, channel, input_kind),
         split.nights(split.val, channel, input_kind),
@@ -139,13 +157,18 @@ def train_model(
 def evaluate_model(
     model_path: Path,
     data: Path,
-    delays: Sequence[int],
+    delays: Sequence[int] | None = None,
     subjects: Sequence[str] | None = None,
     crop: Crop = "in-bed",
     channel: str | None = None,
-) -> dict[int, dict[str, object]]:
-    """Pooled metrics of a checkpoint on a dataset (optionally some subjects), per delay."""
+) -> tuple[Checkpoint, dict[int, dict[str, Any]]]:
+    """The checkpoint and its pooled metrics on a dataset (optionally some subjects), per
+    delay (default: L - 1)."""
     ckpt = ckpt_io.load(model_path)
+    delays = list(delays or [ckpt.seq_len - 1])
+    bad = [k for k in delays if not 0 <= k < ckpt.seq_len]
+    if bad:
+        raise UsageError(f"--delay {bad}: choose 0..{ckpt.seq_len - 1} (L - 1)")
     dataset = read_dataset(data)
     entries = [e for e in dataset.entries if subjects is None or e.subject in subjects]
     if not entries:
@@ -153,7 +176,7 @@ def evaluate_model(
     nights = load_features(
         dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind
     )
-    return evaluate_nights(ckpt.scorer(), nights, ckpt.n_classes, delays)
+    return ckpt, evaluate_nights(ckpt.scorer(), nights, ckpt.n_classes, delays)
 
 
 def adapt_model(model_path: Path, data: Path, out: Path, channel: str | None = None) -> Checkpoint:

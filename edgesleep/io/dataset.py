@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,7 @@ import numpy as np
 
 from edgesleep.dsp import EPOCH_SAMPLES
 from edgesleep.errors import InputError
+from edgesleep.io import edf
 from edgesleep.io.edf import read_signal
 from edgesleep.io.hypnogram import (
     fit_to_signal,
@@ -171,3 +173,32 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
         stages=stages[keep],
         first_epoch=keep.start,
     )
+
+
+def describe(path: Path) -> tuple[str, list[str], list[list[str]], list[str]]:
+    """What ``edgesleep data info`` shows of an EDF file or a dataset directory.
+
+    Returns
+    -------
+    title, columns, rows : a table of the file's channels (no rows for a dataset)
+    lines : annotation counts of the file, most frequent first
+    """
+    if path.is_dir():
+        ds = read_dataset(path)
+        kind = "SYNTHETIC" if ds.synthetic else "real"
+        title = (
+            f"{path}: {len(ds.entries)} nights, {len(ds.subjects)} subjects, {kind} "
+            f"({ds.info.get('name', '?')})"
+        )
+        return title, [], [], []
+    head = edf.header(path)
+    rows = [
+        [str(ch.index), ch.label, f"{ch.sfreq:g}", ch.unit, str(ch.n_times)]
+        for ch in edf.channels(path)
+    ]
+    annotations = edf.read_annotations(path)
+    counts = Counter(a.description for a in annotations)
+    lines = [f"{len(annotations)} annotations" + (":" if counts else "")]
+    lines += [f"  {n:6d}  {text}" for text, n in counts.most_common()]
+    title = f"{path.name}: start {head['start']}, {head['duration_s']:.0f} s"
+    return title, ["#", "channel", "Hz", "unit", "samples"], rows, lines

@@ -23,6 +23,7 @@ from edgesleep.io.sleepedf import pinned_sha256, records
 log = logging.getLogger("edgesleep")
 
 SLEEP_EDF_URL = "https://physionet.org/files/sleep-edfx/1.0.0/"
+DATASETS = ("sleep-edf",)  # what `edgesleep data fetch` downloads
 SUBDIR = "sleep-cassette"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0

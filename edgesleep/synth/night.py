@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesleep.dsp import EPOCH_S
-from edgesleep.errors import InputError
+from edgesleep.errors import UsageError
 from edgesleep.io.dataset import Entry, write_dataset
 from edgesleep.io.writers import stage_annotations
 from edgesleep.synth.hypnograms import markov_model, real_hypnograms, render_stages
@@ -43,6 +43,7 @@ PHYSICAL_RANGE_UV = {
     "ECG": 3000.0,
 }
 ARTEFACT_KINDS = ("movement", "flat", "clipping", "pops")
+HYPNOGRAM_SOURCES = ("mixed", "real", "markov")
 NIGHTS_PER_SUBJECT = 2
 
 
@@ -78,8 +79,8 @@ def night_hypnogram(seed: int, index: int, source: str) -> tuple[np.ndarray, str
     "mixed" (real for the first 39 nights, Markov after).
     """
     real = real_hypnograms()
-    if source not in ("real", "markov", "mixed"):
-        raise InputError(f"--hypnograms {source!r}: expected one of real, markov, mixed")
+    if source not in HYPNOGRAM_SOURCES:
+        raise UsageError(f"--hypnograms {source!r}: expected one of {HYPNOGRAM_SOURCES}")
     if source == "real" or (source == "mixed" and index < len(real)):
         order = np.random.default_rng([seed, 39]).permutation(len(real))
         pick = int(order[index % len(real)])
@@ -91,7 +92,7 @@ def night_hypnogram(seed: int, index: int, source: str) -> tuple[np.ndarray, str
 def _check_artefact_kinds(kinds: tuple[str, ...]) -> None:
     unknown = set(kinds) - set(ARTEFACT_KINDS)
     if unknown:
-        raise InputError(f"unknown artefact kinds {sorted(unknown)}; choose from {ARTEFACT_KINDS}")
+        raise UsageError(f"unknown artefact kinds {sorted(unknown)}; choose from {ARTEFACT_KINDS}")
 
 
 def add_artefacts(
@@ -158,7 +159,7 @@ def generate_night(
         these beats and then depends on nothing else (not on the stages).
     """
     if sfreq < 100 or float(sfreq) != round(sfreq):
-        raise InputError(f"--sfreq {sfreq}: use an integer rate of at least 100 Hz")
+        raise UsageError(f"--sfreq {sfreq}: use an integer rate of at least 100 Hz")
     subject_id = index // NIGHTS_PER_SUBJECT
     subject = Subject.draw(np.random.default_rng([seed, subject_id, 0]))
     rng = np.random.default_rng([seed, index, 2])
@@ -251,7 +252,7 @@ def synthesize_dataset(
     ``progress`` wraps the loop over nights (e.g. ``rich.progress.track``).
     """
     if n_nights < 1:
-        raise InputError(f"--nights {n_nights}: need at least one night")
+        raise UsageError(f"--nights {n_nights}: need at least one night")
     _check_artefact_kinds(artefacts)
     (out / "psg").mkdir(parents=True, exist_ok=True)
     entries = []

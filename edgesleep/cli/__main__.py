@@ -1,0 +1,3 @@
+from edgesleep.cli import app
+
+app()

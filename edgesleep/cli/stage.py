@@ -1,0 +1,179 @@
+"""``edgesleep stage | stream | emulate``: score nights, stage a live stream, play a
+recording as a wearable (the device runtime: numpy and onnxruntime)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgesleep.cli.app import app
+from edgesleep.cli.common import Precision, print_table
+
+ModelPath = Annotated[Path, typer.Option(help="Exported model folder or .onnx file.")]
+Delay = Annotated[int | None, typer.Option(help="Readout delay K in epochs (default: L - 1).")]
+PrecisionOption = Annotated[
+    Precision | None, typer.Option(help="Precision (default: int8 when exported).")
+]
+
+
+def _night_row(name: str, hyp: Any) -> list[str]:
+    summary = hyp.summary()
+    counts = Counter(hyp.labels[s] if s >= 0 else "ART" for s in hyp.stages)
+    shares = " ".join(f"{k} {100 * v / max(hyp.n_epochs, 1):.0f}%" for k, v in counts.items())
+    return [name, str(hyp.n_epochs), f"{summary['TST']:.0f}", f"{summary['SE']:.1f}",
+            str(hyp.flagged), shares]  # fmt: skip
+
+
+@app.command("stage")
+def stage(
+    nights: Annotated[list[Path], typer.Argument(help="EDF/EDF+ recordings to score.")],
+    model: ModelPath,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("staged"),
+    channel: Annotated[
+        str | None, typer.Option(help="Channel to score (default: the model's).")
+    ] = None,
+    delay: Delay = None,
+    precision: PrecisionOption = None,
+    plot: Annotated[bool, typer.Option(help="Also write a hypnogram PNG.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Score nights already scored.")] = False,
+) -> None:
+    """Score whole nights: hypnogram CSV, EDF+ annotations, summary JSON (and PNG)."""
+    from rich.progress import track
+
+    from edgesleep.api import stage_night
+    from edgesleep.ort import ExportedModel
+
+    exported = ExportedModel(model, precision)
+    rows = []
+    for night in track(nights, description="staging", disable=len(nights) < 2):
+        done = out / f"{night.stem}.json"
+        if done.is_file() and not overwrite:
+            typer.echo(f"{night}: already staged ({done}); --overwrite to score again")
+            continue
+        hyp = stage_night(night, exported, out, channel, delay, plot)
+        rows.append(_night_row(night.name, hyp))
+    if rows:
+        columns = ["night", "epochs", "TST min", "SE %", "flagged", "stages"]
+        print_table(f"staged with {exported.folder} -> {out}", columns, rows)
+
+
+def _status(r: Any, report: Any, n_classes: int, source: Any) -> str:
+    """The live line: epoch, clock, stage and probability, flags, gaps, drops, reconnects."""
+    from edgesleep.io.writers import label_of
+
+    stage = label_of(r.stage, n_classes) if r.stage >= 0 else "ART"
+    hours, rest = divmod(int(r.onset_s), 3600)
+    stats = source.stats
+    return (
+        f"epoch {r.index} {hours:02d}:{rest // 60:02d}:{rest % 60:02d} | {stage} "
+        f"{r.probabilities.max():.2f} | flagged {report.flagged} | gaps {report.gaps} | "
+        f"drops {int(stats.get('queue_drops', 0))} | reconnects {int(stats.get('reconnects', 0))}"
+    )
+
+
+@app.command("stream")
+def stream(
+    model: ModelPath,
+    port: Annotated[
+        str | None, typer.Option(help="Serial port of the wearable, or - for CSV on stdin.")
+    ] = None,
+    replay: Annotated[Path | None, typer.Option(help="Replay an EDF file instead.")] = None,
+    synthetic: Annotated[
+        bool, typer.Option(help="Stream a SYNTHETIC night from the generator instead.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Hypnogram CSV, one row per epoch.")] = Path(
+        "stages.csv"
+    ),
+    channel: Annotated[
+        str | None, typer.Option(help="Channel to stage (default: the model's kind).")
+    ] = None,
+    sfreq: Annotated[float | None, typer.Option(help="Rate of CSV on stdin, Hz.")] = None,
+    baud: Annotated[int, typer.Option(help="Serial baud rate.")] = 115200,
+    speed: Annotated[
+        float, typer.Option(help="Replay/synthetic speed: 1 real time, 0 as fast as possible.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic night.")] = 0,
+    epochs: Annotated[
+        int | None, typer.Option(help="Length of the synthetic night in epochs.")
+    ] = None,
+    delay: Delay = None,
+    revisions: Annotated[
+        bool, typer.Option(help="Emit each epoch at once and re-emit it when it changes.")
+    ] = False,
+    precision: PrecisionOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No live status line.")] = False,
+) -> None:
+    """Stage a live stream: one row per 30-s epoch, written and flushed as it is scored."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from edgesleep.ort import ExportedModel
+    from edgesleep.sources import open_source
+    from edgesleep.stream import StreamOptions, stream_to_csv
+
+    exported = ExportedModel(model, precision)
+    source = open_source(port, replay, synthetic, channel or exported.info.channel, sfreq,
+                         baud, speed or None, seed, epochs)  # fmt: skip
+    opts = StreamOptions(channel, delay, revisions, overwrite)
+    n_classes = exported.info.n_classes
+    with Live(console=Console(stderr=True), auto_refresh=False, transient=True) as live:
+
+        def show(r: Any, report: Any) -> None:
+            if not quiet:
+                live.update(_status(r, report, n_classes, source), refresh=True)
+
+        report = stream_to_csv(exported, source, out, opts, show)
+    if report.interrupted:
+        typer.echo("interrupted: the epochs so far are in the output")
+    print_table(f"stream -> {out}", ["what", "value"], report.rows())
+
+
+@app.command("emulate")
+def emulate(
+    recording: Annotated[Path, typer.Option("--from", help="EDF/EDF+ recording to play.")],
+    port: Annotated[
+        str, typer.Option(help="Serial port to write to, or pty for a pseudo-terminal.")
+    ] = "pty",
+    link: Annotated[
+        Path, typer.Option(help="With --port pty: a stable path that points at it.")
+    ] = Path("/tmp/edgesleep-wearable"),
+    channel: Annotated[
+        list[str] | None, typer.Option(help="Channels to send (default: all at the first rate).")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="1 real time, 0 as fast as the port takes it.")
+    ] = 1.0,
+    faults: Annotated[
+        str, typer.Option(help="Comma-separated: garbage,drops,disconnect (none if empty).")
+    ] = "",
+    seed: Annotated[int, typer.Option(help="Seed of the faults.")] = 0,
+    baud: Annotated[int, typer.Option(help="Baud rate of a real port.")] = 115200,
+    linger: Annotated[
+        float, typer.Option(help="Seconds to keep the port open after the end frame.")
+    ] = 3.0,
+) -> None:
+    """Play a recording as a wearable speaking the edgesleep protocol (for demos and tests)."""
+    import time
+
+    from edgesleep import emulate as emu
+
+    fault_set = emu.Faults.parse(faults, seed)
+    data, sfreq, labels = emu.read_recording(recording, channel)
+    sink = emu.PtyPort(link) if port == "pty" else emu.SerialPort(port, baud)
+    where = f"{link} -> {sink.link.resolve()}" if isinstance(sink, emu.PtyPort) else port
+    typer.echo(
+        f"emulated wearable on {where}: {len(labels)} channel(s) at {sfreq:g} Hz, speed "
+        f"{speed or 'max'}, faults {faults or 'none'}"
+    )
+    try:
+        sent = emu.play(sink, data, sfreq, labels, speed or None, fault_set)
+        time.sleep(linger)
+    except KeyboardInterrupt:
+        sent = {}
+    finally:
+        sink.close()
+    typer.echo(" ".join(f"{k}={v}" for k, v in sent.items()))

@@ -1,0 +1,82 @@
+"""``edgesleep bench | demo | models``: measure exported models, run the whole path on
+synthetic data, list the registered architectures and input kinds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgesleep.cli.app import app
+from edgesleep.cli.common import need, print_table
+
+
+@app.command("bench")
+def bench(
+    models: Annotated[list[Path], typer.Argument(help="Exported model folders.")],
+    out: Annotated[Path, typer.Option(help="Folder for bench.json / bench.md.")] = Path(
+        "bench/results"
+    ),
+    quick: Annotated[bool, typer.Option(help="40 epochs and 5 s at real time.")] = False,
+    sfreq: Annotated[float, typer.Option(help="Device rate of the test signal, Hz.")] = 100.0,
+    threads: Annotated[
+        list[int] | None,
+        typer.Option(help="onnxruntime threads to measure (repeat the option); default 1 "
+                     "and all cores."),
+    ] = None,
+) -> None:  # fmt: skip
+    """Latency, CPU per hour, wake-ups, memory, size and parity of exported models on this
+    machine (fp32 and int8, 1 thread and all cores), beside the naive stream and torch."""
+    import logging
+
+    from edgesleep.bench.runtime import goals, run, summary_rows, write
+
+    log = logging.getLogger("edgesleep")
+    result = run(models, quick, sfreq, progress=lambda s: log.info("bench: %s", s),
+                 thread_counts=threads)  # fmt: skip
+    write(result, out, "bench-quick" if quick else "bench")
+    columns = ["variant", "model ms", "end to end ms", "naive ms", "CPU-s/h", "offline s", "KB"]
+    print_table("edgesleep bench (p50 per new epoch)", columns, summary_rows(result))
+    print_table("goals", ["goal", "variant", "measured", "goal", "met"], goals(result))
+    typer.echo(f"written: {out}/bench{'-quick' if quick else ''}.json and .md")
+
+
+@app.command("demo")
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes.")] = Path("runs/demo"),
+    retrain: Annotated[bool, typer.Option(help="Train again even if a model exists.")] = False,
+    channel: Annotated[str, typer.Option(help="Channel of the demo model.")] = "EOG horizontal",
+) -> None:
+    """SYNTHETIC end to end: synthesize nights, train a compact student (about a minute),
+    export it (fp32 + int8), stream a held-out night through the stager in 1-s packets, and
+    report agreement with the generator's truth and the per-epoch latency."""
+    need("export")
+    from edgesleep.train.demo import run_demo
+
+    report = run_demo(workdir, channel, retrain, echo=typer.echo)
+    print_table(
+        "demo (SYNTHETIC data: these numbers say nothing about sleep)",
+        ["what", "value"],
+        [[k, v] for k, v in report.items()],
+    )
+
+
+@app.command("models")
+def models() -> None:
+    """The registered architectures (what each declares) and input kinds."""
+    need("train")
+    from edgesleep.dsp.inputs import get_kind, kind_names
+    from edgesleep.train.models import model_class, model_names
+
+    rows = []
+    for name in model_names():
+        d = model_class(name).declaration()
+        parts = ", ".join(f"{k}: {'+'.join(v) or '-'}" for k, v in d.finetune_parts.items())
+        rows.append([name, str(d.version), "yes" if d.causal else "no", d.quantization,
+                     d.streaming, d.classifier, parts])  # fmt: skip
+    columns = ["model", "version", "causal", "int8", "streams", "classifier", "finetune parts"]
+    print_table("architectures", columns, rows)
+    kinds = [[k, "x".join(map(str, get_kind(k).image_shape)), get_kind(k).help]
+             for k in kind_names()]  # fmt: skip
+    print_table("input kinds", ["input", "image", "what"], kinds)

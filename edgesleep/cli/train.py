@@ -1,0 +1,210 @@
+"""``edgesleep train | evaluate | adapt | cv | distill``: the host-side training verbs
+(the ``train`` extra: torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgesleep.cli.app import app
+from edgesleep.cli.common import (
+    CLASSES_HELP,
+    CROP_HELP,
+    Classes,
+    Crop,
+    Finetune,
+    InputKind,
+    Model,
+    need,
+    print_table,
+    subjects_list,
+    training_progress,
+)
+
+Passes = Annotated[float, typer.Option(help="Passes over the training windows.")]
+MaxSteps = Annotated[int | None, typer.Option(help="Stop after this many steps.")]
+Stride = Annotated[int | None, typer.Option(help="Epochs between training windows (default 5).")]
+EvalEvery = Annotated[int, typer.Option(help="Validate every N steps.")]
+Patience = Annotated[int, typer.Option(help="Stop after N validations without gain.")]
+Subjects = Annotated[
+    str | None, typer.Option(help="Comma-separated subject ids to use (default: all).")
+]
+ValSubjects = Annotated[int, typer.Option(help="Subjects held out for validation.")]
+Seed = Annotated[int, typer.Option(help="Seed for split, init and batches.")]
+
+
+def _options(**fields: Any) -> Any:
+    """TrainOptions from the options `train` and `distill` share (strictly)."""
+    from edgesleep.config import from_mapping
+    from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
+
+    fields["stride"] = fields["stride"] or DEFAULT_STRIDE
+    return from_mapping(TrainOptions, fields, "training options")
+
+
+def _summary(out: Path, ckpt: Any) -> str:
+    """One line about a freshly trained checkpoint, saying whether its data were synthetic."""
+    training = ckpt.provenance["training"]
+    label = "SYNTHETIC data" if ckpt.provenance["synthetic"] else "real data"
+    n_params = sum(v.numel() for v in ckpt.state_dict.values())
+    return (
+        f"{out}: {ckpt.model} ({n_params} parameters), {ckpt.channel!r}, {ckpt.n_classes} "
+        f"classes, {training['steps']} steps in {training['seconds']} s, best validation "
+        f"accuracy {ckpt.provenance['metrics']['val_accuracy']:.3f} ({label})"
+    )
+
+
+@app.command("train")
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset directory (see README: layout).")],
+    channel: Annotated[str, typer.Option(help="Channel to train on (label or alias).")],
+    out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
+    model: Annotated[Model, typer.Option(help="Architecture.")] = "seqsleepnet",
+    classes: Annotated[Classes, typer.Option(help=CLASSES_HELP)] = "5",
+    input_kind: Annotated[
+        InputKind, typer.Option("--input", help="Input kind (beats: an ECG channel).")
+    ] = "stft",
+    init_from: Annotated[
+        Path | None, typer.Option(help="Pretrained checkpoint to finetune.")
+    ] = None,
+    finetune: Annotated[Finetune, typer.Option(help="Parts to train with --init-from.")] = "all",
+    passes: Passes = 10.0,
+    max_steps: MaxSteps = None,
+    stride: Stride = None,
+    eval_every: EvalEvery = 100,
+    patience: Patience = 5,
+    subjects: Subjects = None,
+    val_subjects: ValSubjects = 1,
+    class_weighting: Annotated[bool, typer.Option(help="Inverse-frequency class weights.")] = False,
+    crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
+    seed: Seed = 0,
+) -> None:
+    """Train a model on one channel (or finetune one with --init-from)."""
+    need("train")
+    from edgesleep.train.transfer import train_model
+
+    opts = _options(
+        passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
+        patience=patience, seed=seed, class_weighting=class_weighting, finetune=finetune,
+    )  # fmt: skip
+    with training_progress() as show:
+        ckpt = train_model(
+            data, channel, out, model, int(classes), init_from, val_subjects,
+            subjects_list(subjects), crop, opts, progress=show, input_kind=input_kind,
+        )  # fmt: skip
+    typer.echo(_summary(out, ckpt))
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option(help="Labelled dataset directory.")],
+    delay: Annotated[
+        list[int] | None, typer.Option(help="Delay K in epochs (repeat); default L-1.")
+    ] = None,
+    subjects: Annotated[str | None, typer.Option(help="Comma-separated subject ids.")] = None,
+    channel: Annotated[str | None, typer.Option(help="Channel (default: the model's).")] = None,
+    crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics here.")] = None,
+) -> None:
+    """Score a labelled dataset: accuracy, kappa, macro F1, per-class metrics, per delay."""
+    need("train")
+    import json
+
+    from edgesleep.train.transfer import evaluate_model
+
+    ckpt, results = evaluate_model(model, data, delay, subjects_list(subjects), crop, channel)
+    label = " SYNTHETIC" if ckpt.provenance.get("synthetic") else ""
+    metrics = ("accuracy", "kappa", "macro_f1", "sensitivity", "specificity")
+    rows = [
+        [str(k), str(m["n_epochs"]), *(f"{m[c]:.3f}" for c in metrics)] for k, m in results.items()
+    ]
+    columns = ["K", "epochs", "acc", "kappa", "MF1", "sens", "spec"]
+    print_table(f"{model.name} on {data}{label}", columns, rows)
+    f1 = [[str(k), *(f"{v:.3f}" for v in m["per_class"]["f1"])] for k, m in results.items()]
+    print_table("F1 per class", ["K", *ckpt.class_labels], f1)
+    if json_out is not None:
+        json_out.write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+
+
+@app.command("adapt")
+def adapt(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.pt).")],
+    data: Annotated[Path, typer.Option(help="Dataset of unlabelled nights from the new device.")],
+    out: Annotated[Path, typer.Option(help="Adapted checkpoint to write.")],
+    channel: Annotated[str | None, typer.Option(help="Channel (default: the model's).")] = None,
+) -> None:
+    """Re-estimate the normalisation statistics on unlabelled nights (domain adaptation)."""
+    need("train")
+    from edgesleep.train.transfer import adapt_model
+
+    ckpt = adapt_model(model, data, out, channel)
+    nights = ckpt.provenance["adapted"]["nights"]
+    typer.echo(f"{out}: normalisation re-estimated on {len(nights)} nights")
+
+
+@app.command("cv")
+def cv(
+    recipe: Annotated[
+        str, typer.Option(help="Recipe TOML: a path or a bundled name (train/recipes/).")
+    ],
+    out: Annotated[Path | None, typer.Option(help="Results directory.")] = None,
+) -> None:
+    """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II."""
+    need("train")
+    from edgesleep.train.cv import find_recipe, load_recipe, run
+
+    path = find_recipe(recipe)
+    parsed = load_recipe(path)
+    result_dir = out or Path("runs") / "cv" / path.stem
+    run(parsed, result_dir, progress=typer.echo)
+    typer.echo((result_dir / "cv.md").read_text())
+
+
+@app.command("distill")
+def distill(
+    teacher: Annotated[Path, typer.Option(help="Teacher checkpoint (kept frozen).")],
+    data: Annotated[Path, typer.Option(help="Dataset with both channels in every night.")],
+    student_channel: Annotated[str, typer.Option(help="The student's channel, e.g. ECG.")],
+    out: Annotated[Path, typer.Option(help="Student checkpoint to write.")] = Path("student.pt"),
+    teacher_channel: Annotated[
+        str | None, typer.Option(help="The teacher's channel (default: its own).")
+    ] = None,
+    classes: Annotated[Classes, typer.Option(help=CLASSES_HELP)] = "4",
+    model: Annotated[Model, typer.Option(help="Student architecture.")] = "student",
+    soft_targets: Annotated[bool, typer.Option(help="KL to the teacher's soft targets.")] = True,
+    feature_transfer: Annotated[
+        bool, typer.Option(help="Match the teacher's epoch vectors.")
+    ] = True,
+    class_weighting: Annotated[bool, typer.Option(help="Class-weighted cross-entropy.")] = True,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature T.")] = 1.0,
+    alpha: Annotated[float, typer.Option(help="Weight of the soft targets.")] = 0.5,
+    subjects: Subjects = None,
+    val_subjects: ValSubjects = 1,
+    passes: Passes = 10.0,
+    max_steps: MaxSteps = None,
+    stride: Stride = None,
+    eval_every: EvalEvery = 100,
+    patience: Patience = 5,
+    crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
+    seed: Seed = 0,
+) -> None:
+    """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
+    channel (e.g. ECG) of the same nights."""
+    need("train")
+    from edgesleep.train.distill import DistillOptions, distill_model
+
+    opts = _options(
+        passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
+        patience=patience, seed=seed, class_weighting=class_weighting,
+    )  # fmt: skip
+    dopts = DistillOptions(soft_targets, feature_transfer, temperature, alpha)
+    with training_progress() as show:
+        ckpt = distill_model(
+            teacher, data, student_channel, out, teacher_channel, int(classes),
+            model, subjects_list(subjects), val_subjects, crop, opts, dopts,
+            progress=show,
+        )  # fmt: skip
+    typer.echo(_summary(out, ckpt))
