@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from edgesleep.io.writers import write_report
+from edgesleep.io.writers import markdown_table, write_report
 
 EMULATED = (
     "EMULATED: qemu-user translates every aarch64 instruction on an x86 host, so the times, "
@@ -84,50 +84,41 @@ def markdown(result: dict[str, Any]) -> str:
         "Parity: this aarch64 CPU model against the x86 host that exported the models, on a "
         "SYNTHETIC 50-epoch night (probabilities; front-end images in dB or beats/min).",
         "",
-        "| QEMU_CPU | machine | ISA flags seen | Python | numpy | onnxruntime | tests passed "
-        "| failed | errors | skipped | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, c in result["cpus"].items():
-        t = c["tests"]
-        lines.append(
-            f"| {name} | {c['cpu']['machine']} | {' '.join(c['cpu']['isa']) or '-'} "
-            f"| {c['python']} | {c['numpy']} | {c['cpu']['onnxruntime']} "
-            f"| {t['passed']} / {t['tests']} | {t['failures']} | {t['errors']} "
-            f"| {t['skipped']} | {c['wall_s']} |"
-        )
-    lines += [
-        "",
-        "| QEMU_CPU | model / precision | max image diff | max prob diff offline | agree "
-        "offline | max prob diff stream | agree stream | stream vs offline |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, c in result["cpus"].items():
-        for variant, p in c["parity"].items():
-            lines.append(
-                f"| {name} | {variant} | {p['image_max_abs']:.2g} | {p['offline_max_abs']:.2g} "
-                f"| {p['offline_agreement']:.2%} | {p['stream_max_abs']:.2g} "
-                f"| {p['stream_agreement']:.2%} | {p['stream_vs_offline_max_abs']:.2g} |"
-            )
-    lines += [
-        "",
-        f"**{EMULATED}**",
-        "",
-        "| QEMU_CPU | variant | model ms | end to end ms | CPU-s/h | 1000 epochs offline s | "
-        "agree vs fp32 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, c in result["cpus"].items():
-        for r in (c["bench_quick"] or {}).get("rows", []):
-            if r["threads"] != 1:
-                continue
-            agree = r.get("parity_vs_fp32", {}).get("argmax_agreement")
-            lines.append(
-                f"| {name} | {r['model']} {r['precision']} | {r['model_ms_p50']:.2f} "
-                f"| {r['stream']['end_to_end_ms']['p50']:.2f} "
-                f"| {r['stream']['cpu_s_per_hour']:.1f} "
-                f"| {r['offline_s']:.1f} | {'-' if agree is None else f'{agree:.2%}'} |"
-            )
+    cpus = result["cpus"].items()
+    tests = [
+        [name, c["cpu"]["machine"], " ".join(c["cpu"]["isa"]) or "-", c["python"], c["numpy"],
+         c["cpu"]["onnxruntime"], f"{t['passed']} / {t['tests']}", t["failures"], t["errors"],
+         t["skipped"], c["wall_s"]]
+        for name, c in cpus
+        for t in [c["tests"]]
+    ]  # fmt: skip
+    lines += markdown_table(["QEMU_CPU", "machine", "ISA flags seen", "Python", "numpy",
+                             "onnxruntime", "tests passed", "failed", "errors", "skipped",
+                             "wall s"], tests)  # fmt: skip
+    parity = [
+        [name, variant, f"{p['image_max_abs']:.2g}", f"{p['offline_max_abs']:.2g}",
+         f"{p['offline_agreement']:.2%}", f"{p['stream_max_abs']:.2g}",
+         f"{p['stream_agreement']:.2%}", f"{p['stream_vs_offline_max_abs']:.2g}"]
+        for name, c in cpus
+        for variant, p in c["parity"].items()
+    ]  # fmt: skip
+    lines += ["", *markdown_table(["QEMU_CPU", "model / precision", "max image diff",
+                                   "max prob diff offline", "agree offline",
+                                   "max prob diff stream", "agree stream",
+                                   "stream vs offline"], parity)]  # fmt: skip
+    timings = [
+        [name, f"{r['model']} {r['precision']}", f"{r['model_ms_p50']:.2f}",
+         f"{r['stream']['end_to_end_ms']['p50']:.2f}", f"{r['stream']['cpu_s_per_hour']:.1f}",
+         f"{r['offline_s']:.1f}", "-" if agree is None else f"{agree:.2%}"]
+        for name, c in cpus
+        for r in (c["bench_quick"] or {}).get("rows", [])
+        if r["threads"] == 1
+        for agree in [r.get("parity_vs_fp32", {}).get("argmax_agreement")]
+    ]  # fmt: skip
+    lines += ["", f"**{EMULATED}**", "",
+              *markdown_table(["QEMU_CPU", "variant", "model ms", "end to end ms", "CPU-s/h",
+                               "1000 epochs offline s", "agree vs fp32"], timings)]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from edgesleep import __version__
 from edgesleep.emulate import HEADER_EVERY_S
-from edgesleep.io.writers import write_report
+from edgesleep.io.writers import markdown_table, write_report
 from edgesleep.ort import cpu_info
 from edgesleep.protocol import Header, Parser, encode_data, encode_header
 
@@ -77,21 +77,21 @@ def measure() -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    columns = ["channels", "Hz", "frames/h", "MB/h", "CPU-s/h, one frame per read",
+               "CPU-s/h, 4-KB reads"]  # fmt: skip
+    rows = [
+        [r["channels"], r["sfreq"], r["frames_per_hour"], f"{r['bytes_per_hour'] / 1e6:.2f}",
+         f"{r['cpu_s_per_hour_frame_reads']:.4f}", f"{r['cpu_s_per_hour_4kb_reads']:.4f}"]
+        for r in result["rows"]
+    ]  # fmt: skip
     lines = [
         "# Serial parser: CPU-seconds per streamed hour",
         "",
         f"{result['cpu']['model']}, one thread, `python -m edgesleep.bench.parser`. Int16 "
         "frames of 0.25 s, a header every 5 s; best of 5 runs.",
         "",
-        "| channels | Hz | frames/h | MB/h | CPU-s/h, one frame per read | CPU-s/h, 4-KB reads |",
-        "|---|---|---|---|---|---|",
+        *markdown_table(columns, rows),
     ]
-    for r in result["rows"]:
-        lines.append(
-            f"| {r['channels']} | {r['sfreq']} | {r['frames_per_hour']} | "
-            f"{r['bytes_per_hour'] / 1e6:.2f} | {r['cpu_s_per_hour_frame_reads']:.4f} | "
-            f"{r['cpu_s_per_hour_4kb_reads']:.4f} |"
-        )
     return "\n".join(lines) + "\n"
 
 

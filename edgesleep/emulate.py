@@ -172,6 +172,14 @@ def to_counts(data_uv: np.ndarray) -> tuple[np.ndarray, float]:
     return counts.astype(np.int16), uv_per_lsb
 
 
+def _junk(rng: np.random.Generator) -> bytes:
+    """1-64 random bytes, half the time behind a sync word and a plausible data size."""
+    junk = rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()
+    if rng.random() < 0.5:
+        junk = b"\xa5\x5a\x02" + int(rng.integers(8, 1024)).to_bytes(2, "little") + junk
+    return junk
+
+
 def play(
     port: Any,
     data_uv: np.ndarray,
@@ -195,8 +203,7 @@ def play(
     header = Header(sfreq, channels, "int16", uv_per_lsb, device_id, int(rng.integers(2**32)))
     per_frame = min(max(1, int(round(frame_s * sfreq))), max_samples_per_frame(len(channels)))
     n_times = counts.shape[0]
-    disconnect_at = n_times // 2 if faults.disconnect else -1
-    lost_until = -1
+    disconnect_at, lost_until = (n_times // 2 if faults.disconnect else -1), -1
     sent = {"frames": 0, "dropped": 0, "garbage_bytes": 0, "disconnects": 0, "lost_samples": 0}
     port.write(encode_header(header))
     last_header = 0
@@ -227,9 +234,7 @@ def play(
         if on_frame is not None:
             on_frame(first)
         if faults.garbage and rng.random() < per_frame / sfreq / faults.garbage_every_s:
-            junk = rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()
-            if rng.random() < 0.5:
-                junk = b"\xa5\x5a\x02" + int(rng.integers(8, 1024)).to_bytes(2, "little") + junk
+            junk = _junk(rng)
             port.write(junk)
             sent["garbage_bytes"] += len(junk)
     port.write(encode_end(n_times))

@@ -32,7 +32,7 @@ from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop
 from edgesleep.stages import collapse_matrix
 from edgesleep.train import checkpoint as ckpt_io
-from edgesleep.train.checkpoint import Checkpoint, provenance
+from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
@@ -176,17 +176,16 @@ def distill_features(
         norm_mean=mean,
         norm_std=std,
         input_kind=input_kind,
-        provenance=provenance(
-            train_subjects=sorted({n.subject for n in train_s}),
-            val_subjects=sorted({n.subject for n in val_s}),
+        provenance=result.provenance(
+            opts,
+            train_s,
+            val_s,
             teacher={
                 "channel": teacher_channel or teacher_ckpt.channel,
                 "model": teacher_ckpt.model,
                 "classes": teacher_ckpt.n_classes,
             },
             distillation=asdict(dopts),
-            training=result.record(opts),
-            metrics={"val_accuracy": result.best_val_accuracy},
             **provenance_fields,
         ),
     )

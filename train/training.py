@@ -26,6 +26,7 @@ from torch import nn
 
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
+from edgesleep.train.checkpoint import provenance
 from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
 from edgesleep.train.evaluate import TorchScorer, evaluate_nights
 from edgesleep.train.models import STRATEGIES
@@ -72,6 +73,22 @@ class TrainResult:
     steps: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+
+    def provenance(
+        self,
+        opts: TrainOptions,
+        train_nights: Sequence[NightFeatures],
+        val_nights: Sequence[NightFeatures],
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """A trained checkpoint's provenance: subjects, how training went, ``fields``."""
+        return provenance(
+            train_subjects=sorted({n.subject for n in train_nights}),
+            val_subjects=sorted({n.subject for n in val_nights}),
+            training=self.record(opts),
+            metrics={"val_accuracy": self.best_val_accuracy},
+            **fields,
+        )
 
     def record(self, opts: TrainOptions) -> dict[str, Any]:
         """How the run went, for a checkpoint's provenance."""

@@ -103,15 +103,14 @@ def train_features(
         norm_mean=mean,
         norm_std=std,
         input_kind=input_kind,
-        provenance=provenance(
-            train_subjects=sorted({n.subject for n in train_nights}),
-            val_subjects=sorted({n.subject for n in val_nights}),
+        provenance=result.provenance(
+            opts,
+            train_nights,
+            val_nights,
             finetune=opts.finetune,
             parent=parent,
-            training=result.record(opts),
-            metrics={"val_accuracy": result.best_val_accuracy},
             **provenance_fields,
-        ),
+        ),  # fmt: skip
     )
 
 

@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import json
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,12 @@ class CsvSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table: the header, the rule and one line per row (cells as ``str``)."""
+    lines = [f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)]
+    return lines + [f"| {' | '.join(str(c) for c in row)} |" for row in rows]
 
 
 def write_report(out: Path, stem: str, result: dict[str, Any], markdown: str) -> None:

@@ -163,20 +163,16 @@ def generate_night(
     subject_id = index // NIGHTS_PER_SUBJECT
     subject = Subject.draw(np.random.default_rng([seed, subject_id, 0]))
     rng = np.random.default_rng([seed, index, 2])
-    if stages is None:
-        stages, source = night_hypnogram(seed, index, hypnograms)
-    else:
-        source = "given"
+    stages, source = (
+        night_hypnogram(seed, index, hypnograms) if stages is None else (stages, "given")
+    )
     drawn = render_stages(stages)
     eyes_open = eyes_open_epochs(drawn, rng)
     sources, n_spindles = eeg_sources(drawn, eyes_open, subject, sfreq, rng)
     signals = {name: eeg_derivation(sources, name, subject, rng, sfreq) for name in CHANNELS[:2]}
     signals["EOG horizontal"] = eog(drawn, eyes_open, signals["EEG Fpz-Cz"], subject, sfreq, rng)
-    if beats is None:
-        times = beat_times(drawn, subject, rng)
-        labels = np.full(times.shape[0], "N")
-    else:
-        times, labels = beats
+    times = beat_times(drawn, subject, rng) if beats is None else beats[0]
+    labels = np.full(times.shape[0], "N") if beats is None else beats[1]
     n_times = signals["EEG Fpz-Cz"].shape[0]
     # a seed of its own: with given beats the ECG depends on nothing else
     ecg_seed = int(np.random.default_rng([seed, index, 4]).integers(2**31))
@@ -264,23 +260,9 @@ def synthesize_dataset(
         rel = f"psg/{night.record}.edf"
         write_night_edf(out / rel, night)
         n_epochs = night.stages.shape[0]
-        log.info(
-            "%s: %d epochs (%.1f h), subject %d, hypnogram %s",
-            rel,
-            n_epochs,
-            n_epochs * EPOCH_S / 3600,
-            night.subject,
-            night.hypnogram_source,
-        )
-        entries.append(
-            Entry(
-                record=night.record,
-                subject=str(night.subject),
-                night=night.night,
-                psg=rel,
-                hypnogram=rel,
-            )
-        )
+        log.info("%s: %d epochs (%.1f h), subject %d, hypnogram %s", rel, n_epochs,
+                 n_epochs * EPOCH_S / 3600, night.subject, night.hypnogram_source)  # fmt: skip
+        entries.append(Entry(night.record, str(night.subject), night.night, rel, rel))
     write_dataset(
         out,
         entries,
