@@ -163,3 +163,30 @@ def test_export_verb(tiny_dataset: Path, tmp_path: Path) -> None:
     assert info.session_options == {"session.x64quantprecision": "1"}
     result = runner.invoke(app, ["export", ckpt, "--target", "mips", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "portable" in result.output
+
+
+def test_exports_before_the_streaming_field_load_other_formats_are_refused(
+    exported: dict, tmp_path: Path
+) -> None:
+    from edgesleep.export.graphs import save
+    from edgesleep.metadata import META_KEY
+
+    src = exported["root"] / "out" / "fp32"
+    for name in ("encoder", "sequence"):
+        proto = onnx.load(src / f"{name}.onnx")
+        meta = json.loads(next(p.value for p in proto.metadata_props if p.key == META_KEY))
+        del meta["readout"]["streaming"]  # as exports made before the model registry
+        save(proto, meta, tmp_path / "before" / f"{name}.onnx")
+        save(proto, {**meta, "format": 99}, tmp_path / "future" / f"{name}.onnx")
+        save(proto, {**meta, "readout": {**meta["readout"], "streaming": "step"}},
+             tmp_path / "step" / f"{name}.onnx")  # fmt: skip
+    assert ExportedModel(tmp_path / "before").info.streaming == "window"
+    with pytest.raises(InputError, match="format 99.*re-export"):
+        ExportedModel(tmp_path / "future")
+    with pytest.raises(InputError, match="streaming mode 'step'"):
+        ExportedModel(tmp_path / "step")
+    ckpt = exported["root"] / "m.pt"
+    payload = torch.load(ckpt, weights_only=True)
+    torch.save({**payload, "format_version": 2}, tmp_path / "future.pt")
+    with pytest.raises(InputError, match="checkpoint format 2.*train it again"):
+        ckpt_io.load(tmp_path / "future.pt")

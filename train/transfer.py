@@ -12,7 +12,7 @@ import torch
 
 from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError, UsageError
-from edgesleep.io.dataset import Crop, read_dataset
+from edgesleep.io.dataset import Crop, check_crop, read_dataset
 from edgesleep.stages import CLASS_LABELS
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint, provenance
@@ -43,8 +43,11 @@ def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Mo
     return model
 
 
-def check_choices(model_name: str, n_classes: int, input_kind: str, finetune: str) -> None:
-    """Refuse an unknown model, class set, input kind or strategy before any data loads.
+def check_choices(
+    model_name: str, n_classes: int, input_kind: str, finetune: str, crop: str = "in-bed"
+) -> None:
+    """Refuse an unknown model, class set, input kind, strategy or crop before any data
+    loads.
 
     Raises
     ------
@@ -52,6 +55,7 @@ def check_choices(model_name: str, n_classes: int, input_kind: str, finetune: st
     """
     model_class(model_name)
     get_kind(input_kind)
+    check_crop(crop)
     if n_classes not in CLASS_LABELS:
         raise UsageError(f"--classes {n_classes}: choose 5, 4 (W/Light/Deep/REM) or 3")
     if finetune not in STRATEGIES:
@@ -132,7 +136,7 @@ def train_model(
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
     opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, input_kind, opts.finetune)
+    check_choices(model_name, n_classes, input_kind, opts.finetune, crop)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     ckpt = train_features(

@@ -20,12 +20,12 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from edgesleep.dsp import EPOCH_SAMPLES
-from edgesleep.errors import InputError
+from edgesleep.errors import InputError, UsageError
 from edgesleep.io import edf
 from edgesleep.io.edf import read_signal
 from edgesleep.io.hypnogram import (
@@ -146,6 +146,12 @@ def read_dataset(root: str | Path) -> Dataset:
     return Dataset(root=root, info=info, entries=tuple(entries))
 
 
+def check_crop(crop: str) -> None:
+    """Refuse a crop that is not one of ``Crop`` (:class:`UsageError`)."""
+    if crop not in get_args(Crop):
+        raise UsageError(f"--crop {crop!r}: choose one of {list(get_args(Crop))}")
+
+
 def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-bed") -> Night:
     """Read one night's channel at 100 Hz and its hypnogram, cut to whole epochs and cropped.
 
@@ -155,6 +161,7 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
         "in-bed": lights-off to lights-on (whole night if unknown); "sleep": 30 min of wake
         around the sleep period; "none": the whole recording.
     """
+    check_crop(crop)
     signal = read_signal(dataset.root / entry.psg, channel)
     n_epochs = signal.data.shape[0] // EPOCH_SAMPLES
     hyp_path = dataset.root / entry.hypnogram
