@@ -6,7 +6,7 @@
 #   bash bench/arm/run.sh [ROOT [MODEL_DIR...]]
 #
 # ROOT: the folder setup.sh wrote (default runs/arm). MODEL_DIRs: exported model folders
-# for the parity tests (default: those of `python -m edgesleep.export.study --keep
+# for the parity tests (default: those of `python studies/export_table.py --keep
 # runs/export-study` and the beat-interval student of README "Benchmarks"); the bench runs on
 # the first BENCH_MODELS of them (default 2), one thread. Budget: BUDGET_S seconds per CPU
 # (default 1800; ~18 min each here, side by side). Writes ROOT/results/CPU/ and

@@ -40,11 +40,11 @@ PLATFORMS=(--platform manylinux_2_28_aarch64 --platform manylinux_2_27_aarch64
            --platform manylinux_2_17_aarch64 --platform manylinux2014_aarch64)
 pip download -q "${PLATFORMS[@]}" --python-version 311 --implementation cp \
     --only-binary=:all: --dest "$ROOT/wheels" \
-    "onnxruntime==$ORT_VERSION" numpy scipy pyedflib typer rich pytest
+    "onnxruntime==$ORT_VERSION" numpy scipy pyedflib "typer>=0.29" rich pytest
 pip wheel -q --no-deps --wheel-dir "$ROOT/wheels" .
 pip install -q --upgrade --no-index --find-links "$ROOT/wheels" "${PLATFORMS[@]}" \
     --python-version 311 --implementation cp --only-binary=:all: --target "$ROOT/site" \
-    "onnxruntime==$ORT_VERSION" numpy scipy pyedflib typer rich pytest
+    "onnxruntime==$ORT_VERSION" numpy scipy pyedflib "typer>=0.29" rich pytest
 # edgesleep itself: pure Python; --no-deps because it pins the onnxruntime of the x86 CI
 pip install -q --upgrade --no-deps --target "$ROOT/site" "$ROOT"/wheels/edgesleep-*.whl
 
