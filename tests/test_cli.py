@@ -119,3 +119,10 @@ def test_models_lists_what_each_architecture_declares() -> None:
     assert result.exit_code == 0, result.output
     assert "weight-only" in result.output and "static-qdq" in result.output
     assert "beats" in result.output and "29x129" in result.output
+
+
+def test_version() -> None:
+    from edgesleep import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == __version__
