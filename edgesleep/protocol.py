@@ -143,7 +143,9 @@ class Parser:
     header (whose format is needed to decode them) are counted in ``stats['no_header']`` and
     dropped; bytes skipped while searching for a valid frame in ``stats['skipped_bytes']``;
     frames whose sync and size looked right but whose CRC failed in ``stats['crc_errors']``;
-    well-framed payloads that do not decode in ``stats['bad_payloads']``.
+    frames that pass the CRC but do not decode (a length that runs past the payload, a
+    header field out of range, ...) in ``stats['malformed']``, skipped: nothing a device sends
+    raises here. ``last_error`` says why the last one was refused.
 
     A data frame costs one CRC (:func:`binascii.crc_hqx`, in C), one copy of its payload and
     one array view of it; the loop consumes the buffer by offset and trims it once per call.
@@ -154,7 +156,8 @@ class Parser:
         self.header: Header | None = None
         self._dtype: np.dtype[Any] | None = None
         self.frames = self.skipped_bytes = self.crc_errors = 0
-        self.bad_payloads = self.no_header = 0
+        self.malformed = self.no_header = 0
+        self.last_error = ""
 
     @property
     def stats(self) -> dict[str, int]:
@@ -162,7 +165,7 @@ class Parser:
             "frames": self.frames,
             "skipped_bytes": self.skipped_bytes,
             "crc_errors": self.crc_errors,
-            "bad_payloads": self.bad_payloads,
+            "malformed": self.malformed,
             "no_header": self.no_header,
         }
 
@@ -228,7 +231,8 @@ class Parser:
             ):
                 shape = (n_samples, n_channels)
                 return Data(first, np.ndarray(shape, dtype, body, _BODY_DATA.size))
-        self.bad_payloads += 1
+        self.malformed += 1
+        self.last_error = "a data frame whose channel or sample count does not match"
         return None
 
     def _decode(self, kind: int, payload: bytes) -> Frame | None:
@@ -244,9 +248,32 @@ class Parser:
                 return Beats(np.frombuffer(payload, "<u4", count, 2).astype(np.int64))
             (next_index,) = struct.unpack("<I", payload)
             return End(next_index)
-        except (ValueError, struct.error, UnicodeDecodeError, KeyError, IndexError):
-            self.bad_payloads += 1
+        except (ValueError, struct.error, UnicodeDecodeError, KeyError, IndexError) as err:
+            self.malformed += 1
+            self.last_error = f"{'header' if kind == HEADER else 'frame'}: {err}"
             return None
+
+
+SFREQ_RANGE = (50.0, 10_000.0)  # Hz; the model input is 100 Hz
+UV_PER_LSB_RANGE = (1e-3, 1e3)  # µV per count: an int16 full scale from ±33 µV to ±33 V
+MAX_CHANNELS = 64
+
+
+def check_header_fields(sfreq: float, uv_per_lsb: float, n_channels: int) -> None:
+    """Refuse header values outside the stated ranges, naming the field.
+
+    Raises
+    ------
+    ValueError
+    """
+    if not SFREQ_RANGE[0] <= sfreq <= SFREQ_RANGE[1]:
+        raise ValueError(f"sfreq {sfreq:g} Hz outside {SFREQ_RANGE[0]:g}..{SFREQ_RANGE[1]:g}")
+    if not UV_PER_LSB_RANGE[0] <= uv_per_lsb <= UV_PER_LSB_RANGE[1]:
+        raise ValueError(
+            f"uv_per_lsb {uv_per_lsb:g} outside {UV_PER_LSB_RANGE[0]:g}..{UV_PER_LSB_RANGE[1]:g}"
+        )
+    if not 1 <= n_channels <= MAX_CHANNELS:
+        raise ValueError(f"channel count {n_channels} outside 1..{MAX_CHANNELS}")
 
 
 def decode_header(payload: bytes) -> Header:
@@ -259,8 +286,9 @@ def decode_header(payload: bytes) -> Header:
         length = payload[pos]
         texts.append(payload[pos + 1 : pos + 1 + length].decode())
         pos += 1 + length
-    if pos != len(payload) or not (sfreq > 0 and np.isfinite(sfreq)) or n_channels == 0:
-        raise ValueError("malformed header")
+    if pos != len(payload):
+        raise ValueError("the text lengths do not add up to the payload")
+    check_header_fields(sfreq, uv_per_lsb, n_channels)
     sample_format = {v: k for k, v in FORMAT_CODES.items()}[fmt]
     return Header(
         float(sfreq),

@@ -318,9 +318,11 @@ class SerialSource:
     def info(self) -> StreamInfo:
         if not self._header_seen.wait(self.header_timeout_s):
             self.close()
+            refused = self.parser.last_error
             raise InputError(
-                f"{self.port}: no edgesleep header frame in {self.header_timeout_s:.0f} s; is "
-                f"the device sending protocol v1 at {self.baud} baud (see the README)?"
+                f"{self.port}: no valid edgesleep header frame in {self.header_timeout_s:.0f} s"
+                + (f" (the last was refused: {refused})" if refused else "")
+                + f"; is the device sending protocol v1 at {self.baud} baud (see the README)?"
             )
         if self._error:
             raise InputError(self._error)
@@ -381,6 +383,10 @@ class SerialSource:
                 for frame in self.parser.feed(chunk):
                     if not self._handle(frame):
                         return
+        except Exception as err:  # noqa: BLE001 (a bug here must end the stream, loudly)
+            log.exception("%s: the reader stopped", self.port)
+            self._error = f"{self.port}: the reader stopped ({type(err).__name__}: {err})"
+            self._header_seen.set()
         finally:
             if port is not None:
                 port.close()

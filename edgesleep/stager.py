@@ -45,6 +45,7 @@ log = logging.getLogger("edgesleep")
 FLAT_STD_UV = 0.05
 CLIP_FRACTION_OF_FULL_SCALE = 0.995
 UNUSABLE_FRACTION = 0.5
+MAX_FILL_S = 300.0  # a longer gap is not filled: the stream goes on in a new segment
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class FrontEnd:
         self.images.reset()
         self.n_in = 0  # device-rate samples received (including gap fill)
         self.n_out = 0  # 100 Hz samples made
+        self.first_epoch = 0  # of the current segment (the image stream counts from it)
         self.last = 0.0
         self.quality: dict[int, _Quality] = {}
         self._flat: set[int] = set()  # completed epochs whose image has not come yet
@@ -134,8 +136,11 @@ class FrontEnd:
         """Feed device-rate µV samples; ``t0``: time of the first one in s from the stream
         start (None: right after the previous chunk). Returns the completed epochs."""
         x = np.asarray(samples, dtype=np.float64).reshape(-1)
+        done: list[tuple[int, np.ndarray, _Quality]] = []
         if t0 is not None:
             start = int(round(t0 * self.sfreq))
+            if start - self.n_in > MAX_FILL_S * self.sfreq:
+                done = self._new_segment(start)
             if start > self.n_in:  # a gap: hold the last value over it
                 missing = start - self.n_in
                 self._mark(self.n_in + np.arange(missing), "gap")
@@ -145,12 +150,34 @@ class FrontEnd:
         x = self._repair(x)
         self.n_in += x.shape[0]
         y = self.resampler.push(x) if self.resampler is not None else x
-        return self._feed(y)
+        return done + self._feed(y)
 
     def flush(self) -> list[tuple[int, np.ndarray, _Quality]]:
         """End of the stream: the resampler's tail; a last partial epoch is dropped."""
         out = self._feed(self.resampler.flush()) if self.resampler is not None else []
-        return out + self._attach(self.images.flush(self.n_out))
+        segment_samples = self.n_out - self.first_epoch * EPOCH_SAMPLES
+        return out + self._attach(self.images.flush(segment_samples))
+
+    def _new_segment(self, start: int) -> list[tuple[int, np.ndarray, _Quality]]:
+        """A gap longer than ``MAX_FILL_S``: complete the current epoch with held values,
+        end the segment (as at the end of a stream) and start the next one at the epoch of
+        sample ``start``, flagged "segment". Memory does not depend on the gap's length."""
+        per_epoch = int(round(EPOCH_S * self.sfreq))
+        gap_s = (start - self.n_in) / self.sfreq
+        done = []
+        if self.n_in % per_epoch:
+            end = self.n_in + per_epoch - self.n_in % per_epoch
+            done = self.push(np.empty(0), t0=end / self.sfreq)
+        done += self.flush()
+        if self.resampler is not None:
+            self.resampler.reset()
+        self.images.reset()
+        self.first_epoch = start // per_epoch
+        self.n_in, self.n_out = self.first_epoch * per_epoch, self.first_epoch * EPOCH_SAMPLES
+        self.quality = {k: q for k, q in self.quality.items() if k >= self.first_epoch}
+        self.quality.setdefault(self.first_epoch, _Quality()).flags.add("segment")
+        log.info("gap of %.0f s: a new segment from epoch %d", gap_s, self.first_epoch)
+        return done
 
     def _feed(self, y: np.ndarray) -> list[tuple[int, np.ndarray, _Quality]]:
         pos = 0
@@ -169,7 +196,8 @@ class FrontEnd:
         self, images: list[tuple[int, np.ndarray]]
     ) -> list[tuple[int, np.ndarray, _Quality]]:
         out = []
-        for epoch, image in images:
+        for segment_epoch, image in images:
+            epoch = segment_epoch + self.first_epoch
             q = self.quality.pop(epoch, _Quality())
             q.total = int(round(EPOCH_S * self.sfreq))
             if epoch in self._flat:
@@ -247,9 +275,11 @@ class Stager:
         """Forget the stream: the next sample is t = 0 of a new night."""
         self.front.reset()
         self.vectors: deque[np.ndarray] = deque(maxlen=self.seq_len)
-        self.fusion = Fusion(self.seq_len, self.delay)
+        self.fusion = Fusion(self.seq_len, self.delay)  # on epochs of the segment, from 0
         self.quality: dict[int, _Quality] = {}
         self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
+        self.segment = 0  # first epoch of the current segment (see FrontEnd._new_segment)
+        self.next_epoch = 0
 
     def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
         """Feed samples (µV, device rate); return the results they make final."""
@@ -271,34 +301,41 @@ class Stager:
         return np.stack(self.vectors)[None]
 
     def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[EpochResult]:
+        out = []
+        if t != self.next_epoch:  # a new segment: windows never reach across its start
+            out, self.segment = self._drain(), t
+            self.vectors.clear()
+        self.next_epoch = t + 1
         self.quality[t] = q
         window = self._window(image)
-        out = self._add_window(t, log_softmax(self.model.logits(window)[0].astype(np.float64)))
+        logp = log_softmax(self.model.logits(window)[0].astype(np.float64))
+        out += self._add_window(t - self.segment, logp)
         for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
             del self.quality[old]
         return out
 
     def _add_window(self, t: int, logp: np.ndarray) -> list[EpochResult]:
-        """Fuse the log-probabilities of the window ending at epoch ``t``."""
+        """Fuse the log-probabilities of the window ending at epoch ``t`` of the segment."""
         updated = self.fusion.add(t, logp)
-        out = []
+        out, at = [], self.segment
         if self.revisions:  # new epoch at once, earlier ones again when their stage changed
             for i in updated:
                 total = self.fusion.pending[i]
-                if self.emitted.get(i) != int(total.argmax()):
-                    out.append(self._result(i, total, revision=i in self.emitted))
+                if self.emitted.get(at + i) != int(total.argmax()):
+                    out.append(self._result(at + i, total, revision=at + i in self.emitted))
         final = self.fusion.final(t)
         if final is not None:
             if not self.revisions:
-                out.append(self._result(*final))
-            self.emitted.pop(final[0], None)
+                out.append(self._result(at + final[0], final[1]))
+            self.emitted.pop(at + final[0], None)
         return out
 
     def _drain(self) -> list[EpochResult]:
-        """The epochs still waiting (end of night): fused over the windows that exist."""
+        """The epochs still waiting (end of a night or segment), fused over the windows
+        that exist."""
         done = self.fusion.drain()
         self.emitted.clear()
-        return [] if self.revisions else [self._result(i, total) for i, total in done]
+        return [] if self.revisions else [self._result(self.segment + i, t) for i, t in done]
 
     def _result(self, i: int, total: np.ndarray, revision: bool = False) -> EpochResult:
         probs = np.exp(log_softmax(total))
