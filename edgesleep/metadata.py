@@ -26,7 +26,7 @@ from typing import Any
 from edgesleep import __version__
 from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
-from edgesleep.stages import class_labels
+from edgesleep.stages import CLASS_LABELS
 
 META_KEY = "edgesleep"
 SHA_KEY = "edgesleep.sha256"
@@ -124,6 +124,29 @@ REQUIRED = (
 )
 
 
+TYPES: dict[str, type] = {
+    "graph": str, "model": dict, "input": dict, "channel": str, "unit": str, "labels": list,
+    "seq_len": int, "epoch_dim": int, "readout": dict, "flops": dict, "normalisation": dict,
+    "provenance": dict, "session_options": dict, "precision": str, "edgesleep_version": str,
+    "export_id": str,
+}  # fmt: skip
+
+
+def _check_fields(name: str, raw: dict[str, Any]) -> None:
+    """Refuse metadata whose fields have the wrong type or an unknown class set."""
+    wrong = [k for k, t in TYPES.items() if not isinstance(raw[k], t) or isinstance(raw[k], bool)]
+    if wrong or raw["seq_len"] < 1 or raw["epoch_dim"] < 1:
+        raise InputError(
+            f"{name}: edgesleep metadata fields {wrong or ['seq_len/epoch_dim']} are not what "
+            "an export writes (edited?); re-export the model"
+        )
+    if tuple(raw["labels"]) not in CLASS_LABELS.values():
+        raise InputError(
+            f"{name}: labels {raw['labels']} are not a known class set "
+            f"({[list(v) for v in CLASS_LABELS.values()]}); re-export the model"
+        )
+
+
 def check_info(name: str, meta: dict[str, str]) -> ModelInfo:
     if META_KEY not in meta or SHA_KEY not in meta:
         raise InputError(
@@ -133,7 +156,7 @@ def check_info(name: str, meta: dict[str, str]) -> ModelInfo:
         raw = json.loads(meta[META_KEY])
     except json.JSONDecodeError as err:
         raise InputError(f"{name}: edgesleep metadata is not valid JSON ({err})") from None
-    missing = [k for k in REQUIRED if k not in raw]
+    missing = [k for k in REQUIRED if k not in raw] if isinstance(raw, dict) else ["all"]
     if missing:
         raise InputError(f"{name}: edgesleep metadata lacks {missing}; re-export the model")
     if raw["format"] != FORMAT_VERSION:
@@ -141,6 +164,7 @@ def check_info(name: str, meta: dict[str, str]) -> ModelInfo:
             f"{name}: metadata format {raw['format']}, this edgesleep ({__version__}) reads "
             f"{FORMAT_VERSION}; re-export with this version"
         )
+    _check_fields(name, raw)
     info = ModelInfo(raw)
     try:
         computed = get_kind(str(info.input.get("kind"))).spec()
@@ -151,8 +175,6 @@ def check_info(name: str, meta: dict[str, str]) -> ModelInfo:
             f"{name}: the model expects the input {info.input}, this runtime computes "
             f"{computed}; re-export with a matching edgesleep"
         )
-    if info.labels != class_labels(info.n_classes):
-        raise InputError(f"{name}: labels {info.labels} are not a known class set")
     if info.raw["unit"] != "uV":
         raise InputError(f"{name}: unit {info.raw['unit']!r}; models take µV ('uV')")
     if info.streaming not in STREAMING:

@@ -148,7 +148,15 @@ def resolve(path: Path, precision: str | None) -> Path:
     order = (precision,) if precision else PRECISIONS
     for variant in order:
         if (path / variant / "encoder.onnx").is_file():
+            if variant != order[0]:
+                log.debug("%s: no %s variant here; using %s", path, order[0], variant)
             return path / variant
+        if (path / variant).is_dir():
+            others = " or ".join(p for p in PRECISIONS if p != variant)
+            raise InputError(
+                f"{path / variant}: an incomplete export (no encoder.onnx); export the "
+                f"checkpoint again, or pass --precision {others}"
+            )
     raise InputError(
         f"{path}: no {'/'.join(order)} model here (expected {order[0]}/encoder.onnx); "
         "write one with `edgesleep export CHECKPOINT.pt --out DIR`"

@@ -190,9 +190,11 @@ def open_source(
 class CsvSource:
     """CSV lines (one sample per line, one column per channel, µV) from a text stream.
 
-    An optional first line of labels names the channels; ``#`` lines are comments. A field
-    that is empty or not a number becomes NaN, as does a line with the wrong column count
-    (the stager repairs and flags them), so the time base never slips.
+    An optional first line of labels names the channels; ``#`` lines are comments. Every
+    other line is one sample: a field that is empty or not a number becomes NaN, as does a
+    blank line or a line with the wrong column count (each counted in ``bad_lines``; the
+    stager repairs and flags them), so the time base never slips. Time: sample ``n`` is
+    ``n / sfreq`` s after the first sample line.
     """
 
     def __init__(
@@ -210,7 +212,7 @@ class CsvSource:
         labels = None
         if self._first is not None:
             fields = [f.strip() for f in self._first.split(",")]
-            if not all(_number(f) is not None for f in fields):
+            if any(f and _number(f) is None for f in fields):
                 labels, self._first = tuple(fields), self._next_line()
         if labels is None:
             n = len(self._first.split(",")) if self._first is not None else 1
@@ -219,7 +221,7 @@ class CsvSource:
 
     def _next_line(self) -> str | None:
         for line in self.stream:
-            if line.strip() and not line.lstrip().startswith("#"):
+            if not line.lstrip().startswith("#"):
                 return line
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ def stream_to_csv(
     """Stage ``source`` with ``model`` into the CSV ``out``, one row per epoch, each flushed
     as it is scored; Ctrl-C ends the stream with every epoch so far written.
 
-    An existing non-empty ``out`` is refused unless ``opts.overwrite``; it is replaced only
-    once the model, the source and the channel have been checked.
+    An existing non-empty ``out`` is refused unless ``opts.overwrite``; then the new rows go
+    to a hidden file beside it, which replaces ``out`` atomically once its first row is
+    written (a stream that fails before that leaves the old file as it was).
 
     Raises
     ------
@@ -86,19 +88,29 @@ def stream_to_csv(
     log.info(
         "streaming %r at %g Hz from %s -> %s", info.channels[index], info.sfreq, info.device_id, out
     )
-    if opts.overwrite:
-        out.unlink(missing_ok=True)
-    with CsvSink(out, model.info.n_classes) as sink:
+    replace = opts.overwrite and out.exists()
+    target = out.with_name(f".{out.name}.new") if replace else out
+    target.unlink(missing_ok=True)
+    moved = not replace
+    try:
+        with CsvSink(target, model.info.n_classes) as sink:
 
-        def emit(r: EpochResult) -> None:
-            sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
-            if on_result is not None:
-                on_result(r, report)
+            def emit(r: EpochResult) -> None:
+                nonlocal moved
+                sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
+                if not moved:
+                    os.replace(target, out)  # the open file now is ``out``
+                    moved = True
+                if on_result is not None:
+                    on_result(r, report)
 
-        try:
-            run_stream(source, stager, index, emit, report)
-        except KeyboardInterrupt:
-            report.interrupted = True
+            try:
+                run_stream(source, stager, index, emit, report)
+            except KeyboardInterrupt:
+                report.interrupted = True
+    finally:
+        if not moved:
+            target.unlink(missing_ok=True)  # no row was written: the old file stays
     return report
 
 

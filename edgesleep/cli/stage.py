@@ -3,6 +3,7 @@ recording as a wearable (the device runtime: numpy and onnxruntime)."""
 
 from __future__ import annotations
 
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -74,6 +75,10 @@ def _status(r: Any, report: Any, n_classes: int, source: Any) -> str:
     )
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command("stream")
 def stream(
     model: ModelPath,
@@ -115,6 +120,7 @@ def stream(
     from edgesleep.sources import open_source
     from edgesleep.stream import StreamOptions, stream_to_csv
 
+    signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     exported = ExportedModel(model, precision)
     source = open_source(port, replay, synthetic, channel or exported.info.channel, sfreq,
                          baud, speed or None, seed, epochs)  # fmt: skip

@@ -42,13 +42,19 @@ def csv_header(n_classes: int, with_probabilities: bool) -> list[str]:
     return ["onset", "duration", "stage", "label", *probs]
 
 
+def seconds(value: float) -> str:
+    """Seconds in fixed point, to the millisecond, without trailing zeros ("60", "0.25",
+    "10368000"; never "1.0368e+07")."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
 def csv_row(
     epoch: int, stage: int, n_classes: int, probabilities: np.ndarray | None, onset0_s: float = 0.0
 ) -> list[str]:
     """One CSV row for epoch ``epoch`` (onset in s from the recording start)."""
     row = [
-        f"{onset0_s + epoch * EPOCH_S:g}",
-        f"{EPOCH_S:g}",
+        seconds(onset0_s + epoch * EPOCH_S),
+        seconds(EPOCH_S),
         str(int(stage)),
         label_of(int(stage), n_classes),
     ]
