@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from edgesleep.io.edf import read_signal
+from edgesleep.errors import InputError
+from edgesleep.io.edf import read_chunks
 from edgesleep.io.stats import sleep_statistics
 from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
 from edgesleep.ort import ExportedModel
@@ -101,8 +102,17 @@ def stage_night(
     """Score one EDF night into ``out``: ``NAME.csv`` (one row per epoch, with
     probabilities and flags), ``NAME-hypnogram.edf`` (EDF+ annotations), ``NAME.png`` with
     ``plot``, and ``NAME.json`` (summary statistics), written last: its presence means the
-    night is done (``edgesleep stage`` skips such nights unless told to overwrite)."""
+    night is done (``edgesleep stage`` skips such nights unless told to overwrite).
+
+    Raises
+    ------
+    InputError
+        A file that cannot be staged (unreadable, no such channel, shorter than an epoch);
+        nothing is written for it.
+    """
     hyp = score_file(night, model, channel, delay)
+    if hyp.n_epochs == 0:
+        raise InputError(f"{night}: shorter than one 30-s epoch; nothing to stage")
     out.mkdir(parents=True, exist_ok=True)
     stem = out / night.stem
     hyp.to_csv(stem.with_suffix(".csv"))
@@ -148,7 +158,7 @@ def score_file(
     """Score a night from an EDF file: the model's channel (or ``channel``) at the file's
     rate, through the same front end as streaming."""
     exported = load_model(model)
-    signal = read_signal(path, channel or exported.info.channel, sfreq=None)
+    signal, pieces = read_chunks(path, channel or exported.info.channel)
     if exported.info.synthetic:
         log.warning(
             "%s: this model was trained on SYNTHETIC data; its stages say nothing about "
@@ -156,6 +166,6 @@ def score_file(
             exported.folder,
         )
     results = score_signal(
-        exported, signal.data, signal.sfreq, delay, signal.full_scale_uv, signal.channel
+        exported, pieces, signal.sfreq, delay, signal.full_scale_uv, signal.channel
     )
     return Hypnogram.from_results(results, exported, start=signal.start)

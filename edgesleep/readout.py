@@ -16,7 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-BATCH = 512  # epochs (encoder) or windows (sequence model) per call when scoring offline
+# epochs (encoder) or windows (sequence model) per call when scoring offline: past ~64 a
+# call costs no less per epoch, and ONNX Runtime's scratch memory grows with the batch
+BATCH = 64
 
 
 class Scorer(Protocol):
@@ -124,11 +126,16 @@ def window_log_probs(scorer: Scorer, images: np.ndarray) -> list[np.ndarray]:
     -------
     list of ndarray, item t of shape (t - window_start(t) + 1, n_classes), float64
     """
-    n_epochs, seq_len = images.shape[0], scorer.seq_len
-    if n_epochs == 0:
+    if images.shape[0] == 0:
         return []
-    encode, sequence = scorer.encode, scorer.logits
-    vectors = np.concatenate([encode(images[i : i + BATCH]) for i in range(0, n_epochs, BATCH)])
+    n_epochs = images.shape[0]
+    vectors = [scorer.encode(images[i : i + BATCH]) for i in range(0, n_epochs, BATCH)]
+    return sequence_log_probs(scorer, np.concatenate(vectors))
+
+
+def sequence_log_probs(scorer: Scorer, vectors: np.ndarray) -> list[np.ndarray]:
+    """:func:`window_log_probs` from the epoch vectors, shape (n_epochs, epoch_dim)."""
+    n_epochs, seq_len, sequence = vectors.shape[0], scorer.seq_len, scorer.logits
     out: list[np.ndarray] = []
     for t in range(min(seq_len - 1, n_epochs)):  # the first epochs: shorter windows
         logits = sequence(vectors[None, window_start(t, seq_len) : t + 1])

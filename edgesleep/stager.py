@@ -26,9 +26,11 @@ of it or more. Every other flagged epoch keeps the model's stage.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +40,7 @@ from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel
-from edgesleep.readout import Fusion, log_softmax, window_log_probs
+from edgesleep.readout import BATCH, Fusion, log_softmax, sequence_log_probs
 from edgesleep.stages import ARTEFACT
 
 log = logging.getLogger("edgesleep")
@@ -46,6 +48,7 @@ FLAT_STD_UV = 0.05
 CLIP_FRACTION_OF_FULL_SCALE = 0.995
 UNUSABLE_FRACTION = 0.5
 MAX_FILL_S = 300.0  # a longer gap is not filled: the stream goes on in a new segment
+OFFLINE_CHUNK_S = 120.0  # offline scoring feeds the front end this much signal at a time
 
 
 @dataclass(frozen=True)
@@ -361,7 +364,7 @@ class Stager:
 
 def score_signal(
     model: ExportedModel,
-    data: np.ndarray,
+    data: np.ndarray | Iterable[np.ndarray],
     sfreq: float,
     delay: int | None = None,
     full_scale_uv: float | None = None,
@@ -369,18 +372,32 @@ def score_signal(
 ) -> list[EpochResult]:
     """Score a whole recording offline: the stager's front end and readout, batched model
     calls. Equal to streaming the same samples through :class:`Stager` (fp32: ~1e-6).
+    Memory does not grow with the sample rate: the signal goes through the front end in
+    pieces of ``OFFLINE_CHUNK_S`` and the images through the encoder in batches as they
+    come; only the epoch vectors are kept for the night.
 
     Parameters
     ----------
-    data : ndarray of shape (n_times,), µV at ``sfreq`` Hz
+    data : ndarray of shape (n_times,), µV at ``sfreq`` Hz, or consecutive pieces of it
     """
     stager = Stager(model, sfreq, delay, False, full_scale_uv, channel)
-    epochs = stager.front.push(data) + stager.front.flush()
-    if not epochs:
+    pieces: Iterable[np.ndarray] = data
+    if isinstance(data, np.ndarray):
+        step = int(OFFLINE_CHUNK_S * sfreq)
+        pieces = (data[i : i + step] for i in range(0, data.shape[0], step))
+    images: list[np.ndarray] = []
+    vectors: list[np.ndarray] = []  # images are encoded in batches as they come
+    for piece in itertools.chain(pieces, [None]):  # None: the end (flush)
+        epochs = stager.front.push(piece) if piece is not None else stager.front.flush()
+        for t, image, q in epochs:
+            stager.quality[t] = q
+            images.append(image)
+        if len(images) >= BATCH or (piece is None and images):
+            vectors.append(model.encode(np.stack(images)))
+            images = []
+    if not vectors:
         return []
-    stager.quality = {t: q for t, _, q in epochs}
-    images = np.stack([image for _, image, _ in epochs])
-    logps = window_log_probs(model, images)
+    logps = sequence_log_probs(model, np.concatenate(vectors))
     out = []
     for t, logp in enumerate(logps):
         out += stager._add_window(t, logp)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from edgesleep.cli.app import app
+from edgesleep.cli.app import app, fail
 from edgesleep.cli.common import Precision, print_table
 
 ModelPath = Annotated[Path, typer.Option(help="Exported model folder or .onnx file.")]
@@ -41,24 +41,33 @@ def stage(
     plot: Annotated[bool, typer.Option(help="Also write a hypnogram PNG.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Score nights already scored.")] = False,
 ) -> None:
-    """Score whole nights: hypnogram CSV, EDF+ annotations, summary JSON (and PNG)."""
+    """Score whole nights: hypnogram CSV, EDF+ annotations, summary JSON (and PNG). A night
+    that fails is listed with its reason and the others are staged; the exit code is 1 if
+    any failed. A rerun skips the nights already staged and retries the others."""
     from rich.progress import track
 
     from edgesleep.api import stage_night
+    from edgesleep.errors import InputError
     from edgesleep.ort import ExportedModel
 
     exported = ExportedModel(model, precision)
-    rows = []
+    rows, failed = [], 0
     for night in track(nights, description="staging", disable=len(nights) < 2):
         done = out / f"{night.stem}.json"
         if done.is_file() and not overwrite:
-            typer.echo(f"{night}: already staged ({done}); --overwrite to score again")
+            rows.append([night.name, "already staged", "", "", "", f"{done}; --overwrite"])
             continue
-        hyp = stage_night(night, exported, out, channel, delay, plot)
+        try:
+            hyp = stage_night(night, exported, out, channel, delay, plot)
+        except (InputError, OSError) as err:
+            failed += 1
+            rows.append([night.name, "FAILED", "", "", "", str(err)])
+            continue
         rows.append(_night_row(night.name, hyp))
-    if rows:
-        columns = ["night", "epochs", "TST min", "SE %", "flagged", "stages"]
-        print_table(f"staged with {exported.folder} -> {out}", columns, rows)
+    columns = ["night", "epochs", "TST min", "SE %", "flagged", "stages"]
+    print_table(f"staged with {exported.folder} -> {out}", columns, rows)
+    if failed:
+        fail(f"{failed} of {len(nights)} nights failed (listed above); the others are staged", 1)
 
 
 def _status(r: Any, report: Any, n_classes: int, source: Any) -> str:

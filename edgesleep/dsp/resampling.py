@@ -22,6 +22,7 @@ import numpy as np
 TARGET_SFREQ = 100
 MAX_RATIO = 1024  # largest up or down factor we design a filter for
 KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window ("kaiser", 5.0)
+EMIT_BLOCK = 4096  # output samples computed per block (bounds the scratch memory)
 
 
 def rational_factors(sfreq: float, target_sfreq: int = TARGET_SFREQ) -> tuple[int, int]:
@@ -192,17 +193,21 @@ class StreamingResampler:
         return out
 
     def _emit(self, n_avail: int) -> np.ndarray:
-        """Outputs m whose newest input ``(m * down + half_len) // up`` < ``n_avail``."""
+        """Outputs m whose newest input ``(m * down + half_len) // up`` < ``n_avail``, in
+        blocks of ``EMIT_BLOCK`` (the gathered taps of a block are the only scratch memory,
+        whatever the size of a push)."""
         # largest m with m * down + half_len <= n_avail * up - 1
         m_end = (n_avail * self.up - 1 - self._half_len) // self.down + 1
         if m_end <= self._n_out:
             return np.zeros(0)
-        m = np.arange(self._n_out, m_end)
-        pos = m * self.down + self._half_len
-        i_max = pos // self.up
-        phase = pos - i_max * self.up
-        # buffer index of input i is i - (self._n_in - self._hist_len)
-        idx = (i_max - (self._n_in - self._hist_len))[:, None] - np.arange(self._n_phase_taps)
-        out = np.einsum("ij,ij->i", self._phases[phase], self._buf[idx])
+        blocks = []
+        for m0 in range(self._n_out, m_end, EMIT_BLOCK):
+            m = np.arange(m0, min(m0 + EMIT_BLOCK, m_end))
+            pos = m * self.down + self._half_len
+            i_max = pos // self.up
+            phase = pos - i_max * self.up
+            # buffer index of input i is i - (self._n_in - self._hist_len)
+            idx = (i_max - (self._n_in - self._hist_len))[:, None] - np.arange(self._n_phase_taps)
+            blocks.append(np.einsum("ij,ij->i", self._phases[phase], self._buf[idx]))
         self._n_out = int(m_end)
-        return out
+        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +42,7 @@ ALIASES: tuple[frozenset[str], ...] = (
     frozenset({"eeg c4-a1", "c4-a1", "c4-m1", "eeg c4-m1"}),
     frozenset({"eeg c3-a2", "c3-a2", "c3-m2", "eeg c3-m2"}),
 )
+CHUNK_S = 120.0  # seconds per piece when a night is read in pieces
 _TYPE_PREFIX = re.compile(r"^(eeg|eog|ecg|ekg|emg)\s+")
 _GROUP_KIND = ("ecg", "eog", "eeg", "eeg", "eeg", "eeg")  # kind of each ALIASES group
 
@@ -222,37 +225,74 @@ def read_signal(path: str | Path, channel: str, sfreq: float | None = SFREQ) -> 
     """
     reader = _open(path)
     try:
-        labels = reader.getSignalLabels()
-        index = find_channel(labels, channel, path)
-        label = labels[index]
-        unit = reader.getPhysicalDimension(index)
-        factor = unit_factor(unit, path, label)
-        source_sfreq = float(reader.getSampleFrequency(index))
-        data = reader.readSignal(index) * factor
-        full_scale = factor * max(
-            abs(reader.getPhysicalMinimum(index)), abs(reader.getPhysicalMaximum(index))
-        )
-        start = reader.getStartdatetime()
+        index, head = _channel_header(reader, path, channel)
+        data = reader.readSignal(index) * unit_factor(head.unit, path, head.channel)
     finally:
         reader.close()
-    if sfreq is not None and source_sfreq != sfreq:
+    if sfreq is not None and head.sfreq != sfreq:
         if sfreq != SFREQ:
             raise InputError(f"only resampling to {SFREQ:g} Hz is supported, not {sfreq} Hz")
         try:
-            rational_factors(source_sfreq)
+            rational_factors(head.sfreq)
         except ValueError as err:
-            raise InputError(f"{path}: channel {label!r}: {err}") from None
-        log.info("%s: resampling %r from %g Hz to %g Hz", path, label, source_sfreq, sfreq)
-        data = resample(data, source_sfreq)
-    return Signal(
-        data=data,
-        sfreq=float(sfreq if sfreq is not None else source_sfreq),
-        channel=label,
+            raise InputError(f"{path}: channel {head.channel!r}: {err}") from None
+        log.info("%s: resampling %r from %g Hz to %g Hz", path, head.channel, head.sfreq, sfreq)
+        data = resample(data, head.sfreq)
+    return replace(head, data=data, sfreq=float(sfreq if sfreq is not None else head.sfreq))
+
+
+def _channel_header(reader: Any, path: str | Path, channel: str) -> tuple[int, Signal]:
+    """The index of ``channel`` and its header as a :class:`Signal` without samples."""
+    labels = reader.getSignalLabels()
+    index = find_channel(labels, channel, path)
+    unit = reader.getPhysicalDimension(index)
+    factor = unit_factor(unit, path, labels[index])
+    sfreq = float(reader.getSampleFrequency(index))
+    peak = max(abs(reader.getPhysicalMinimum(index)), abs(reader.getPhysicalMaximum(index)))
+    return index, Signal(
+        data=np.empty(0),
+        sfreq=sfreq,
+        channel=labels[index],
         unit=unit,
-        start=start,
-        source_sfreq=source_sfreq,
-        full_scale_uv=float(full_scale),
+        start=reader.getStartdatetime(),
+        source_sfreq=sfreq,
+        full_scale_uv=float(factor * peak),
     )
+
+
+def read_chunks(
+    path: str | Path, channel: str, chunk_s: float | None = None
+) -> tuple[Signal, Iterator[np.ndarray]]:
+    """One channel at the file's rate in pieces, for memory that does not grow with the
+    night.
+
+    Returns
+    -------
+    Signal
+        The channel's header (``data`` empty).
+    iterator of ndarray
+        Consecutive pieces of ``chunk_s`` seconds (default ``CHUNK_S``; the last one
+        shorter), µV; the file is read as they are taken.
+    """
+    reader = _open(path)
+    try:
+        index, head = _channel_header(reader, path, channel)
+        n_times = int(reader.getNSamples()[index])
+    finally:
+        reader.close()
+    factor = unit_factor(head.unit, path, head.channel)
+    step = max(1, int((chunk_s or CHUNK_S) * head.sfreq))
+
+    def pieces() -> Iterator[np.ndarray]:
+        reader = _open(path)
+        try:
+            for start in range(0, n_times, step):
+                n = min(step, n_times - start)
+                yield reader.readSignal(index, start, n) * factor
+        finally:
+            reader.close()
+
+    return head, pieces()
 
 
 @dataclass(frozen=True)
