@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
+import io
 import json
+import logging
 import os
+from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +22,8 @@ import numpy as np
 
 from edgesleep.dsp import EPOCH_S
 from edgesleep.stages import ARTEFACT, STAGE_NAMES, UNSCORED, class_labels
+
+log = logging.getLogger("edgesleep")
 
 # Sleep-EDF's own strings for 5 classes, so other tools (MNE, YASA, EDFbrowser) read them
 _SLEEP_EDF_STRINGS = (
@@ -175,16 +181,21 @@ class CsvSink:
 
     Columns: those of :func:`csv_header` with probabilities, then ``model_stage``,
     ``flags`` (";"-joined) and ``revision`` (1 when a row replaces an earlier row of the same
-    epoch). Each row is flushed when written and the file is fsynced every ``fsync_every``
-    rows, so a crash or power cut loses at most the rows since the last fsync (none of the
-    rows the OS has flushed). An existing file with the same header is appended to:
-    ``n_rows`` tells a caller where it stopped (resume).
+    epoch). Each row goes to the file in one ``write`` as soon as it exists, whole or not at
+    all (a short write is cut back), and the file is fsynced every ``fsync_every`` rows, so a
+    crash or power cut loses at most the rows since the last fsync and never leaves half a
+    row. When the disk refuses a row (full, gone), rows wait in a buffer of at most
+    ``max_pending`` and writing is retried with every new row; :meth:`close` raises
+    :class:`OSError` naming the rows that could not be written. An existing file with the
+    same header is appended to: ``n_rows`` tells a caller where it stopped (resume).
     """
 
-    def __init__(self, path: str | Path, n_classes: int, fsync_every: int = 10) -> None:
+    def __init__(
+        self, path: str | Path, n_classes: int, fsync_every: int = 10, max_pending: int = 2880
+    ) -> None:
         self.path = Path(path)
         self.n_classes = n_classes
-        self.fsync_every = fsync_every
+        self.fsync_every, self.max_pending = fsync_every, max_pending
         header = [*csv_header(n_classes, True), "model_stage", "flags", "revision"]
         self.n_rows = 0
         if self.path.is_file() and self.path.stat().st_size > 0:
@@ -195,12 +206,14 @@ class CsvSink:
                     f"{self.path} exists with other columns {rows[0]}; choose another --out"
                 )
             self.n_rows = len(rows) - 1
-            self._fh = self.path.open("a", newline="")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = self.path.open("w", newline="")
-            csv.writer(self._fh).writerow(header)
-        self._writer = csv.writer(self._fh)
+            self.path.write_text(_csv_line(header))
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        self._size = os.fstat(self._fd).st_size
+        self._pending: deque[bytes] = deque()
+        self.dropped = 0  # rows lost because the buffer was full
+        self.error: OSError | None = None  # the last write error, while rows wait
         self._unsynced = 0
 
     def write(
@@ -214,28 +227,78 @@ class CsvSink:
         onset0_s: float = 0.0,
     ) -> None:
         row = csv_row(epoch, stage, self.n_classes, probabilities, onset0_s)
-        self._writer.writerow([*row, str(model_stage), ";".join(flags), str(int(revision))])
-        self._fh.flush()
-        self.n_rows += 1
-        self._unsynced += 1
+        line = _csv_line([*row, str(model_stage), ";".join(flags), str(int(revision))])
+        if len(self._pending) >= self.max_pending:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(line.encode())
+        self._drain()
+
+    def _drain(self) -> None:
+        """Write the waiting rows in order, each whole or not at all."""
+        while self._pending:
+            row = self._pending[0]
+            try:
+                written = os.write(self._fd, row)
+                if written != len(row):
+                    raise OSError(errno.ENOSPC, "short write", str(self.path))
+            except OSError as err:
+                if self.error is None:
+                    log.warning("%s: %s; rows wait and writing is retried", self.path, err)
+                self.error = err
+                os.ftruncate(self._fd, self._size)  # cut back a partial row
+                return
+            self._pending.popleft()
+            self._size += written
+            self.n_rows += 1
+            self._unsynced += 1
+        if self.error is not None:
+            log.warning("%s: writing again after %s", self.path, self.error)
+            self.error = None
         if self._unsynced >= self.fsync_every:
             self.sync()
 
     def sync(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._unsynced = 0
+        try:
+            os.fsync(self._fd)
+            self._unsynced = 0
+        except OSError as err:
+            self.error = err
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self.sync()
-            self._fh.close()
+        """Write what waits, fsync and close.
+
+        Raises
+        ------
+        OSError
+            Rows could not be written (the disk is still full, or the buffer overflowed).
+        """
+        if self._fd < 0:
+            return
+        self._drain()
+        self.sync()
+        os.close(self._fd)
+        self._fd = -1
+        if self._pending or self.dropped:
+            reason = self.error.strerror if self.error is not None else "the buffer was full"
+            raise OSError(
+                errno.EIO,
+                f"{len(self._pending) + self.dropped} rows could not be written ({reason}); "
+                f"the {self.n_rows} rows before them are complete",
+                str(self.path),
+            )
 
     def __enter__(self) -> CsvSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _csv_line(fields: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(fields)
+    return out.getvalue()
 
 
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
