@@ -15,13 +15,19 @@ Quality (per epoch, on the device-rate input):
   finite sample (0 µV before the first one).
 - ``gap``: samples missing (``push(..., t0=...)`` later than the next expected sample);
   filled the same way (last value held).
+- ``implausible``: samples beyond what the sensor kind can measure from a body
+  (``PLAUSIBLE_UV``: EEG 1 mV, EOG 2 mV, ECG/EMG/other 10 mV); repaired like NaN, so that
+  one spike never flips an epoch, and a rail or an offset of 1e9 µV makes the epoch unusable.
+  Needs no full scale (CSV on stdin, serial).
+- ``stuck``: a run of one repeated value for ``STUCK_S`` or longer (a rail, a dead input).
 - ``clipped``: samples at or beyond 99.5 % of the input's full scale (when known).
 - ``flat``: the epoch's standard deviation at 100 Hz is below 0.05 µV.
+- ``segment``: the first epoch after a gap longer than ``MAX_FILL_S``.
 - ``context``: another epoch inside this epoch's readout windows has one of the above.
 
 An epoch is unusable, and gets stage -1 (artefact) while keeping the model's probabilities
-and ``model_stage``, when it is ``flat`` or when repaired or clipped samples make up half
-of it or more. Every other flagged epoch keeps the model's stage.
+and ``model_stage``, when it is ``flat`` or when repaired, stuck or clipped samples make up
+half of it or more. Every other flagged epoch keeps the model's stage.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ from edgesleep.stages import ARTEFACT
 log = logging.getLogger("edgesleep")
 FLAT_STD_UV = 0.05
 CLIP_FRACTION_OF_FULL_SCALE = 0.995
+PLAUSIBLE_UV = {"eeg": 1_000.0, "eog": 2_000.0, "ecg": 10_000.0, "emg": 10_000.0}
+PLAUSIBLE_OTHER_UV = 10_000.0
+STUCK_S = 2.0
 UNUSABLE_FRACTION = 0.5
 MAX_FILL_S = 300.0  # a longer gap is not filled: the stream goes on in a new segment
 OFFLINE_CHUNK_S = 120.0  # offline scoring feeds the front end this much signal at a time
@@ -85,12 +94,18 @@ class FrontEnd:
     """
 
     def __init__(
-        self, sfreq: float, full_scale_uv: float | None = None, kind: str = "stft"
+        self,
+        sfreq: float,
+        full_scale_uv: float | None = None,
+        kind: str = "stft",
+        channel: str | None = None,
     ) -> None:
         self.sfreq = float(sfreq)
         self.resampler = StreamingResampler(sfreq) if sfreq != SFREQ else None
         self.images = get_kind(kind).stream()
         self.full_scale_uv = full_scale_uv
+        self.plausible_uv = PLAUSIBLE_UV.get(channel_kind(channel or "") or "", PLAUSIBLE_OTHER_UV)
+        self.stuck_samples = int(STUCK_S * self.sfreq)
         self.reset()
 
     def reset(self) -> None:
@@ -101,6 +116,7 @@ class FrontEnd:
         self.n_out = 0  # 100 Hz samples made
         self.first_epoch = 0  # of the current segment (the image stream counts from it)
         self.last = 0.0
+        self.run = (math.nan, 0)  # the value the input ended on and how often it repeated
         self.quality: dict[int, _Quality] = {}
         self._flat: set[int] = set()  # completed epochs whose image has not come yet
         self._epoch = np.zeros(EPOCH_SAMPLES)  # the current epoch at 100 Hz
@@ -116,11 +132,20 @@ class FrontEnd:
             q.flags.add(flag)
 
     def _repair(self, samples: np.ndarray) -> np.ndarray:
-        """Hold the last finite value over NaN/inf; mark clipped and repaired samples."""
+        """Hold the last good value over NaN/inf and implausible samples; mark them, stuck
+        runs and clipped samples."""
         x = samples
-        if not math.isfinite(float(np.add.reduce(x))):  # one reduction on the usual path
-            bad = ~np.isfinite(x)
-            self._mark(self.n_in + np.flatnonzero(bad), "nonfinite")
+        if x.shape[0] == 0:
+            return x
+        lo, hi = float(x.min()), float(x.max())  # NaN in, NaN out
+        self._stuck(x, lo, hi)
+        limit = self.plausible_uv
+        if not (-limit <= lo and hi <= limit):  # NaN fails too
+            nonfinite = ~np.isfinite(x)
+            implausible = np.abs(np.where(nonfinite, 0.0, x)) > limit
+            self._mark(self.n_in + np.flatnonzero(nonfinite), "nonfinite")
+            self._mark(self.n_in + np.flatnonzero(implausible), "implausible")
+            bad = nonfinite | implausible
             last_good = np.where(bad, -1, np.arange(x.shape[0]))
             np.maximum.accumulate(last_good, out=last_good)
             held = np.where(last_good >= 0, x[np.maximum(last_good, 0)], self.last)
@@ -132,6 +157,29 @@ class FrontEnd:
         if x.shape[0]:
             self.last = float(x[-1])
         return x
+
+    def _stuck(self, x: np.ndarray, lo: float, hi: float) -> None:
+        """Mark runs of one value that have lasted ``STUCK_S`` or more (``lo``, ``hi``: the
+        chunk's extremes). A chunk of one value extends the run; a chunk shorter than
+        ``STUCK_S`` with two values cannot hold such a run and ends it (at most one chunk
+        of a run's start or end goes unmarked); longer chunks are searched."""
+        value, carried = self.run
+        if lo == hi:
+            run = carried + x.shape[0] if x[0] == value else x.shape[0]
+            if run >= self.stuck_samples:
+                self._mark(self.n_in + np.arange(x.shape[0]), "stuck")
+            self.run = (float(x[0]), run)
+            return
+        self.run = (float(x[-1]), 1)
+        if x.shape[0] < self.stuck_samples:
+            return
+        starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1])
+        lengths = np.diff(np.concatenate([starts, [x.shape[0]]]))
+        lengths[0] += carried if x[0] == value else 0
+        for start, n in zip(starts, lengths, strict=True):
+            if n >= self.stuck_samples:
+                self._mark(self.n_in + np.arange(start, min(start + n, x.shape[0])), "stuck")
+        self.run = (float(x[-1]), int(lengths[-1]))
 
     def push(
         self, samples: np.ndarray, t0: float | None = None
@@ -145,15 +193,21 @@ class FrontEnd:
             if start - self.n_in > MAX_FILL_S * self.sfreq:
                 done = self._new_segment(start)
             if start > self.n_in:  # a gap: hold the last value over it
-                missing = start - self.n_in
-                self._mark(self.n_in + np.arange(missing), "gap")
-                x = np.concatenate([np.full(missing, self.last), x])
+                done += self._advance(self._fill(start - self.n_in))
             elif start < self.n_in:  # overlap: keep only the new samples
                 x = x[self.n_in - start :]
-        x = self._repair(x)
+        return done + self._advance(self._repair(x))
+
+    def _fill(self, missing: int) -> np.ndarray:
+        """``missing`` samples of the last value, marked "gap" (a repeated run ends)."""
+        self._mark(self.n_in + np.arange(missing), "gap")
+        self.run = (math.nan, 0)
+        return np.full(missing, self.last)
+
+    def _advance(self, x: np.ndarray) -> list[tuple[int, np.ndarray, _Quality]]:
+        """Samples ready for the model's input: resample, cut epochs, make images."""
         self.n_in += x.shape[0]
-        y = self.resampler.push(x) if self.resampler is not None else x
-        return done + self._feed(y)
+        return self._feed(self.resampler.push(x) if self.resampler is not None else x)
 
     def flush(self) -> list[tuple[int, np.ndarray, _Quality]]:
         """End of the stream: the resampler's tail; a last partial epoch is dropped."""
@@ -271,7 +325,8 @@ class Stager:
         if not 0 <= self.delay < self.seq_len:
             raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
         self.revisions = revisions
-        self.front = FrontEnd(sfreq, full_scale_uv, model.info.input["kind"])
+        kind, sensor = model.info.input["kind"], channel or model.info.channel
+        self.front = FrontEnd(sfreq, full_scale_uv, kind, sensor)
         self.reset()
 
     def reset(self) -> None:

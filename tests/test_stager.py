@@ -83,12 +83,14 @@ def test_quality_flags_repair_and_artefact(exported: dict) -> None:
     assert "nonfinite" in by_index[9].flags and by_index[9].stage == -1
     assert "flat" in by_index[20].flags and by_index[20].stage == -1
     assert "clipped" not in by_index[30].flags  # full scale unknown
+    assert "stuck" in by_index[30].flags  # but 3.9 s at one value is a rail
+    assert by_index[30].stage == by_index[30].model_stage  # 13 % of the epoch: usable
     for epoch in (40, 41, 42):
         assert "gap" in by_index[epoch].flags
     assert by_index[40].stage == by_index[41].stage == -1  # wholly filled
     assert by_index[42].stage == by_index[42].model_stage  # a quarter filled: usable
     own = {i for i, r in by_index.items() if set(r.flags) - {"context"}}
-    assert own == {5, 9, 20, 40, 41, 42}
+    assert own == {5, 9, 20, 30, 40, 41, 42}
     # K = 0: the readout windows of epoch i cover i - 19 .. i
     for i, r in by_index.items():
         expected = any(j in own for j in range(i - 19, i + 1) if j != i)
