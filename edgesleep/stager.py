@@ -175,10 +175,10 @@ class FrontEnd:
             return
         starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1])
         lengths = np.diff(np.concatenate([starts, [x.shape[0]]]))
+        own = lengths.copy()
         lengths[0] += carried if x[0] == value else 0
-        for start, n in zip(starts, lengths, strict=True):
-            if n >= self.stuck_samples:
-                self._mark(self.n_in + np.arange(start, min(start + n, x.shape[0])), "stuck")
+        for run in np.flatnonzero(lengths >= self.stuck_samples):
+            self._mark(self.n_in + np.arange(starts[run], starts[run] + own[run]), "stuck")
         self.run = (float(x[-1]), int(lengths[-1]))
 
     def push(
