@@ -23,7 +23,6 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
-from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.edf import channel_kind, find_channel, read_signal
 from edgesleep.protocol import Beats, Data, End, Header, Parser
@@ -271,9 +270,13 @@ class SerialSource:
     (``queue_drops``), and the gap shows in the sample indices. A port that disappears
     (unplugged, the device reset) is reopened every ``reconnect_s`` under the same path
     (use a stable name such as /dev/serial/by-id/...); the stream continues where the
-    sample indices say. Indices wrap at 2**32 and are unwrapped here. When the device
-    reboots (a header with a new stream id), the new indices are placed after the old ones
-    by the wall-clock time that passed, and that time is a gap.
+    sample indices say. Indices wrap at 2**32 and are unwrapped here. Time is the device's:
+    a packet starts at its sample index (since the device's stream started) over the rate, so
+    a host that opens the port late, or misses the first header, cuts the same epochs at the
+    same onsets (what it missed is a gap). The port is opened without emptying what the
+    operating system already buffered. When the device reboots (a header with a new stream
+    id), the new indices are placed after the old ones by the wall-clock time that passed,
+    and that time is a gap.
     """
 
     def __init__(
@@ -308,7 +311,6 @@ class SerialSource:
         self.connected = threading.Event()  # set when the port is open (tests wait on it)
         self._stop = threading.Event()
         self._next_abs: int | None = None  # unwrapped index expected next
-        self._origin = 0
         self._shift = 0  # added to device indices after a device restart
         self._last_data_t = 0.0
         self._rebase = False
@@ -359,7 +361,12 @@ class SerialSource:
     def _open(self) -> Any:
         while not self._stop.is_set():
             try:
-                port = self._serial.Serial(self.port, self.baud, timeout=0.25)
+                port = self._serial.Serial(None, self.baud, timeout=0.25)
+                port.port = self.port
+                # pyserial empties the input buffer when it opens a port: keep what the
+                # operating system already holds (the first header and samples)
+                port._reset_input_buffer = port.reset_input_buffer = lambda: None
+                port.open()
                 self.connected.set()
                 return port
             except (self._serial.SerialException, OSError) as err:
@@ -418,12 +425,12 @@ class SerialSource:
             if self._next_abs is not None and self._header is not None:
                 start = int(self._unwrap(frame.next_index))
                 empty = np.zeros((0, len(self._header.channels)))
-                self.queue.put(Packet(max(start, self._next_abs) - self._origin, empty))
+                self.queue.put(Packet(max(start, self._next_abs), empty))
             return False
         if isinstance(frame, Beats):
             self.counters["beats"] += frame.indices.shape[0]
             if self._next_abs is not None:
-                self._put(BeatPacket(self._unwrap(frame.indices) - self._origin))
+                self._put(BeatPacket(self._unwrap(frame.indices)))
             return True
         assert self._header is not None
         placed = self._place(frame.first_index, frame.samples.shape[0])
@@ -431,7 +438,7 @@ class SerialSource:
             self.counters["duplicates"] += 1
             return True
         uv = frame.samples.astype(np.float64) * self._header.uv_per_lsb
-        self._put(Packet(placed - self._origin, uv))
+        self._put(Packet(placed, uv))
         return True
 
     def _unwrap(self, index: np.ndarray | int) -> Any:
@@ -443,10 +450,8 @@ class SerialSource:
     def _place(self, first: int, n: int) -> int | None:
         """Unwrapped index of a data frame's first sample; None for a duplicate."""
         now = time.monotonic()
-        if self._next_abs is None:  # epochs follow the device's index: start at a boundary
-            assert self._header is not None
+        if self._next_abs is None:  # time is the device's: sample index / rate
             self._next_abs = first
-            self._origin = first - first % int(round(EPOCH_S * self._header.sfreq))
         elif self._rebase:  # new device indices start after the old ones + the time lost
             assert self._header is not None
             lost = int(round((now - self._last_data_t) * self._header.sfreq))

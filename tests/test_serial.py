@@ -110,8 +110,9 @@ def test_serial_source_unwraps_indices_and_places_beats() -> None:
     for f in _frames():
         source._handle(f)
     items = [source.queue.get() for _ in range(source.queue.qsize())]
-    # first index 2**32 - 10 -> stream origin at the epoch boundary below it (3840 samples)
-    first = (2**32 - 10) % 3840
+    # time is the device's: the first packet starts at its index, 2**32 - 10; the next
+    # indices wrap and are unwrapped past 2**32
+    first = 2**32 - 10
     assert [i.start for i in items if isinstance(i, Packet)] == [first, first + 40, first + 41]
     beats = [i for i in items if not isinstance(i, Packet)][0]
     assert beats.indices.tolist() == [first + 15, first + 9]
