@@ -40,6 +40,7 @@ class StreamInfo:
     full_scale_uv: float | None = None
     device_id: str = ""
     synthetic: bool = False
+    stream_id: int | None = None  # a serial device's (new at every boot)
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,7 @@ class SerialSource:
         assert self._header is not None
         h = self._header
         full_scale = 32767 * h.uv_per_lsb if h.sample_format == "int16" else None
-        return StreamInfo(h.sfreq, h.channels, full_scale, h.device_id)
+        return StreamInfo(h.sfreq, h.channels, full_scale, h.device_id, stream_id=h.stream_id)
 
     def packets(self) -> Iterator[Packet | BeatPacket]:
         while True:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgesleep.errors import InputError
-from edgesleep.io.writers import CsvSink
+from edgesleep.night import NightSink
 from edgesleep.ort import ExportedModel
 from edgesleep.sources import BeatPacket, Packet, Source, pick_channel
 from edgesleep.stager import EpochResult, Stager
@@ -51,6 +49,7 @@ class StreamOptions:
     delay: int | None = None  # readout delay K (default: L - 1)
     revisions: bool = False
     overwrite: bool = False
+    resume: bool = False
 
 
 def stream_to_csv(
@@ -60,22 +59,23 @@ def stream_to_csv(
     opts: StreamOptions,
     on_result: Callable[[EpochResult, StreamReport], None] | None = None,
 ) -> StreamReport:
-    """Stage ``source`` with ``model`` into the CSV ``out``, one row per epoch, each flushed
-    as it is scored; Ctrl-C ends the stream with every epoch so far written.
-
-    An existing non-empty ``out`` is refused unless ``opts.overwrite``; then the new rows go
-    to a hidden file beside it, which replaces ``out`` atomically once its first row is
-    written (a stream that fails before that leaves the old file as it was).
+    """Stage ``source`` with ``model`` into the CSV ``out``, one row per epoch, each written
+    as it is scored; Ctrl-C (and SIGTERM, in the CLI) ends the stream with every epoch so
+    far written. ``opts.resume`` continues or rotates an existing night, ``opts.overwrite``
+    replaces it atomically (:mod:`edgesleep.night`).
 
     Raises
     ------
     InputError
-        ``out`` exists, the channel is missing, the rate or sensor does not fit the model.
+        ``out`` exists (neither option), the channel is missing, the rate or sensor does not
+        fit the model.
     """
-    if out.exists() and out.stat().st_size > 0 and not opts.overwrite:
-        raise InputError(f"{out} exists; pass --overwrite or another --out")
+    night = NightSink(out, model.info.n_classes, opts.resume, opts.overwrite)
     info = source.info()
     index = pick_channel(info, model.info.channel, opts.channel)
+    night.start({"device_id": info.device_id, "stream_id": info.stream_id,
+                 "channel": info.channels[index], "sfreq": info.sfreq,
+                 "export_id": model.info.raw["export_id"]})  # fmt: skip
     if model.info.synthetic and not info.synthetic:
         log.warning(
             "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
@@ -88,29 +88,18 @@ def stream_to_csv(
     log.info(
         "streaming %r at %g Hz from %s -> %s", info.channels[index], info.sfreq, info.device_id, out
     )
-    replace = opts.overwrite and out.exists()
-    target = out.with_name(f".{out.name}.new") if replace else out
-    target.unlink(missing_ok=True)
-    moved = not replace
+
+    def emit(r: EpochResult) -> None:
+        night.write(r)
+        if on_result is not None:
+            on_result(r, report)
+
     try:
-        with CsvSink(target, model.info.n_classes) as sink:
-
-            def emit(r: EpochResult) -> None:
-                nonlocal moved
-                sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
-                if not moved:
-                    os.replace(target, out)  # the open file now is ``out``
-                    moved = True
-                if on_result is not None:
-                    on_result(r, report)
-
-            try:
-                run_stream(source, stager, index, emit, report)
-            except KeyboardInterrupt:
-                report.interrupted = True
+        run_stream(source, stager, index, emit, report)
+    except KeyboardInterrupt:
+        report.interrupted = True
     finally:
-        if not moved:
-            target.unlink(missing_ok=True)  # no row was written: the old file stays
+        night.close()
     return report
 
 

@@ -119,6 +119,9 @@ def stream(
     ] = False,
     precision: PrecisionOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue --out if it is the same night, else start a new one.")
+    ] = False,
     quiet: Annotated[bool, typer.Option(help="No live status line.")] = False,
 ) -> None:
     """Stage a live stream: one row per 30-s epoch, written and flushed as it is scored."""
@@ -133,7 +136,7 @@ def stream(
     exported = ExportedModel(model, precision)
     source = open_source(port, replay, synthetic, channel or exported.info.channel, sfreq,
                          baud, speed or None, seed, epochs)  # fmt: skip
-    opts = StreamOptions(channel, delay, revisions, overwrite)
+    opts = StreamOptions(channel, delay, revisions, overwrite, resume)
     n_classes = exported.info.n_classes
     with Live(console=Console(stderr=True), auto_refresh=False, transient=True) as live:
 

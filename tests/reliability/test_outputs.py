@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +31,9 @@ def _rows(path: Path) -> list[list[str]]:
 
 
 def test_sigterm_flushes_the_epochs_waiting_for_their_readout(
-    exported: dict, tiny_dataset: Path, tmp_path: Path
+    tiny_export: Callable[[str], dict], tiny_dataset: Path, tmp_path: Path
 ) -> None:
+    exported = tiny_export("student")  # one model: the subject is the process, not the model
     night = sorted((tiny_dataset / "psg").glob("*.edf"))[0]
     out = tmp_path / "night.csv"
     args = [sys.executable, "-m", "edgesleep.cli", "stream", "--model",
@@ -68,7 +70,7 @@ def test_overwrite_keeps_the_old_file_until_a_new_row_exists(
     ok = CliRunner().invoke(app, [*base, "--model", model, "--channel", exported["channel"]])
     assert ok.exit_code == 0, ok.output
     assert out.read_text().startswith("onset,") and len(_rows(out)) == 52
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["night.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["night.csv", "night.csv.json"]
 
 
 def test_blank_stdin_lines_are_missing_samples_not_skipped() -> None:
