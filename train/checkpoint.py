@@ -60,9 +60,10 @@ class Checkpoint:
         model.load_state_dict(self.state_dict)
         return model.eval()
 
-    def scorer(self) -> TorchScorer:
-        """The model as a scorer of (not normalised) images: see :mod:`edgesleep.readout`."""
-        return TorchScorer(self.build(), self.norm_mean, self.norm_std)
+    def scorer(self, device: str | torch.device = "cpu") -> TorchScorer:
+        """The model as a scorer of (not normalised) images (:mod:`edgesleep.readout`), on
+        ``device``."""
+        return TorchScorer(self.build().to(device), self.norm_mean, self.norm_std)
 
     def save(self, path: str | Path) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from edgesleep.stages import CLASS_LABELS, class_labels
 from edgesleep.train.data import NightFeatures, load_features
 from edgesleep.train.evaluate import predict_nights
 from edgesleep.train.models import STRATEGIES as FINETUNE
-from edgesleep.train.training import TrainOptions, split_subjects
+from edgesleep.train.training import TrainOptions, resolve_device, split_subjects
 from edgesleep.train.transfer import train_features
 
 if sys.version_info >= (3, 11):
@@ -173,9 +173,21 @@ def folds_of(subjects: Sequence[str], folds: str | int, seed: int) -> list[list[
     return [sorted(part) for part in np.array_split(np.array(order), int(folds))]
 
 
+def on_device(recipe: Recipe, device: str | None, amp: str | None) -> Recipe:
+    """The recipe with its training and pretraining on ``device`` (and ``amp``), if given."""
+    fields = {k: v for k, v in (("device", device), ("amp", amp)) if v is not None}
+    if not fields:
+        return recipe
+    return replace(recipe, train=replace(recipe.train, **fields),
+                   pretrain=replace(recipe.pretrain, **fields))  # fmt: skip
+
+
 def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run every seed, fold and strategy; write ``cv.json`` and ``cv.md`` under ``out``."""
     say = progress or (lambda message: log.info("%s", message))
+    for opts in (recipe.train, recipe.pretrain):  # before any data is written or read
+        if resolve_device(opts.device).type != "cuda" and opts.amp is not None:
+            raise UsageError(f"--amp {opts.amp} runs on CUDA only; this run is on {opts.device}")
     make_synthetic(recipe)
     started = time.perf_counter()
     target = read_dataset(recipe.target)
@@ -244,7 +256,8 @@ def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None
                     source=None if strategy == "scratch" else source_ckpt,
                     opts=replace(recipe.train, seed=seed, finetune=finetune),
                 )
-                for k, p in predict_nights(ckpt.scorer(), test_n, recipe.delays).items():
+                scorer = ckpt.scorer(resolve_device(recipe.train.device))
+                for k, p in predict_nights(scorer, test_n, recipe.delays).items():
                     preds[strategy][k].setdefault(seed, []).extend(p)
                 timing[strategy] = timing.get(strategy, 0.0) + time.perf_counter() - t0
                 say(

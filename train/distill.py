@@ -37,7 +37,7 @@ from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.staging import EpochSequenceModel
-from edgesleep.train.training import TrainOptions, fit, split_dataset
+from edgesleep.train.training import TrainOptions, fit, resolve_device, split_dataset
 from edgesleep.train.transfer import check_choices
 
 log = logging.getLogger("edgesleep")
@@ -78,7 +78,8 @@ def distill_loss(
     head: nn.Module | None,
 ) -> Any:
     """The batch loss for :func:`edgesleep.train.training.fit`."""
-    collapse = torch.from_numpy(collapse_matrix(teacher_classes, n_classes))
+    device = next(teacher.parameters()).device
+    collapse = torch.from_numpy(collapse_matrix(teacher_classes, n_classes)).to(device)
     ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
     temp = opts.temperature
 
@@ -154,7 +155,12 @@ def distill_features(
         teacher_dim = teacher.encoder(torch.zeros(1, *train_t[0].images.shape[1:])).shape[1]
         student_dim = student.encoder(torch.zeros(1, *train_s[0].images.shape[1:])).shape[1]
         head = nn.Linear(student_dim, teacher_dim)
+    device = resolve_device(opts.device)
+    teacher.to(device)
+    if head is not None:
+        head.to(device)
     weight = torch.from_numpy(class_weights(train_s, n_classes)) if opts.class_weighting else None
+    weight = weight.to(device) if weight is not None else None
     loss = distill_loss(teacher, teacher_ckpt.n_classes, n_classes, dopts, weight, head)
     result = fit(
         student,
@@ -211,7 +217,7 @@ def distill_model(
     ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
     of the same nights) and save ``out``."""
     opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, "stft", opts.finetune, crop)
+    check_choices(model_name, n_classes, "stft", opts, crop)
     teacher_ckpt = ckpt_io.load(teacher_path)
     if n_classes > teacher_ckpt.n_classes:
         raise UsageError(

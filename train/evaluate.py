@@ -35,16 +35,21 @@ class TorchScorer:
     def seq_len(self) -> int:
         return int(self.model.cfg.seq_len)
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     @torch.no_grad()
     def encode(self, images: np.ndarray) -> np.ndarray:
         self.model.eval()
-        x = torch.from_numpy(normalise(images, self.mean, self.std))
-        return self.model.encoder(x).numpy()
+        x = torch.from_numpy(normalise(images, self.mean, self.std)).to(self.device)
+        return self.model.encoder(x).float().cpu().numpy()
 
     @torch.no_grad()
     def logits(self, vectors: np.ndarray) -> np.ndarray:
         self.model.eval()
-        return self.model.sequence(torch.from_numpy(np.asarray(vectors, np.float32))).numpy()
+        z = torch.from_numpy(np.asarray(vectors, np.float32)).to(self.device)
+        return self.model.sequence(z).float().cpu().numpy()
 
 
 def predict_nights(

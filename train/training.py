@@ -12,13 +12,15 @@ Finetuning strategies (seed 1): which parts of a pretrained model train on the t
 
 from __future__ import annotations
 
-import copy
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -51,6 +53,8 @@ class TrainOptions:
     seed: int = 0
     class_weighting: bool = False
     finetune: str = "all"
+    device: str = "auto"  # auto (CUDA when present, else MPS, else CPU), cpu, cuda[:N], mps
+    amp: Literal["bf16"] | None = None  # bfloat16 autocast, CUDA only
 
 
 def per_pass_options(
@@ -123,11 +127,44 @@ def set_trainable(model: EpochSequenceModel, finetune: str) -> list[nn.Parameter
     return trainable
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device ``--device`` names: ``auto`` (CUDA when present, else Apple's MPS,
+    else the CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises
+    ------
+    UsageError
+        An unknown name, or a device this machine does not have (the message says which
+        it has).
+    """
+    mps = torch.backends.mps.is_available()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    if name == "cpu" or (name == "mps" and mps):
+        return torch.device(name)
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(name.partition(":")[2] or 0) < count:
+            return torch.device(name)
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU build"
+        raise UsageError(
+            f"--device {name}: this machine has {count} CUDA device(s) (torch "
+            f"{torch.__version__}, {build}); use --device cpu or auto"
+        )
+    if name == "mps":
+        raise UsageError("--device mps: no Apple GPU here; use --device cpu or auto")
+    raise UsageError(f"--device {name!r}: choose auto, cpu, cuda, cuda:N or mps")
+
+
 def cross_entropy(
-    train_nights: Sequence[NightFeatures], n_classes: int, class_weighting: bool
+    train_nights: Sequence[NightFeatures],
+    n_classes: int,
+    class_weighting: bool,
+    device: torch.device | None = None,
 ) -> BatchLoss:
     """Cross-entropy on (x, y) batches, optionally with inverse-frequency class weights."""
     weight = torch.from_numpy(class_weights(train_nights, n_classes)) if class_weighting else None
+    weight = weight.to(device) if weight is not None and device is not None else weight
     loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
 
     def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -171,6 +208,10 @@ def fit(
     (e.g. a projection head) without being part of it.
     """
     cfg: Any = model.cfg
+    device = resolve_device(opts.device)
+    if opts.amp is not None and device.type != "cuda":
+        raise UsageError(f"--amp {opts.amp} runs on CUDA only; this run is on {device}")
+    model.to(device)
     torch.manual_seed(opts.seed)
     start = time.perf_counter()
     trainable = set_trainable(model, opts.finetune)
@@ -182,9 +223,7 @@ def fit(
 
     if not trainable:
         acc = validate()
-        return TrainResult(
-            copy.deepcopy(model.state_dict()), acc, 0, 0, time.perf_counter() - start
-        )
+        return TrainResult(_cpu_state(model), acc, 0, 0, time.perf_counter() - start)
     if windows is None:
         windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
     generator = torch.Generator().manual_seed(opts.seed)
@@ -194,21 +233,24 @@ def fit(
         shuffle=True,
         drop_last=len(windows) > opts.batch_size,  # type: ignore[arg-type]
         generator=generator,
+        pin_memory=device.type == "cuda",
     )
     total = max(1, int(opts.passes * len(loader)))
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
-    loss = batch_loss or cross_entropy(train_nights, cfg.n_classes, opts.class_weighting)
+    loss = batch_loss or cross_entropy(train_nights, cfg.n_classes, opts.class_weighting, device)
+    autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16) if opts.amp else nullcontext
     optimizer = _optimizer(model, opts)
     if extra_params:
         optimizer.add_param_group({"params": list(extra_params), "weight_decay": 0.0})
-    best = TrainResult(copy.deepcopy(model.state_dict()), -1.0, 0, 0, 0.0)
+    best = TrainResult(_cpu_state(model), -1.0, 0, 0, 0.0)
     step, since_best, running = 0, 0, float("nan")
     while step < total and since_best < opts.patience:
         for batch in loader:
             model.train()
             optimizer.zero_grad()
-            value_t = loss(model, batch)
+            with autocast():
+                value_t = loss(model, [b.to(device, non_blocking=True) for b in batch])
             value_t.backward()
             optimizer.step()
             step += 1
@@ -218,7 +260,7 @@ def fit(
                 acc = validate()
                 best.history.append({"step": step, "loss": running, "val_accuracy": acc})
                 if acc > best.best_val_accuracy:
-                    best.state_dict = copy.deepcopy(model.state_dict())
+                    best.state_dict = _cpu_state(model)
                     best.best_val_accuracy, best.best_step, since_best = acc, step, 0
                 else:
                     since_best += 1
@@ -237,6 +279,11 @@ def fit(
         best.best_step,
     )
     return best
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's state on the CPU (checkpoints never hold device tensors)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def split_subjects(subjects: Sequence[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:

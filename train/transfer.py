@@ -19,7 +19,7 @@ from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import STRATEGIES, build, config_dict, make_config, model_class
-from edgesleep.train.training import Progress, TrainOptions, fit, split_dataset
+from edgesleep.train.training import Progress, TrainOptions, fit, resolve_device, split_dataset
 
 log = logging.getLogger("edgesleep")
 
@@ -44,10 +44,10 @@ def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Mo
 
 
 def check_choices(
-    model_name: str, n_classes: int, input_kind: str, finetune: str, crop: str = "in-bed"
+    model_name: str, n_classes: int, input_kind: str, opts: TrainOptions, crop: str = "in-bed"
 ) -> None:
-    """Refuse an unknown model, class set, input kind, strategy or crop before any data
-    loads.
+    """Refuse an unknown model, class set, input kind, strategy, crop or device before any
+    data loads.
 
     Raises
     ------
@@ -58,8 +58,11 @@ def check_choices(
     check_crop(crop)
     if n_classes not in CLASS_LABELS:
         raise UsageError(f"--classes {n_classes}: choose 5, 4 (W/Light/Deep/REM) or 3")
-    if finetune not in STRATEGIES:
-        raise UsageError(f"--finetune {finetune!r}: choose one of {list(STRATEGIES)}")
+    if opts.finetune not in STRATEGIES:
+        raise UsageError(f"--finetune {opts.finetune!r}: choose one of {list(STRATEGIES)}")
+    device = resolve_device(opts.device)
+    if opts.amp is not None and device.type != "cuda":
+        raise UsageError(f"--amp {opts.amp} runs on CUDA only; this run is on {device}")
 
 
 def train_features(
@@ -136,7 +139,7 @@ def train_model(
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
     opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, input_kind, opts.finetune, crop)
+    check_choices(model_name, n_classes, input_kind, opts, crop)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     ckpt = train_features(
@@ -164,9 +167,11 @@ def evaluate_model(
     subjects: Sequence[str] | None = None,
     crop: Crop = "in-bed",
     channel: str | None = None,
+    device: str = "auto",
 ) -> tuple[Checkpoint, dict[int, dict[str, Any]]]:
     """The checkpoint and its pooled metrics on a dataset (optionally some subjects), per
-    delay (default: L - 1)."""
+    delay (default: L - 1), computed on ``device``."""
+    torch_device = resolve_device(device)
     ckpt = ckpt_io.load(model_path)
     delays = list(delays or [ckpt.seq_len - 1])
     bad = [k for k in delays if not 0 <= k < ckpt.seq_len]
@@ -179,7 +184,7 @@ def evaluate_model(
     nights = load_features(
         dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind
     )
-    return ckpt, evaluate_nights(ckpt.scorer(), nights, ckpt.n_classes, delays)
+    return ckpt, evaluate_nights(ckpt.scorer(torch_device), nights, ckpt.n_classes, delays)
 
 
 def adapt_model(model_path: Path, data: Path, out: Path, channel: str | None = None) -> Checkpoint:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # what the verbs receive
     Finetune: TypeAlias = str
     Precision: TypeAlias = str
     Target: TypeAlias = str
+    Amp: TypeAlias = str
 else:  # from the registries: what typer offers
     Crop = choices(get_args(CropLiteral))
     Classes = choices(("5", "4", "3"))
@@ -36,7 +37,10 @@ else:  # from the registries: what typer offers
     Finetune = choices(STRATEGIES)
     Precision = choices(PRECISIONS)
     Target = choices(TARGETS)
+    Amp = choices(("bf16",))
 
+DEVICE_HELP = "auto (CUDA when present, else MPS, else CPU), cpu, cuda, cuda:N or mps."
+AMP_HELP = "bf16: bfloat16 autocast while training (CUDA only)."
 CROP_HELP = "in-bed (lights-off to lights-on), sleep (±30 min), or none."
 CLASSES_HELP = "Class set: 5, 4 (W/Light/Deep/REM) or 3 (W/NREM/REM)."
 

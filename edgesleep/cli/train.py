@@ -10,8 +10,11 @@ import typer
 
 from edgesleep.cli.app import app
 from edgesleep.cli.common import (
+    AMP_HELP,
     CLASSES_HELP,
     CROP_HELP,
+    DEVICE_HELP,
+    Amp,
     Classes,
     Crop,
     Finetune,
@@ -33,6 +36,8 @@ Subjects = Annotated[
 ]
 ValSubjects = Annotated[int, typer.Option(help="Subjects held out for validation.")]
 Seed = Annotated[int, typer.Option(help="Seed for split, init and batches.")]
+Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
+AmpOption = Annotated[Amp | None, typer.Option(help=AMP_HELP)]
 
 
 def _options(**fields: Any) -> Any:
@@ -80,6 +85,8 @@ def train(
     class_weighting: Annotated[bool, typer.Option(help="Inverse-frequency class weights.")] = False,
     crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
     seed: Seed = 0,
+    device: Device = "auto",
+    amp: AmpOption = None,
 ) -> None:
     """Train a model on one channel (or finetune one with --init-from)."""
     need("train")
@@ -88,6 +95,7 @@ def train(
     opts = _options(
         passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
         patience=patience, seed=seed, class_weighting=class_weighting, finetune=finetune,
+        device=device, amp=amp,
     )  # fmt: skip
     with training_progress() as show:
         ckpt = train_model(
@@ -108,6 +116,7 @@ def evaluate(
     channel: Annotated[str | None, typer.Option(help="Channel (default: the model's).")] = None,
     crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics here.")] = None,
+    device: Device = "auto",
 ) -> None:
     """Score a labelled dataset: accuracy, kappa, macro F1, per-class metrics, per delay."""
     need("train")
@@ -115,7 +124,9 @@ def evaluate(
 
     from edgesleep.train.transfer import evaluate_model
 
-    ckpt, results = evaluate_model(model, data, delay, subjects_list(subjects), crop, channel)
+    ckpt, results = evaluate_model(
+        model, data, delay, subjects_list(subjects), crop, channel, device
+    )
     label = " SYNTHETIC" if ckpt.provenance.get("synthetic") else ""
     metrics = ("accuracy", "kappa", "macro_f1", "sensitivity", "specificity")
     rows = [
@@ -151,13 +162,17 @@ def cv(
         str, typer.Option(help="Recipe TOML: a path or a bundled name (train/recipes/).")
     ],
     out: Annotated[Path | None, typer.Option(help="Results directory.")] = None,
+    device: Annotated[
+        str | None, typer.Option(help=f"{DEVICE_HELP} Default: the recipe's (auto).")
+    ] = None,
+    amp: AmpOption = None,
 ) -> None:
     """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II."""
     need("train")
-    from edgesleep.train.cv import find_recipe, load_recipe, run
+    from edgesleep.train.cv import find_recipe, load_recipe, on_device, run
 
     path = find_recipe(recipe)
-    parsed = load_recipe(path)
+    parsed = on_device(load_recipe(path), device, amp)
     result_dir = out or Path("runs") / "cv" / path.stem
     run(parsed, result_dir, progress=typer.echo)
     typer.echo((result_dir / "cv.md").read_text())
@@ -190,6 +205,8 @@ def distill(
     patience: Patience = 5,
     crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
     seed: Seed = 0,
+    device: Device = "auto",
+    amp: AmpOption = None,
 ) -> None:
     """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
     channel (e.g. ECG) of the same nights."""
@@ -198,7 +215,7 @@ def distill(
 
     opts = _options(
         passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
-        patience=patience, seed=seed, class_weighting=class_weighting,
+        patience=patience, seed=seed, class_weighting=class_weighting, device=device, amp=amp,
     )  # fmt: skip
     dopts = DistillOptions(soft_targets, feature_transfer, temperature, alpha)
     with training_progress() as show:
