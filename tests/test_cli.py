@@ -126,3 +126,27 @@ def test_version() -> None:
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == __version__
+
+
+def test_every_config_field_through_a_config_file(tiny_dataset: Path, tmp_path: Path) -> None:
+    from edgesleep.train import checkpoint as ckpt_io
+
+    config = tmp_path / "run.toml"
+    config.write_text(
+        "[model]\ndilations = [1, 2, 4, 8]\nn_bands = 6\nchannels = [6, 6, 6]\nepoch_dim = 6\n"
+        "dropout = 0.0\n[train]\nlr = 0.003\nbatch_size = 8\nclass_weighting = true\n"
+        "max_steps = 3\neval_every = 3\n"
+    )
+    out = tmp_path / "m.pt"
+    args = ["train", "--data", str(tiny_dataset), "--channel", "EOG horizontal", "--model",
+            "student", "--subjects", "0,1", "--out", str(out), "--config", str(config)]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--max-steps", "2"])  # the command line wins
+    assert result.exit_code == 0, result.output
+    ckpt = ckpt_io.load(out)
+    assert ckpt.config["dilations"] == (1, 2, 4, 8) and ckpt.config["dropout"] == 0.0
+    assert ckpt.provenance["training"]["steps"] == 2
+    assert ckpt.provenance["training"]["class_weighting"] is True
+    config.write_text("[model]\ndilatons = [1, 2]\n")
+    _one_line(*_run(*args), 2, "unknown key 'dilatons'", "'dilations'")
+    config.write_text("[train]\nbatch = 8\n")
+    _one_line(*_run(*args), 2, "unknown key 'batch'", "'batch_size'")

@@ -217,7 +217,7 @@ def distill_model(
     ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
     of the same nights) and save ``out``."""
     opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, "stft", opts, crop)
+    check_choices(model_name, n_classes, "stft", opts, crop, model_fields)
     teacher_ckpt = ckpt_io.load(teacher_path)
     if n_classes > teacher_ckpt.n_classes:
         raise UsageError(

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgesleep.config import check_keys
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
 from edgesleep.train.checkpoint import provenance
@@ -33,6 +35,11 @@ from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, 
 from edgesleep.train.evaluate import TorchScorer, evaluate_nights
 from edgesleep.train.models import STRATEGIES
 from edgesleep.train.staging import EpochSequenceModel
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 log = logging.getLogger("edgesleep")
 
@@ -55,6 +62,31 @@ class TrainOptions:
     finetune: str = "all"
     device: str = "auto"  # auto (CUDA when present, else MPS, else CPU), cpu, cuda[:N], mps
     amp: Literal["bf16"] | None = None  # bfloat16 autocast, CUDA only
+
+
+def load_run_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's TOML: ``[model]`` (fields of the architecture's config, e.g. ``dilations``,
+    ``dropout``, ``weight_decay``) and ``[train]`` (fields of :class:`TrainOptions`, e.g.
+    ``lr``, ``batch_size``, ``passes``). Keys are checked here (the closest valid one is
+    named); model fields when the model is made, before any data loads.
+
+    Raises
+    ------
+    InputError
+        No such file, or not TOML.
+    UsageError
+        An unknown section or training key.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{path}: not valid TOML ({err})") from None
+    check_keys(raw, ("model", "train"), str(path))
+    train = raw.get("train", {})
+    check_keys(train, [f.name for f in fields(TrainOptions)], f"{path} [train]")
+    return dict(raw.get("model", {})), dict(train)
 
 
 def per_pass_options(

@@ -44,7 +44,12 @@ def init_model(source: Checkpoint, n_classes: int, finetune: str) -> torch.nn.Mo
 
 
 def check_choices(
-    model_name: str, n_classes: int, input_kind: str, opts: TrainOptions, crop: str = "in-bed"
+    model_name: str,
+    n_classes: int,
+    input_kind: str,
+    opts: TrainOptions,
+    crop: str = "in-bed",
+    model_fields: dict[str, Any] | None = None,
 ) -> None:
     """Refuse an unknown model, class set, input kind, strategy, crop or device before any
     data loads.
@@ -56,6 +61,8 @@ def check_choices(
     model_class(model_name)
     get_kind(input_kind)
     check_crop(crop)
+    if model_fields:  # unknown or ill-typed fields, named now rather than after the data
+        make_config(model_name, input_kind, n_classes=n_classes, **model_fields)
     if n_classes not in CLASS_LABELS:
         raise UsageError(f"--classes {n_classes}: choose 5, 4 (W/Light/Deep/REM) or 3")
     if opts.finetune not in STRATEGIES:
@@ -139,7 +146,7 @@ def train_model(
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
     opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, input_kind, opts, crop)
+    check_choices(model_name, n_classes, input_kind, opts, crop, model_fields)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     ckpt = train_features(

@@ -37,16 +37,32 @@ Subjects = Annotated[
 ValSubjects = Annotated[int, typer.Option(help="Subjects held out for validation.")]
 Seed = Annotated[int, typer.Option(help="Seed for split, init and batches.")]
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
+Lr = Annotated[float, typer.Option(help="Adam's learning rate.")]
+BatchSize = Annotated[int, typer.Option(help="Windows per batch.")]
+Config = Annotated[
+    Path | None,
+    typer.Option(help="TOML with [model] (any config field of the architecture, e.g. "
+                 "dilations, dropout, weight_decay) and [train] (any training option); "
+                 "options given on the command line win."),
+]  # fmt: skip
 AmpOption = Annotated[Amp | None, typer.Option(help=AMP_HELP)]
 
 
-def _options(**fields: Any) -> Any:
-    """TrainOptions from the options `train` and `distill` share (strictly)."""
+def _options(ctx: typer.Context, config: Path | None, **fields: Any) -> tuple[Any, dict]:
+    """TrainOptions and model fields from ``--config`` and the options `train` and `distill`
+    share (strictly): an option given on the command line wins over the file, the file over
+    the option's default."""
     from edgesleep.config import from_mapping
-    from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions
+    from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions, load_run_config
 
-    fields["stride"] = fields["stride"] or DEFAULT_STRIDE
-    return from_mapping(TrainOptions, fields, "training options")
+    model_fields, train_fields = load_run_config(config) if config is not None else ({}, {})
+    for name, value in fields.items():
+        source = ctx.get_parameter_source(name)
+        given = source is not None and source.name == "COMMANDLINE"
+        if given or name not in train_fields:
+            train_fields[name] = value
+    train_fields["stride"] = train_fields["stride"] or DEFAULT_STRIDE
+    return from_mapping(TrainOptions, train_fields, "training options"), model_fields
 
 
 def _summary(out: Path, ckpt: Any) -> str:
@@ -63,6 +79,7 @@ def _summary(out: Path, ckpt: Any) -> str:
 
 @app.command("train")
 def train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Dataset directory (see README: layout).")],
     channel: Annotated[str, typer.Option(help="Channel to train on (label or alias).")],
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
@@ -85,22 +102,25 @@ def train(
     class_weighting: Annotated[bool, typer.Option(help="Inverse-frequency class weights.")] = False,
     crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
     seed: Seed = 0,
+    lr: Lr = 1e-4,
+    batch_size: BatchSize = 32,
     device: Device = "auto",
     amp: AmpOption = None,
+    config: Config = None,
 ) -> None:
     """Train a model on one channel (or finetune one with --init-from)."""
     need("train")
     from edgesleep.train.transfer import train_model
 
-    opts = _options(
-        passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
+    opts, model_fields = _options(
+        ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
         patience=patience, seed=seed, class_weighting=class_weighting, finetune=finetune,
-        device=device, amp=amp,
+        lr=lr, batch_size=batch_size, device=device, amp=amp,
     )  # fmt: skip
     with training_progress() as show:
         ckpt = train_model(
             data, channel, out, model, int(classes), init_from, val_subjects,
-            subjects_list(subjects), crop, opts, progress=show, input_kind=input_kind,
+            subjects_list(subjects), crop, opts, model_fields, show, input_kind,
         )  # fmt: skip
     typer.echo(_summary(out, ckpt))
 
@@ -180,6 +200,7 @@ def cv(
 
 @app.command("distill")
 def distill(
+    ctx: typer.Context,
     teacher: Annotated[Path, typer.Option(help="Teacher checkpoint (kept frozen).")],
     data: Annotated[Path, typer.Option(help="Dataset with both channels in every night.")],
     student_channel: Annotated[str, typer.Option(help="The student's channel, e.g. ECG.")],
@@ -205,23 +226,27 @@ def distill(
     patience: Patience = 5,
     crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
     seed: Seed = 0,
+    lr: Lr = 1e-4,
+    batch_size: BatchSize = 32,
     device: Device = "auto",
     amp: AmpOption = None,
+    config: Config = None,
 ) -> None:
     """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
     channel (e.g. ECG) of the same nights."""
     need("train")
     from edgesleep.train.distill import DistillOptions, distill_model
 
-    opts = _options(
-        passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
-        patience=patience, seed=seed, class_weighting=class_weighting, device=device, amp=amp,
+    opts, model_fields = _options(
+        ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
+        patience=patience, seed=seed, class_weighting=class_weighting, lr=lr,
+        batch_size=batch_size, device=device, amp=amp,
     )  # fmt: skip
     dopts = DistillOptions(soft_targets, feature_transfer, temperature, alpha)
     with training_progress() as show:
         ckpt = distill_model(
             teacher, data, student_channel, out, teacher_channel, int(classes),
-            model, subjects_list(subjects), val_subjects, crop, opts, dopts,
+            model, subjects_list(subjects), val_subjects, crop, opts, dopts, model_fields,
             progress=show,
         )  # fmt: skip
     typer.echo(_summary(out, ckpt))
