@@ -12,13 +12,15 @@ Finetuning strategies (seed 1): which parts of a pretrained model train on the t
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -231,6 +233,7 @@ def fit(
     windows: torch.utils.data.Dataset | None = None,  # type: ignore[type-arg]
     batch_loss: BatchLoss | None = None,
     extra_params: Sequence[nn.Parameter] = (),
+    state_path: Path | None = None,
 ) -> TrainResult:
     """Train ``model`` in place; return the best state by validation accuracy (paper's
     readout, K = L - 1), evaluated every ``eval_every`` steps, with early stopping.
@@ -238,6 +241,11 @@ def fit(
     ``windows`` and ``batch_loss`` replace the default (x, y) windows of ``train_nights``
     and cross-entropy (distillation uses both); ``extra_params`` train alongside the model
     (e.g. a projection head) without being part of it.
+
+    ``state_path``: the training state (weights, optimiser, RNG states, position in the
+    pass, early stopping) is saved there at every validation; if the file exists when
+    training starts, training continues from it (the same options are required) and ends
+    as the uninterrupted run would have (on the CPU, bit for bit). It is removed at the end.
     """
     cfg: Any = model.cfg
     device = resolve_device(opts.device)
@@ -277,8 +285,24 @@ def fit(
         optimizer.add_param_group({"params": list(extra_params), "weight_decay": 0.0})
     best = TrainResult(_cpu_state(model), -1.0, 0, 0, 0.0)
     step, since_best, running = 0, 0, float("nan")
+    pass_start, skip = generator.get_state(), 0
+    run = {**asdict(opts), "device": None, "amp": None}  # a run may resume on another device
+    fingerprint = json.dumps({"opts": run, "config": asdict(cfg)}, sort_keys=True)
+    if state_path is not None and state_path.is_file():
+        state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
+        best, step, since_best, running = (
+            state["best"],
+            state["step"],
+            state["since_best"],
+            state["running"],
+        )
+        pass_start, skip = state["pass_start"], state["batch_in_pass"]
+        log.info("%s: training continues at step %d", state_path, step)
     while step < total and since_best < opts.patience:
-        for batch in loader:
+        generator.set_state(pass_start)  # the pass's order (and where a resumed pass was)
+        for i, batch in enumerate(loader):
+            if i < skip:
+                continue
             model.train()
             optimizer.zero_grad()
             with autocast():
@@ -296,10 +320,21 @@ def fit(
                     best.best_val_accuracy, best.best_step, since_best = acc, step, 0
                 else:
                     since_best += 1
+                if state_path is not None:
+                    _save_state(state_path, fingerprint, model, optimizer, extra_params, {
+                        "best": best, "step": step, "since_best": since_best,
+                        "running": running, "pass_start": pass_start, "batch_in_pass": i + 1,
+                    })  # fmt: skip
             if progress is not None:
                 progress(step, total, running, best.best_val_accuracy)
             if step >= total or since_best >= opts.patience:
                 break
+        else:  # the pass ended: the next one draws its order from here
+            pass_start, skip = generator.get_state(), 0
+            continue
+        break
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
     best.steps = step
     best.seconds = time.perf_counter() - start
     model.load_state_dict(best.state_dict)
@@ -311,6 +346,51 @@ def fit(
         best.best_step,
     )
     return best
+
+
+def _save_state(
+    path: Path,
+    fingerprint: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra_params: Sequence[nn.Parameter],
+    loop: dict[str, Any],
+) -> None:
+    """The training state, written atomically (a kill while writing leaves the last one)."""
+    state = {
+        "fingerprint": fingerprint,
+        "model": _cpu_state(model),
+        "optimizer": optimizer.state_dict(),
+        "extra": [p.detach().cpu().clone() for p in extra_params],
+        "torch_rng": torch.get_rng_state(),
+        **loop,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _load_state(
+    path: Path,
+    fingerprint: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra_params: Sequence[nn.Parameter],
+) -> dict[str, Any]:
+    """Restore what :func:`_save_state` wrote; return the loop's fields."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state["fingerprint"] != fingerprint:
+        raise UsageError(
+            f"{path}: a training state of another run (other options or model); train with "
+            "the same options to continue it, or delete it to start again"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    with torch.no_grad():
+        for p, saved in zip(extra_params, state["extra"], strict=True):
+            p.copy_(saved)
+    torch.set_rng_state(state["torch_rng"])
+    return state
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

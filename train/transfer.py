@@ -83,6 +83,7 @@ def train_features(
     model_fields: dict[str, Any] | None = None,
     progress: Progress | None = None,
     input_kind: str = "stft",
+    state_path: Path | None = None,
     **provenance_fields: Any,
 ) -> Checkpoint:
     """Train from scratch, or finetune ``source``, on loaded nights; return the checkpoint.
@@ -108,7 +109,7 @@ def train_features(
             raise InputError("--finetune needs --init-from (a pretrained checkpoint)")
         cfg = make_config(model_name, input_kind, n_classes=n_classes, **(model_fields or {}))
         model, name, config = build(model_name, cfg), model_name, config_dict(cfg)
-    result = fit(model, train_nights, val_nights, mean, std, opts, progress)
+    result = fit(model, train_nights, val_nights, mean, std, opts, progress, state_path=state_path)
     return Checkpoint(
         model=name,
         config=config,
@@ -142,12 +143,19 @@ def train_model(
     model_fields: dict[str, Any] | None = None,
     progress: Progress | None = None,
     input_kind: str = "stft",
+    resume: bool = False,
 ) -> Checkpoint:
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
-    dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``."""
+    dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``.
+
+    The training state is kept in ``OUT.state`` while training runs; ``resume`` continues
+    from it (after a kill) instead of starting again."""
     opts = opts or TrainOptions()
     check_choices(model_name, n_classes, input_kind, opts, crop, model_fields)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
+    state_path = out.with_name(out.name + ".state")
+    if not resume:
+        state_path.unlink(missing_ok=True)
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     ckpt = train_features(
         split.nights(split.train, channel, input_kind),
@@ -160,6 +168,7 @@ def train_model(
         model_fields,
         progress,
         input_kind,
+        state_path,
         **split.provenance(),
         init_from=str(init_from) if init_from else None,
     )

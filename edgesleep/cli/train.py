@@ -107,6 +107,9 @@ def train(
     device: Device = "auto",
     amp: AmpOption = None,
     config: Config = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue a killed run from OUT.state (the same options).")
+    ] = False,
 ) -> None:
     """Train a model on one channel (or finetune one with --init-from)."""
     need("train")
@@ -120,7 +123,7 @@ def train(
     with training_progress() as show:
         ckpt = train_model(
             data, channel, out, model, int(classes), init_from, val_subjects,
-            subjects_list(subjects), crop, opts, model_fields, show, input_kind,
+            subjects_list(subjects), crop, opts, model_fields, show, input_kind, resume,
         )  # fmt: skip
     typer.echo(_summary(out, ckpt))
 
