@@ -70,3 +70,34 @@ def test_sigkill_then_resume_ends_as_the_uninterrupted_run(
     for key, value in a.state_dict.items():
         assert torch.equal(value, b.state_dict[key]), key
     assert a.provenance["training"]["best_step"] == b.provenance["training"]["best_step"]
+
+
+def test_an_interrupted_distillation_resumes_to_the_same_student(
+    tiny_dataset: Path, tmp_path: Path, one_thread: None
+) -> None:
+    from edgesleep.train.distill import DistillOptions, distill_model
+    from edgesleep.train.training import TrainOptions
+    from edgesleep.train.transfer import train_model
+
+    small = {"n_bands": 4, "channels": (4, 4, 4), "epoch_dim": 4}
+    opts = TrainOptions(max_steps=16, eval_every=4, stride=2, batch_size=4, lr=3e-3,
+                        patience=100, device="cpu")  # fmt: skip
+    teacher = tmp_path / "teacher.pt"
+    train_model(tiny_dataset, "EEG Fpz-Cz", teacher, "student", 4, subjects=["0", "1", "2"],
+                opts=opts, model_fields=small)  # fmt: skip
+    run = (tiny_dataset, "ECG")
+    common = {"n_classes": 4, "subjects": ["0", "1", "2"], "opts": opts, "model_fields": small,
+              "dopts": DistillOptions(feature_transfer=True)}  # fmt: skip
+    whole = distill_model(teacher, *run, tmp_path / "whole.pt", **common)
+
+    def crash(step: int, *_: object) -> None:
+        if step == 10:  # after the state saved at step 8
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        distill_model(teacher, *run, out, progress=crash, **common)
+    assert out.with_name(out.name + ".state").is_file()
+    resumed = distill_model(teacher, *run, out, resume=True, **common)
+    for key, value in whole.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key

@@ -37,7 +37,13 @@ from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.staging import EpochSequenceModel
-from edgesleep.train.training import TrainOptions, fit, resolve_device, split_dataset
+from edgesleep.train.training import (
+    TrainOptions,
+    fit,
+    resolve_device,
+    split_dataset,
+    state_file,
+)
 from edgesleep.train.transfer import check_choices
 
 log = logging.getLogger("edgesleep")
@@ -124,9 +130,11 @@ def distill_features(
     model_fields: dict[str, Any] | None = None,
     progress: Any = None,
     input_kind: str = "stft",
+    state_path: Path | None = None,
     **provenance_fields: Any,
 ) -> Checkpoint:
-    """Distil a frozen teacher into a fresh student on loaded, paired nights.
+    """Distil a frozen teacher into a fresh student on loaded, paired nights (training
+    state in ``state_path``, see :func:`edgesleep.train.training.fit`).
 
     ``train_s`` and ``train_t`` are the same nights seen through the student's and the
     teacher's channel; normalisation statistics come from ``train_s``, whose images are
@@ -173,6 +181,7 @@ def distill_features(
         windows=windows,
         batch_loss=loss,
         extra_params=list(head.parameters()) if head else (),
+        state_path=state_path,
     )
     return Checkpoint(
         model=model_name,
@@ -212,10 +221,12 @@ def distill_model(
     dopts: DistillOptions | None = None,
     model_fields: dict[str, Any] | None = None,
     progress: Any = None,
+    resume: bool = False,
 ) -> Checkpoint:
     """Distil the teacher checkpoint at ``teacher_path`` into a fresh student trained on
     ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
-    of the same nights) and save ``out``."""
+    of the same nights) and save ``out``; ``resume`` continues a killed run from
+    ``OUT.state``."""
     opts = opts or TrainOptions()
     check_choices(model_name, n_classes, "stft", opts, crop, model_fields)
     teacher_ckpt = ckpt_io.load(teacher_path)
@@ -239,6 +250,8 @@ def distill_model(
         dopts,
         model_fields,
         progress,
+        "stft",
+        state_file(out, resume),
         **split.provenance(),
         teacher_path=str(teacher_path),
     )

@@ -348,6 +348,15 @@ def fit(
     return best
 
 
+def state_file(out: Path, resume: bool) -> Path:
+    """Where a run writing ``out`` keeps its training state (``OUT.state``); a run that
+    does not resume starts without one."""
+    path = out.with_name(out.name + ".state")
+    if not resume:
+        path.unlink(missing_ok=True)
+    return path
+
+
 def _save_state(
     path: Path,
     fingerprint: str,

@@ -19,7 +19,14 @@ from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import STRATEGIES, build, config_dict, make_config, model_class
-from edgesleep.train.training import Progress, TrainOptions, fit, resolve_device, split_dataset
+from edgesleep.train.training import (
+    Progress,
+    TrainOptions,
+    fit,
+    resolve_device,
+    split_dataset,
+    state_file,
+)
 
 log = logging.getLogger("edgesleep")
 
@@ -153,9 +160,7 @@ def train_model(
     opts = opts or TrainOptions()
     check_choices(model_name, n_classes, input_kind, opts, crop, model_fields)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
-    state_path = out.with_name(out.name + ".state")
-    if not resume:
-        state_path.unlink(missing_ok=True)
+    state_path = state_file(out, resume)
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
     ckpt = train_features(
         split.nights(split.train, channel, input_kind),

@@ -38,6 +38,9 @@ ValSubjects = Annotated[int, typer.Option(help="Subjects held out for validation
 Seed = Annotated[int, typer.Option(help="Seed for split, init and batches.")]
 Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 Lr = Annotated[float, typer.Option(help="Adam's learning rate.")]
+Resume = Annotated[
+    bool, typer.Option(help="Continue a killed run from OUT.state (the same options).")
+]
 BatchSize = Annotated[int, typer.Option(help="Windows per batch.")]
 Config = Annotated[
     Path | None,
@@ -107,9 +110,7 @@ def train(
     device: Device = "auto",
     amp: AmpOption = None,
     config: Config = None,
-    resume: Annotated[
-        bool, typer.Option(help="Continue a killed run from OUT.state (the same options).")
-    ] = False,
+    resume: Resume = False,
 ) -> None:
     """Train a model on one channel (or finetune one with --init-from)."""
     need("train")
@@ -234,6 +235,7 @@ def distill(
     device: Device = "auto",
     amp: AmpOption = None,
     config: Config = None,
+    resume: Resume = False,
 ) -> None:
     """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
     channel (e.g. ECG) of the same nights."""
@@ -250,6 +252,6 @@ def distill(
         ckpt = distill_model(
             teacher, data, student_channel, out, teacher_channel, int(classes),
             model, subjects_list(subjects), val_subjects, crop, opts, dopts, model_fields,
-            progress=show,
+            progress=show, resume=resume,
         )  # fmt: skip
     typer.echo(_summary(out, ckpt))
