@@ -50,13 +50,13 @@ def _fits(hint: Any, value: Any) -> bool:
     if hint is float:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if origin is tuple:
-        items = args[:1] if len(args) == 2 and args[1] is Ellipsis else args
         if not isinstance(value, list | tuple):
             return False
-        if len(items) == len(args) and len(value) != len(items):
-            return False
-        each = items * len(value) if len(items) == 1 and len(args) == 2 else items
-        return all(_fits(a, v) for a, v in zip(each, value, strict=False))
+        if len(args) == 2 and args[1] is Ellipsis:  # tuple[X, ...]: any length
+            args = args[:1] * len(value)
+        return len(args) == len(value) and all(
+            _fits(a, v) for a, v in zip(args, value, strict=True)
+        )
     if origin is dict:
         return isinstance(value, dict)
     if isinstance(hint, type) and issubclass(hint, os.PathLike):

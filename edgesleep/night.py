@@ -100,12 +100,13 @@ class NightSink:
         """At the first epoch: continue the night, or start it (moving an old one aside)."""
         fresh = True
         if self.mode == "resume":
-            fresh = not self._continues(first)
+            last = last_epoch(self.out)
+            fresh = not self._continues(first, last)
             if fresh:
                 self._archive()
             else:
-                self.last = last_epoch(self.out)
-                log.info("%s: continuing the night after epoch %d", self.out, self.last)
+                self.last = last
+                log.info("%s: continuing the night after epoch %d", self.out, last)
         if fresh:
             self.last = first - 1  # a night's rows start with its first epoch
         if self.target != self.out:
@@ -115,7 +116,7 @@ class NightSink:
             started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             sidecar(self.out).write_text(json.dumps({**self.meta, "started": started}) + "\n")
 
-    def _continues(self, first: int) -> bool:
+    def _continues(self, first: int, last: int) -> bool:
         try:
             before = json.loads(sidecar(self.out).read_text())
         except (OSError, ValueError):
@@ -123,7 +124,7 @@ class NightSink:
             return False
         same = all(before.get(k) == self.meta[k] for k in ("device_id", "stream_id", "channel",
                                                            "sfreq"))  # fmt: skip
-        pause_s = (first - last_epoch(self.out)) * EPOCH_S
+        pause_s = (first - last) * EPOCH_S
         if not same or pause_s >= NEW_NIGHT_S:
             why = "another device stream" if not same else f"{pause_s / 3600:.1f} h later"
             log.info("%s: a new night begins (%s)", self.out, why)

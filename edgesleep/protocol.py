@@ -194,7 +194,7 @@ class Parser:
             if n < end:
                 break
             body = buf[pos + 2 : end - 2]  # type, size, payload: the frame's one copy
-            if binascii.crc_hqx(body, 0xFFFF) != buf[end - 2] | buf[end - 1] << 8:
+            if crc16(body) != buf[end - 2] | buf[end - 1] << 8:
                 self.crc_errors += 1
                 skipped, pos = skipped + 1, pos + 1
                 continue
@@ -218,8 +218,8 @@ class Parser:
         return out
 
     def _data(self, body: bytes | bytearray) -> Data | None:
-        """The usual frame, decoded in place from ``body`` (type, size, payload), by the
-        rules of :func:`decode_data`."""
+        """A data frame, decoded in place from ``body`` (type, size, payload): the channel
+        count must be the header's and the sample count fill the payload exactly."""
         dtype, header = self._dtype, self.header
         if dtype is None or header is None:
             self.no_header += 1
@@ -299,14 +299,3 @@ def decode_header(payload: bytes) -> Header:
         stream_id,
         version,
     )
-
-
-def decode_data(payload: bytes, header: Header) -> Data:
-    first, n_channels, n_samples = _DATA.unpack_from(payload)
-    dtype = FORMATS[FORMAT_CODES[header.sample_format]]
-    if n_channels != len(header.channels):
-        raise ValueError(f"{n_channels} channels; the header announced {len(header.channels)}")
-    if len(payload) != _DATA.size + n_samples * n_channels * dtype.itemsize:
-        raise ValueError("sample count does not match the payload")
-    samples = np.frombuffer(payload, dtype, n_samples * n_channels, _DATA.size)
-    return Data(first, samples.reshape(n_samples, n_channels))

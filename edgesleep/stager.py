@@ -225,9 +225,7 @@ class FrontEnd:
         if self.n_in % per_epoch:
             end = self.n_in + per_epoch - self.n_in % per_epoch
             done = self.push(np.empty(0), t0=end / self.sfreq)
-        done += self.flush()
-        if self.resampler is not None:
-            self.resampler.reset()
+        done += self.flush()  # the resampler's flush resets it
         self.images.reset()
         self.first_epoch = start // per_epoch
         self.n_in, self.n_out = self.first_epoch * per_epoch, self.first_epoch * EPOCH_SAMPLES

@@ -11,7 +11,6 @@ numbers are mean ± sd over seeds.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -30,13 +29,8 @@ from edgesleep.stages import CLASS_LABELS, class_labels
 from edgesleep.train.data import NightFeatures, load_features
 from edgesleep.train.evaluate import predict_nights
 from edgesleep.train.models import STRATEGIES as FINETUNE
-from edgesleep.train.training import TrainOptions, resolve_device, split_subjects
+from edgesleep.train.training import TrainOptions, read_toml, resolve_device, split_subjects
 from edgesleep.train.transfer import train_features
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 log = logging.getLogger("edgesleep")
 STRATEGIES = ("scratch", *FINETUNE)
@@ -114,12 +108,7 @@ def load_recipe(path: Path) -> Recipe:
     UsageError
         An unknown section or key (the closest valid one is named), a bad value.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such recipe")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(f"{path}: not valid TOML ({err})") from None
+    raw = read_toml(path, "recipe")
     check_keys(raw, ["name", "train", "pretrain", *SECTIONS], str(path))
     for section, keys in SECTIONS.items():
         check_keys(raw.get(section, {}), keys, f"{path} [{section}]")

@@ -66,6 +66,22 @@ class TrainOptions:
     amp: Literal["bf16"] | None = None  # bfloat16 autocast, CUDA only
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file as a dict.
+
+    Raises
+    ------
+    InputError
+        No such file (``what`` says what was expected), or not TOML.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{path}: not valid TOML ({err})") from None
+
+
 def load_run_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """A run's TOML: ``[model]`` (fields of the architecture's config, e.g. ``dilations``,
     ``dropout``, ``weight_decay``) and ``[train]`` (fields of :class:`TrainOptions`, e.g.
@@ -79,12 +95,7 @@ def load_run_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     UsageError
         An unknown section or training key.
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such config file")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(f"{path}: not valid TOML ({err})") from None
+    raw = read_toml(path, "config file")
     check_keys(raw, ("model", "train"), str(path))
     train = raw.get("train", {})
     check_keys(train, [f.name for f in fields(TrainOptions)], f"{path} [train]")
