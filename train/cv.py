@@ -171,7 +171,12 @@ def on_device(recipe: Recipe, device: str | None, amp: str | None) -> Recipe:
                    pretrain=replace(recipe.pretrain, **fields))  # fmt: skip
 
 
-def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(
+    recipe: Recipe,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    cache: Path | None = None,
+) -> dict[str, Any]:
     """Run every seed, fold and strategy; write ``cv.json`` and ``cv.md`` under ``out``."""
     say = progress or (lambda message: log.info("%s", message))
     for opts in (recipe.train, recipe.pretrain):  # before any data is written or read
@@ -180,7 +185,9 @@ def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None
     make_synthetic(recipe)
     started = time.perf_counter()
     target = read_dataset(recipe.target)
-    target_nights = load_features(target, recipe.target_channel, recipe.n_classes, recipe.crop)
+    target_nights = load_features(
+        target, recipe.target_channel, recipe.n_classes, recipe.crop, cache=cache
+    )
     by_subject: dict[str, list[NightFeatures]] = {}
     for night in target_nights:
         by_subject.setdefault(night.subject, []).append(night)
@@ -190,7 +197,7 @@ def run(recipe: Recipe, out: Path, progress: Callable[[str], None] | None = None
         source_ds = read_dataset(recipe.source)
         synthetic = synthetic or source_ds.synthetic
         source_nights = load_features(
-            source_ds, recipe.source_channel, recipe.n_classes, recipe.crop
+            source_ds, recipe.source_channel, recipe.n_classes, recipe.crop, cache=cache
         )
     needs_source = any(s not in ("scratch",) for s in recipe.strategies)
     if needs_source and not source_nights:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from edgesleep.dsp import EPOCH_SAMPLES
-from edgesleep.dsp.inputs import get_kind
-from edgesleep.io.dataset import Crop, Dataset, Entry, load_night
-from edgesleep.io.edf import read_signal
+from edgesleep.io.dataset import Crop, Dataset, Entry
 from edgesleep.stages import to_classes
+from edgesleep.train.cache import Request, ensure
 
 log = logging.getLogger("edgesleep")
 IGNORE = -100  # torch's ignore_index for artefact / unscored epochs
@@ -49,25 +48,24 @@ def load_features(
     entries: Sequence[Entry] | None = None,
     labelled: bool = True,
     kind: str = "stft",
+    cache: Path | None = None,
+    jobs: int = 1,
 ) -> list[NightFeatures]:
     """Input images (of input ``kind``: :mod:`edgesleep.dsp.inputs`) and labels of
-    ``channel`` for the given nights (default: all).
+    ``channel`` for the given nights (default: all), from the feature cache
+    (:mod:`edgesleep.train.cache`; what is missing is computed first, over ``jobs``
+    processes). The images are read-only memory maps: nothing is held in RAM twice.
 
     ``labelled=False`` reads the signals only (for ``adapt`` on unlabelled nights).
     """
-    make = get_kind(kind).images
+    chosen = entries if entries is not None else dataset.entries
+    req = Request(channel, kind, crop if labelled else "unlabelled")
     nights = []
-    for entry in entries if entries is not None else dataset.entries:
-        if labelled:
-            night = load_night(dataset, entry, channel, crop)
-            images, labels = make(night.signal), to_classes(night.stages, n_classes)
-        else:
-            signal = read_signal(dataset.root / entry.psg, channel).data
-            whole = signal[: signal.shape[0] // EPOCH_SAMPLES * EPOCH_SAMPLES]
-            images = make(whole)
-            labels = np.full(images.shape[0], -2, dtype=np.int8)
-        nights.append(NightFeatures(entry.record, entry.subject, images, labels))
-        log.debug("%s: %d epochs of %r", entry.record, images.shape[0], channel)
+    for path, index in ensure(dataset, chosen, req, cache, jobs):
+        images = np.load(path, mmap_mode="r")
+        stages = np.asarray(index["stages"], dtype=np.int8)
+        nights.append(NightFeatures(index["record"], index["subject"], images,
+                                    to_classes(stages, n_classes)))  # fmt: skip
     return nights
 
 
@@ -108,7 +106,8 @@ class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """Windows of ``seq_len`` consecutive epochs with a stride, from every night.
 
     Items: (x (seq_len, 29, 129) normalised, y (seq_len,) int64 with IGNORE for unscored).
-    Windows in which no epoch is scored are skipped.
+    Windows in which no epoch is scored are skipped. Images are read (from the nights'
+    memory maps) and normalised per item: the dataset holds no copy of them.
     """
 
     def __init__(
@@ -119,7 +118,8 @@ class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
         seq_len: int,
         stride: int,
     ) -> None:
-        self.images = [normalise(n.images, mean, std) for n in nights]
+        self.images = [n.images for n in nights]
+        self.mean, self.std = mean, std
         self.labels = [np.where(n.labels >= 0, n.labels, IGNORE).astype(np.int64) for n in nights]
         self.seq_len = seq_len
         self.index = [
@@ -138,6 +138,6 @@ class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
         night, start = self.index[item]
         stop = start + self.seq_len
         return (
-            torch.from_numpy(self.images[night][start:stop]),
+            torch.from_numpy(normalise(self.images[night][start:stop], self.mean, self.std)),
             torch.from_numpy(self.labels[night][start:stop]),
         )

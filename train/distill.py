@@ -222,6 +222,7 @@ def distill_model(
     model_fields: dict[str, Any] | None = None,
     progress: Any = None,
     resume: bool = False,
+    cache: Path | None = None,
 ) -> Checkpoint:
     """Distil the teacher checkpoint at ``teacher_path`` into a fresh student trained on
     ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
@@ -235,7 +236,7 @@ def distill_model(
             f"--classes {n_classes}: the teacher has {teacher_ckpt.n_classes}; a student can "
             "only have the teacher's class set or a coarser one"
         )
-    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
+    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop, cache)
     t_channel = teacher_channel or teacher_ckpt.channel
     ckpt = distill_features(
         teacher_ckpt,

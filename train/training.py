@@ -64,6 +64,7 @@ class TrainOptions:
     finetune: str = "all"
     device: str = "auto"  # auto (CUDA when present, else MPS, else CPU), cpu, cuda[:N], mps
     amp: Literal["bf16"] | None = None  # bfloat16 autocast, CUDA only
+    workers: int = 0  # DataLoader processes reading windows from the feature cache
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -285,6 +286,8 @@ def fit(
         drop_last=len(windows) > opts.batch_size,  # type: ignore[arg-type]
         generator=generator,
         pin_memory=device.type == "cuda",
+        num_workers=opts.workers,
+        persistent_workers=opts.workers > 0,
     )
     total = max(1, int(opts.passes * len(loader)))
     if opts.max_steps is not None:
@@ -297,7 +300,7 @@ def fit(
     best = TrainResult(_cpu_state(model), -1.0, 0, 0, 0.0)
     step, since_best, running = 0, 0, float("nan")
     pass_start, skip = generator.get_state(), 0
-    run = {**asdict(opts), "device": None, "amp": None}  # a run may resume on another device
+    run = {**asdict(opts), "device": None, "amp": None, "workers": None}  # may resume elsewhere
     fingerprint = json.dumps({"opts": run, "config": asdict(cfg)}, sort_keys=True)
     if state_path is not None and state_path.is_file():
         state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
@@ -440,11 +443,14 @@ class DatasetSplit:
     val: list[str]
     n_classes: int
     crop: Crop
+    cache: Path | None = None  # the feature cache (default: next to the dataset)
 
     def nights(self, ids: Sequence[str], channel: str, kind: str = "stft") -> list[NightFeatures]:
         """The nights of subjects ``ids`` through ``channel``, as input ``kind``."""
         chosen = [e for e in self.dataset.entries if e.subject in ids]
-        return load_features(self.dataset, channel, self.n_classes, self.crop, chosen, kind=kind)
+        return load_features(
+            self.dataset, channel, self.n_classes, self.crop, chosen, kind=kind, cache=self.cache
+        )
 
     def provenance(self) -> dict[str, Any]:
         """Where the training data came from, for a checkpoint."""
@@ -463,9 +469,10 @@ def split_dataset(
     seed: int,
     n_classes: int,
     crop: Crop,
+    cache: Path | None = None,
 ) -> DatasetSplit:
     """Read a dataset and split ``subjects`` (default: all) with :func:`split_subjects`."""
     dataset = read_dataset(data)
     pool = list(subjects) if subjects is not None else dataset.subjects
     train, val = split_subjects(pool, n_val, seed)
-    return DatasetSplit(data, dataset, train, val, n_classes, crop)
+    return DatasetSplit(data, dataset, train, val, n_classes, crop, cache)

@@ -151,6 +151,7 @@ def train_model(
     progress: Progress | None = None,
     input_kind: str = "stft",
     resume: bool = False,
+    cache: Path | None = None,
 ) -> Checkpoint:
     """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
     dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``.
@@ -161,7 +162,7 @@ def train_model(
     check_choices(model_name, n_classes, input_kind, opts, crop, model_fields)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
     state_path = state_file(out, resume)
-    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop)
+    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop, cache)
     ckpt = train_features(
         split.nights(split.train, channel, input_kind),
         split.nights(split.val, channel, input_kind),
@@ -189,6 +190,7 @@ def evaluate_model(
     crop: Crop = "in-bed",
     channel: str | None = None,
     device: str = "auto",
+    cache: Path | None = None,
 ) -> tuple[Checkpoint, dict[int, dict[str, Any]]]:
     """The checkpoint and its pooled metrics on a dataset (optionally some subjects), per
     delay (default: L - 1), computed on ``device``."""
@@ -203,18 +205,25 @@ def evaluate_model(
     if not entries:
         raise InputError(f"{data}: no nights for subjects {subjects}")
     nights = load_features(
-        dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind
-    )
+        dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind,
+        cache=cache,
+    )  # fmt: skip
     return ckpt, evaluate_nights(ckpt.scorer(torch_device), nights, ckpt.n_classes, delays)
 
 
-def adapt_model(model_path: Path, data: Path, out: Path, channel: str | None = None) -> Checkpoint:
+def adapt_model(
+    model_path: Path,
+    data: Path,
+    out: Path,
+    channel: str | None = None,
+    cache: Path | None = None,
+) -> Checkpoint:
     """Re-estimate the normalisation statistics on unlabelled nights of a new device."""
     ckpt = ckpt_io.load(model_path)
     dataset = read_dataset(data)
     nights = load_features(
         dataset, channel or ckpt.channel, ckpt.n_classes, "none", labelled=False,
-        kind=ckpt.input_kind,
+        kind=ckpt.input_kind, cache=cache,
     )  # fmt: skip
     ckpt.norm_mean, ckpt.norm_std = norm_stats(nights)
     ckpt.provenance = {

@@ -43,6 +43,10 @@ DEVICE_HELP = "auto (CUDA when present, else MPS, else CPU), cpu, cuda, cuda:N o
 AMP_HELP = "bf16: bfloat16 autocast while training (CUDA only)."
 CROP_HELP = "in-bed (lights-off to lights-on), sleep (±30 min), or none."
 CLASSES_HELP = "Class set: 5, 4 (W/Light/Deep/REM) or 3 (W/NREM/REM)."
+CACHE_HELP = (
+    "Feature cache directory (default: $EDGESLEEP_CACHE, else DATA/cache, else the user's "
+    "cache directory)."
+)
 
 
 def need(extra: str) -> None:

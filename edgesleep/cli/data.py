@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, TypeAlias
 import typer
 
 from edgesleep.cli.app import app
-from edgesleep.cli.common import choices, print_table
+from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices, need, print_table
 from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL
 from edgesleep.synth.night import HYPNOGRAM_SOURCES
 
@@ -72,3 +72,40 @@ def data_fetch(
 
     ds = fetch_sleep_edf(out, parse_subjects(subjects), base_url)
     typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects, verified")
+
+
+@data_app.command("features")
+def data_features(
+    data: Annotated[Path, typer.Argument(help="Dataset directory.")],
+    channel: Annotated[str, typer.Option(help="Channel (label or alias).")],
+    input_kind: Annotated[InputKind, typer.Option("--input", help="Input kind.")] = "stft",
+    crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
+    jobs: Annotated[int, typer.Option(min=1, help="Processes computing nights at once.")] = 1,
+    shard: Annotated[
+        str | None,
+        typer.Option(help="I/N: only the I-th of N parts of the nights (a cluster array job)."),
+    ] = None,
+    cache: Annotated[Path | None, typer.Option(help=CACHE_HELP)] = None,
+) -> None:
+    """Compute each night's model input once into the feature cache (memory-mappable
+    arrays) that train, cv, distill, evaluate and adapt read."""
+    need("train")
+    from rich.progress import Progress
+
+    from edgesleep.io.dataset import read_dataset
+    from edgesleep.train.cache import Request, cache_root, ensure, parse_shard
+    from edgesleep.train.cache import shard as shard_of
+
+    dataset = read_dataset(data)
+    entries = list(dataset.entries)
+    if shard is not None:
+        entries = shard_of(entries, parse_shard(shard))
+    with Progress(transient=True) as bar:
+        task = bar.add_task("features", total=None)
+        found = ensure(
+            dataset, entries, Request(channel, input_kind, crop), cache, jobs,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    n_epochs = sum(index["n_epochs"] for _, index in found)
+    root = cache_root(dataset, cache)
+    typer.echo(f"{root}: {len(found)} nights, {n_epochs} epochs of {channel!r} ({input_kind})")

@@ -11,6 +11,7 @@ import typer
 from edgesleep.cli.app import app
 from edgesleep.cli.common import (
     AMP_HELP,
+    CACHE_HELP,
     CLASSES_HELP,
     CROP_HELP,
     DEVICE_HELP,
@@ -42,6 +43,9 @@ Resume = Annotated[
     bool, typer.Option(help="Continue a killed run from OUT.state (the same options).")
 ]
 BatchSize = Annotated[int, typer.Option(help="Windows per batch.")]
+Workers = Annotated[
+    int, typer.Option(min=0, help="DataLoader processes reading windows (0: in this one).")
+]
 Config = Annotated[
     Path | None,
     typer.Option(help="TOML with [model] (any config field of the architecture, e.g. "
@@ -49,6 +53,7 @@ Config = Annotated[
                  "options given on the command line win."),
 ]  # fmt: skip
 AmpOption = Annotated[Amp | None, typer.Option(help=AMP_HELP)]
+Cache = Annotated[Path | None, typer.Option(help=CACHE_HELP)]
 
 
 def _options(ctx: typer.Context, config: Path | None, **fields: Any) -> tuple[Any, dict]:
@@ -107,10 +112,12 @@ def train(
     seed: Seed = 0,
     lr: Lr = 1e-4,
     batch_size: BatchSize = 32,
+    workers: Workers = 0,
     device: Device = "auto",
     amp: AmpOption = None,
     config: Config = None,
     resume: Resume = False,
+    cache: Cache = None,
 ) -> None:
     """Train a model on one channel (or finetune one with --init-from)."""
     need("train")
@@ -119,12 +126,12 @@ def train(
     opts, model_fields = _options(
         ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
         patience=patience, seed=seed, class_weighting=class_weighting, finetune=finetune,
-        lr=lr, batch_size=batch_size, device=device, amp=amp,
+        lr=lr, batch_size=batch_size, workers=workers, device=device, amp=amp,
     )  # fmt: skip
     with training_progress() as show:
         ckpt = train_model(
             data, channel, out, model, int(classes), init_from, val_subjects,
-            subjects_list(subjects), crop, opts, model_fields, show, input_kind, resume,
+            subjects_list(subjects), crop, opts, model_fields, show, input_kind, resume, cache,
         )  # fmt: skip
     typer.echo(_summary(out, ckpt))
 
@@ -141,6 +148,7 @@ def evaluate(
     crop: Annotated[Crop, typer.Option(help=CROP_HELP)] = "in-bed",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics here.")] = None,
     device: Device = "auto",
+    cache: Cache = None,
 ) -> None:
     """Score a labelled dataset: accuracy, kappa, macro F1, per-class metrics, per delay."""
     need("train")
@@ -149,7 +157,7 @@ def evaluate(
     from edgesleep.train.transfer import evaluate_model
 
     ckpt, results = evaluate_model(
-        model, data, delay, subjects_list(subjects), crop, channel, device
+        model, data, delay, subjects_list(subjects), crop, channel, device, cache
     )
     label = " SYNTHETIC" if ckpt.provenance.get("synthetic") else ""
     metrics = ("accuracy", "kappa", "macro_f1", "sensitivity", "specificity")
@@ -170,12 +178,13 @@ def adapt(
     data: Annotated[Path, typer.Option(help="Dataset of unlabelled nights from the new device.")],
     out: Annotated[Path, typer.Option(help="Adapted checkpoint to write.")],
     channel: Annotated[str | None, typer.Option(help="Channel (default: the model's).")] = None,
+    cache: Cache = None,
 ) -> None:
     """Re-estimate the normalisation statistics on unlabelled nights (domain adaptation)."""
     need("train")
     from edgesleep.train.transfer import adapt_model
 
-    ckpt = adapt_model(model, data, out, channel)
+    ckpt = adapt_model(model, data, out, channel, cache)
     nights = ckpt.provenance["adapted"]["nights"]
     typer.echo(f"{out}: normalisation re-estimated on {len(nights)} nights")
 
@@ -190,6 +199,7 @@ def cv(
         str | None, typer.Option(help=f"{DEVICE_HELP} Default: the recipe's (auto).")
     ] = None,
     amp: AmpOption = None,
+    cache: Cache = None,
 ) -> None:
     """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II."""
     need("train")
@@ -198,7 +208,7 @@ def cv(
     path = find_recipe(recipe)
     parsed = on_device(load_recipe(path), device, amp)
     result_dir = out or Path("runs") / "cv" / path.stem
-    run(parsed, result_dir, progress=typer.echo)
+    run(parsed, result_dir, progress=typer.echo, cache=cache)
     typer.echo((result_dir / "cv.md").read_text())
 
 
@@ -232,10 +242,12 @@ def distill(
     seed: Seed = 0,
     lr: Lr = 1e-4,
     batch_size: BatchSize = 32,
+    workers: Workers = 0,
     device: Device = "auto",
     amp: AmpOption = None,
     config: Config = None,
     resume: Resume = False,
+    cache: Cache = None,
 ) -> None:
     """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
     channel (e.g. ECG) of the same nights."""
@@ -245,13 +257,13 @@ def distill(
     opts, model_fields = _options(
         ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
         patience=patience, seed=seed, class_weighting=class_weighting, lr=lr,
-        batch_size=batch_size, device=device, amp=amp,
+        batch_size=batch_size, workers=workers, device=device, amp=amp,
     )  # fmt: skip
     dopts = DistillOptions(soft_targets, feature_transfer, temperature, alpha)
     with training_progress() as show:
         ckpt = distill_model(
             teacher, data, student_channel, out, teacher_channel, int(classes),
             model, subjects_list(subjects), val_subjects, crop, opts, dopts, model_fields,
-            progress=show, resume=resume,
+            progress=show, resume=resume, cache=cache,
         )  # fmt: skip
     typer.echo(_summary(out, ckpt))
