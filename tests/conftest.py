@@ -93,6 +93,12 @@ TINY_MODELS = {
 }
 
 
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, dict[str, object]]:
+    """Per built-in model, config fields that make it tiny."""
+    return TINY_MODELS
+
+
 # The tiny exports: model name, input kind, channel, classes, training steps
 TINY_EXPORTS = {
     "seqsleepnet": ("seqsleepnet", "stft", "EEG Fpz-Cz", 5, 60),

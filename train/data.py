@@ -141,3 +141,71 @@ class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
             torch.from_numpy(normalise(self.images[night][start:stop], self.mean, self.std)),
             torch.from_numpy(self.labels[night][start:stop]),
         )
+
+
+class Chunks(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Training windows grouped into chunks of consecutive epochs that share encodings.
+
+    The windows of :class:`Windows` (``seq_len`` epochs every ``stride``), taken
+    ``per_chunk`` at a time along each night: a chunk holds the epochs its windows span
+    (``seq_len + (per_chunk - 1) * stride``), so each epoch is encoded once per step however
+    many windows contain it. A night's last chunk ends at the night's end and may overlap
+    the one before it; the windows seen twice are masked there (labels IGNORE), so every
+    window counts once per pass.
+
+    Items: (x (n_epochs, n_frames, n_freqs) normalised, starts (n_windows,) int64 epoch
+    offsets of the windows in the chunk, y (n_windows, seq_len) int64). Batch them with
+    :func:`collate_chunks`.
+    """
+
+    def __init__(
+        self,
+        nights: Sequence[NightFeatures],
+        mean: np.ndarray,
+        std: np.ndarray,
+        seq_len: int,
+        stride: int,
+        per_chunk: int,
+    ) -> None:
+        if not 1 <= stride < seq_len:
+            raise ValueError(f"shared encodings need a stride below {seq_len}, not {stride}")
+        self.images = [n.images for n in nights]
+        self.mean, self.std, self.seq_len = mean, std, seq_len
+        self.labels = [np.where(n.labels >= 0, n.labels, IGNORE).astype(np.int64) for n in nights]
+        # (night, window starts, windows masked at the front)
+        self.index: list[tuple[int, np.ndarray, int]] = []
+        for i, night in enumerate(nights):
+            starts = np.arange(0, night.n_epochs - seq_len + 1, stride)
+            for first in range(0, starts.size, per_chunk):
+                group, masked = starts[first : first + per_chunk], 0
+                if group.size < per_chunk and starts.size >= per_chunk:
+                    group, masked = starts[-per_chunk:], per_chunk - group.size
+                stop = group[-1] + seq_len
+                if (night.labels[group[masked] : stop] >= 0).any():
+                    self.index.append((i, group, masked))
+        if not self.index:
+            raise ValueError(f"no scored window of {seq_len} epochs in {len(nights)} nights")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        night, starts, masked = self.index[item]
+        first, stop = int(starts[0]), int(starts[-1]) + self.seq_len
+        x = normalise(self.images[night][first:stop], self.mean, self.std)
+        y = np.stack([self.labels[night][s : s + self.seq_len] for s in starts])
+        y[:masked] = IGNORE
+        return torch.from_numpy(x), torch.from_numpy(starts - first), torch.from_numpy(y)
+
+
+def collate_chunks(
+    items: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Chunks -> one batch: their epochs concatenated (n_epochs, n_frames, n_freqs), each
+    window's first epoch in that concatenation (n_windows,), labels (n_windows, seq_len)."""
+    offsets = np.cumsum([0, *(x.shape[0] for x, _, _ in items[:-1])])
+    return (
+        torch.cat([x for x, _, _ in items]),
+        torch.cat([starts + int(o) for (_, starts, _), o in zip(items, offsets, strict=True)]),
+        torch.cat([y for _, _, y in items]),
+    )

@@ -120,3 +120,20 @@ class EpochSequenceModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, L, n_frames, n_freqs) -> logits (batch, L, n_classes)."""
         return self.sequence(self.epoch_vectors(x))
+
+    def shared_forward(self, epochs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """Windows that share epochs, each epoch encoded once.
+
+        Parameters
+        ----------
+        epochs : (n_epochs, n_frames, n_freqs), runs of consecutive epochs
+        starts : (n_windows,) int64, the index in ``epochs`` of each window's first epoch
+            (window j is ``epochs[starts[j] : starts[j] + L]``)
+
+        Returns
+        -------
+        logits : (n_windows, L, n_classes), what :meth:`forward` gives on the windows
+        """
+        z = self.encoder(epochs)
+        positions = starts[:, None] + torch.arange(self.cfg.seq_len, device=starts.device)
+        return self.sequence(z[positions])

@@ -33,7 +33,15 @@ from edgesleep.config import check_keys
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
 from edgesleep.train.checkpoint import provenance
-from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights, load_features
+from edgesleep.train.data import (
+    IGNORE,
+    Chunks,
+    NightFeatures,
+    Windows,
+    class_weights,
+    collate_chunks,
+    load_features,
+)
 from edgesleep.train.evaluate import TorchScorer, evaluate_nights
 from edgesleep.train.models import STRATEGIES
 from edgesleep.train.staging import EpochSequenceModel
@@ -65,6 +73,9 @@ class TrainOptions:
     device: str = "auto"  # auto (CUDA when present, else MPS, else CPU), cpu, cuda[:N], mps
     amp: Literal["bf16"] | None = None  # bfloat16 autocast, CUDA only
     workers: int = 0  # DataLoader processes reading windows from the feature cache
+    # windows per chunk of consecutive epochs encoded once per step (0: every window
+    # encodes its own epochs); needs stride < seq_len. See train.data.Chunks.
+    shared_windows: int = 0
 
 
 def read_toml(path: Path, what: str) -> dict[str, Any]:
@@ -214,8 +225,13 @@ def cross_entropy(
     loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
 
     def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-        x, y = batch
-        return loss_fn(model(x).reshape(-1, n_classes), y.reshape(-1))
+        if len(batch) == 3:  # chunks: epochs, window starts, labels (Chunks)
+            x, starts, y = batch
+            logits = model.shared_forward(x, starts)  # type: ignore[operator]
+        else:
+            x, y = batch
+            logits = model(x)
+        return loss_fn(logits.reshape(-1, n_classes), y.reshape(-1))
 
     return batch_loss
 
@@ -276,14 +292,26 @@ def fit(
     if not trainable:
         acc = validate()
         return TrainResult(_cpu_state(model), acc, 0, 0, time.perf_counter() - start)
-    if windows is None:
+    batch_size, collate = opts.batch_size, None
+    if windows is not None and opts.shared_windows:
+        raise UsageError("shared encodings (shared_windows) are for plain training only")
+    if windows is None and opts.shared_windows:
+        if opts.stride >= cfg.seq_len:
+            raise UsageError(
+                f"shared_windows {opts.shared_windows}: windows share epochs only when the "
+                f"stride ({opts.stride}) is below the window length ({cfg.seq_len})"
+            )
+        windows = Chunks(train_nights, mean, std, cfg.seq_len, opts.stride, opts.shared_windows)
+        batch_size, collate = max(1, opts.batch_size // opts.shared_windows), collate_chunks
+    elif windows is None:
         windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
     generator = torch.Generator().manual_seed(opts.seed)
     loader = torch.utils.data.DataLoader(
         windows,
-        batch_size=opts.batch_size,
+        batch_size=batch_size,
         shuffle=True,
-        drop_last=len(windows) > opts.batch_size,  # type: ignore[arg-type]
+        drop_last=len(windows) > batch_size,  # type: ignore[arg-type]
+        collate_fn=collate,
         generator=generator,
         pin_memory=device.type == "cuda",
         num_workers=opts.workers,

@@ -103,6 +103,9 @@ def train(
     passes: Passes = 10.0,
     max_steps: MaxSteps = None,
     stride: Stride = None,
+    shared_windows: Annotated[
+        int, typer.Option(min=0, help="Windows per chunk sharing epoch encodings (stride < L).")
+    ] = 0,
     eval_every: EvalEvery = 100,
     patience: Patience = 5,
     subjects: Subjects = None,
@@ -125,7 +128,8 @@ def train(
 
     opts, model_fields = _options(
         ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
-        patience=patience, seed=seed, class_weighting=class_weighting, finetune=finetune,
+        shared_windows=shared_windows, patience=patience, seed=seed,
+        class_weighting=class_weighting, finetune=finetune,
         lr=lr, batch_size=batch_size, workers=workers, device=device, amp=amp,
     )  # fmt: skip
     with training_progress() as show:
