@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -66,12 +67,16 @@ class Checkpoint:
         return TorchScorer(self.build().to(device), self.norm_mean, self.norm_std)
 
     def save(self, path: str | Path) -> None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        """Write the checkpoint atomically (a kill while writing leaves no partial file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         payload = asdict(self)
         payload["norm_mean"] = self.norm_mean.tolist()
         payload["norm_std"] = self.norm_std.tolist()
         payload["class_labels"] = list(self.class_labels)
-        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, path)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, **payload}, tmp)
+        os.replace(tmp, path)
 
 
 def load(path: str | Path) -> Checkpoint:

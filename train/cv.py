@@ -10,15 +10,20 @@ numbers are mean ± sd over seeds.
 
 from __future__ import annotations
 
+import json
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from edgesleep.config import check_keys, from_mapping
 from edgesleep.errors import InputError, UsageError
@@ -26,10 +31,18 @@ from edgesleep.io.dataset import Crop, read_dataset
 from edgesleep.io.writers import write_report
 from edgesleep.metrics import evaluate
 from edgesleep.stages import CLASS_LABELS, class_labels
+from edgesleep.train import checkpoint as ckpt_io
+from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features
 from edgesleep.train.evaluate import predict_nights
 from edgesleep.train.models import STRATEGIES as FINETUNE
-from edgesleep.train.training import TrainOptions, read_toml, resolve_device, split_subjects
+from edgesleep.train.training import (
+    TrainOptions,
+    read_toml,
+    resolve_device,
+    split_subjects,
+    state_file,
+)
 from edgesleep.train.transfer import train_features
 
 log = logging.getLogger("edgesleep")
@@ -171,99 +184,261 @@ def on_device(recipe: Recipe, device: str | None, amp: str | None) -> Recipe:
                    pretrain=replace(recipe.pretrain, **fields))  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One (seed, fold, strategy) of a study: train, then score the fold's test subjects."""
+
+    seed: int
+    fold: int
+    strategy: str
+
+    @property
+    def name(self) -> str:
+        return f"seed{self.seed}-fold{self.fold}-{self.strategy}"
+
+
+def grid(recipe: Recipe, subjects: Sequence[str]) -> list[Cell]:
+    """Every cell of the study, in the order a single run trains them."""
+    return [
+        Cell(seed, fold, strategy)
+        for seed in recipe.seeds
+        for fold in range(len(folds_of(subjects, recipe.folds, seed)))
+        for strategy in recipe.strategies
+    ]
+
+
+def fingerprint(recipe: Recipe) -> dict[str, Any]:
+    """What makes a study's cells what they are (not where they train: a study may go on
+    on another device)."""
+    ignore = ("device", "amp", "workers")
+    run = {k: v for k, v in asdict(recipe).items() if k not in ("train", "pretrain")}
+    for part in ("train", "pretrain"):
+        run[part] = {k: v for k, v in asdict(getattr(recipe, part)).items() if k not in ignore}
+    return json.loads(json.dumps(run, default=str))
+
+
+class Study:
+    """A recipe's data and results directory: cells run here (in any process, in any
+    order) and write ``OUT/cells/CELL.json``; pretrained sources are kept in
+    ``OUT/pretrain/``; cells already written are kept (a rerun continues a study)."""
+
+    def __init__(self, recipe: Recipe, out: Path, cache: Path | None = None) -> None:
+        self.recipe, self.out = recipe, out
+        target = read_dataset(recipe.target)
+        self.synthetic = target.synthetic
+        nights = load_features(
+            target, recipe.target_channel, recipe.n_classes, recipe.crop, cache=cache
+        )
+        self.by_subject: dict[str, list[NightFeatures]] = {}
+        for night in nights:
+            self.by_subject.setdefault(night.subject, []).append(night)
+        self.source_nights: list[NightFeatures] = []
+        if recipe.source is not None and recipe.source_channel is not None:
+            source = read_dataset(recipe.source)
+            self.synthetic = self.synthetic or source.synthetic
+            self.source_nights = load_features(
+                source, recipe.source_channel, recipe.n_classes, recipe.crop, cache=cache
+            )
+        if any(s != "scratch" for s in recipe.strategies) and not self.source_nights:
+            raise InputError("strategies other than scratch need [data] source and source_channel")
+        # source and target from one cohort: pretrain per fold without the test subjects
+        self.same_cohort = (
+            recipe.source is not None and recipe.source.resolve() == recipe.target.resolve()
+        )
+
+    def cells(self) -> list[Cell]:
+        return grid(self.recipe, list(self.by_subject))
+
+    def cell_path(self, cell: Cell) -> Path:
+        return self.out / "cells" / f"{cell.name}.json"
+
+    def check_out(self) -> None:
+        """Refuse a results directory that holds another recipe's cells; else mark it."""
+        mark = self.out / "cells" / "recipe.json"
+        mine = fingerprint(self.recipe)
+        if mark.is_file() and json.loads(mark.read_text()) != mine:
+            raise UsageError(
+                f"{self.out}: holds the cells of another recipe (or other options); use "
+                "another --out, or --fresh to discard them"
+            )
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(json.dumps(mine, indent=1) + "\n")
+
+    def test_subjects(self, cell: Cell) -> list[str]:
+        return folds_of(list(self.by_subject), self.recipe.folds, cell.seed)[cell.fold]
+
+    def pretrain_path(self, cell: Cell) -> Path | None:
+        """Where the cell's pretrained source is kept; None for training from scratch."""
+        if cell.strategy == "scratch":
+            return None
+        name = f"seed{cell.seed}-fold{cell.fold}" if self.same_cohort else f"seed{cell.seed}"
+        return self.out / "pretrain" / f"{name}.pt"
+
+    def pretrained(self, cell: Cell) -> Checkpoint | None:
+        """The cell's pretrained source: read if kept, else trained (on every source
+        subject but the fold's test subjects when source and target are one cohort)."""
+        path = self.pretrain_path(cell)
+        if path is None:
+            return None
+        if path.is_file():
+            return ckpt_io.load(path)
+        recipe = self.recipe
+        exclude = self.test_subjects(cell) if self.same_cohort else []
+        ids = sorted({n.subject for n in self.source_nights} - set(exclude))
+        train_ids, val_ids = split_subjects(ids, recipe.source_val_subjects, cell.seed)
+        ckpt = train_features(
+            [n for n in self.source_nights if n.subject in train_ids],
+            [n for n in self.source_nights if n.subject in val_ids],
+            recipe.source_channel or "",
+            n_classes=recipe.n_classes,
+            opts=replace(recipe.pretrain, seed=cell.seed),
+            state_path=state_file(path, resume=True),
+        )
+        ckpt.save(path)
+        return ckpt
+
+    def run_cell(self, cell: Cell) -> dict[str, Any]:
+        """Train and score one cell; write and return its result."""
+        recipe, t0 = self.recipe, time.perf_counter()
+        test_ids = self.test_subjects(cell)
+        rest = [s for s in self.by_subject if s not in test_ids]
+        train_ids, val_ids = split_subjects(rest, recipe.n_val_subjects, cell.seed)
+        test_n = [n for s in test_ids for n in self.by_subject[s]]
+        source = self.pretrained(cell)
+        path = self.cell_path(cell)
+        ckpt = train_features(
+            [n for s in train_ids for n in self.by_subject[s]],
+            [n for s in val_ids for n in self.by_subject[s]],
+            recipe.target_channel,
+            n_classes=recipe.n_classes,
+            source=source,
+            opts=replace(recipe.train, seed=cell.seed,
+                         finetune="all" if cell.strategy == "scratch" else cell.strategy),
+            state_path=state_file(path, resume=True),
+        )  # fmt: skip
+        scorer = ckpt.scorer(resolve_device(recipe.train.device))
+        preds = predict_nights(scorer, test_n, recipe.delays)
+        result = {
+            "cell": cell.name,
+            "test_records": [n.record for n in test_n],
+            "truth": [n.labels.tolist() for n in test_n],
+            "preds": {str(k): [p.tolist() for p in per] for k, per in preds.items()},
+            "steps": ckpt.provenance["training"]["steps"],
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result) + "\n")
+        os.replace(tmp, path)
+        return result
+
+
+_STUDY: Study | None = None  # the study of a --jobs worker process
+
+
+def _start_worker(recipe: Recipe, out: Path, cache: Path | None, threads: int) -> None:
+    global _STUDY
+    torch.set_num_threads(threads)
+    _STUDY = Study(recipe, out, cache)
+
+
+def _worker_cell(cell: Cell) -> tuple[Cell, int]:
+    assert _STUDY is not None
+    return cell, _STUDY.run_cell(cell)["steps"]
+
+
+def _worker_pretrain(cell: Cell) -> None:
+    assert _STUDY is not None
+    _STUDY.pretrained(cell)
+
+
 def run(
     recipe: Recipe,
     out: Path,
     progress: Callable[[str], None] | None = None,
     cache: Path | None = None,
-) -> dict[str, Any]:
-    """Run every seed, fold and strategy; write ``cv.json`` and ``cv.md`` under ``out``."""
+    jobs: int = 1,
+    part: tuple[int, int] | None = None,
+) -> dict[str, Any] | None:
+    """Run the study's cells that are not done yet (``part`` (I, N): only every N-th from
+    the I-th), over ``jobs`` processes; then, unless a part was asked for, merge every cell
+    into ``cv.json`` and ``cv.md`` under ``out`` (:func:`collect`) and return the result."""
     say = progress or (lambda message: log.info("%s", message))
     for opts in (recipe.train, recipe.pretrain):  # before any data is written or read
         if resolve_device(opts.device).type != "cuda" and opts.amp is not None:
             raise UsageError(f"--amp {opts.amp} runs on CUDA only; this run is on {opts.device}")
     make_synthetic(recipe)
-    started = time.perf_counter()
-    target = read_dataset(recipe.target)
-    target_nights = load_features(
-        target, recipe.target_channel, recipe.n_classes, recipe.crop, cache=cache
-    )
-    by_subject: dict[str, list[NightFeatures]] = {}
-    for night in target_nights:
-        by_subject.setdefault(night.subject, []).append(night)
-    source_nights: list[NightFeatures] = []
-    synthetic = target.synthetic
-    if recipe.source is not None and recipe.source_channel is not None:
-        source_ds = read_dataset(recipe.source)
-        synthetic = synthetic or source_ds.synthetic
-        source_nights = load_features(
-            source_ds, recipe.source_channel, recipe.n_classes, recipe.crop, cache=cache
+    study = Study(recipe, out, cache)  # computes missing features before workers start
+    study.check_out()
+    cells = study.cells()
+    mine = cells if part is None else cells[part[0] - 1 :: part[1]]
+    todo = [c for c in mine if not study.cell_path(c).is_file()]
+    if len(todo) < len(mine):
+        say(f"{len(mine) - len(todo)} of {len(mine)} cells already done in {out}")
+
+    def done(cell: Cell, steps: int, count: int) -> None:
+        say(f"seed {cell.seed} fold {cell.fold} {cell.strategy}: {steps} steps "
+            f"({count}/{len(todo)})")  # fmt: skip
+
+    if jobs > 1 and len(todo) > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, context, _start_worker,
+                                 (recipe, out, cache, threads)) as pool:  # fmt: skip
+            sources: dict[Path, Cell] = {}
+            for c in todo:
+                path = study.pretrain_path(c)
+                if path is not None and not path.is_file():
+                    sources.setdefault(path, c)
+            list(pool.map(_worker_pretrain, sources.values()))  # each source once
+            for count, (cell, steps) in enumerate(pool.map(_worker_cell, todo), 1):
+                done(cell, steps, count)
+    else:
+        for count, cell in enumerate(todo, 1):
+            done(cell, study.run_cell(cell)["steps"], count)
+    if part is not None:
+        say(f"part {part[0]}/{part[1]}: {len(mine)} cells in {out / 'cells'}; "
+            "merge the parts with --collect when every part is done")  # fmt: skip
+        return None
+    return collect(study)
+
+
+def collect(study: Study) -> dict[str, Any]:
+    """Merge every cell of the study into ``cv.json`` and ``cv.md``: the same tables as a
+    single run.
+
+    Raises
+    ------
+    InputError
+        Cells are missing (the message says how many, and how to run them).
+    """
+    recipe, cells = study.recipe, study.cells()
+    missing = [c.name for c in cells if not study.cell_path(c).is_file()]
+    if missing:
+        raise InputError(
+            f"{study.out}: {len(missing)} of {len(cells)} cells not done yet (e.g. "
+            f"{missing[:3]}); run the remaining parts (or the study without --part) first"
         )
-    needs_source = any(s not in ("scratch",) for s in recipe.strategies)
-    if needs_source and not source_nights:
-        raise InputError("strategies other than scratch need [data] source and source_channel")
-    # predictions[strategy][delay][seed] -> list of per-night predictions (pooled over folds)
+    # predictions[strategy][delay][seed] -> per-night predictions, pooled over folds
     preds: dict[str, dict[int, dict[int, list[np.ndarray]]]] = {
         s: {k: {} for k in recipe.delays} for s in recipe.strategies
     }
     truth: dict[int, list[np.ndarray]] = {}
     timing: dict[str, float] = {}
-    # Source and target from the same cohort: pretrain per fold without the test subjects.
-    same_cohort = recipe.source is not None and recipe.source.resolve() == recipe.target.resolve()
-
-    def pretrain(seed: int, exclude: Sequence[str]) -> Any:
-        ids = sorted({n.subject for n in source_nights} - set(exclude))
-        train_ids, val_ids = split_subjects(ids, recipe.source_val_subjects, seed)
-        t0 = time.perf_counter()
-        ckpt = train_features(
-            [n for n in source_nights if n.subject in train_ids],
-            [n for n in source_nights if n.subject in val_ids],
-            recipe.source_channel or "",
-            n_classes=recipe.n_classes,
-            opts=replace(recipe.pretrain, seed=seed),
-        )
-        timing["pretrain"] = timing.get("pretrain", 0.0) + time.perf_counter() - t0
-        say(
-            f"seed {seed}: pretrained on {recipe.source_channel} "
-            f"(val acc {ckpt.provenance['metrics']['val_accuracy']:.3f})"
-        )
-        return ckpt
-
-    for seed in recipe.seeds:
-        source_ckpt = pretrain(seed, []) if needs_source and not same_cohort else None
-        truth[seed] = []
-        for fold, test_ids in enumerate(folds_of(list(by_subject), recipe.folds, seed)):
-            if needs_source and same_cohort:
-                source_ckpt = pretrain(seed, test_ids)
-            rest = [s for s in by_subject if s not in test_ids]
-            train_ids, val_ids = split_subjects(rest, recipe.n_val_subjects, seed)
-            train_n = [n for s in train_ids for n in by_subject[s]]
-            val_n = [n for s in val_ids for n in by_subject[s]]
-            test_n = [n for s in test_ids for n in by_subject[s]]
-            truth[seed] += [n.labels for n in test_n]
-            for strategy in recipe.strategies:
-                t0 = time.perf_counter()
-                finetune = "all" if strategy == "scratch" else strategy
-                ckpt = train_features(
-                    train_n,
-                    val_n,
-                    recipe.target_channel,
-                    n_classes=recipe.n_classes,
-                    source=None if strategy == "scratch" else source_ckpt,
-                    opts=replace(recipe.train, seed=seed, finetune=finetune),
-                )
-                scorer = ckpt.scorer(resolve_device(recipe.train.device))
-                for k, p in predict_nights(scorer, test_n, recipe.delays).items():
-                    preds[strategy][k].setdefault(seed, []).extend(p)
-                timing[strategy] = timing.get(strategy, 0.0) + time.perf_counter() - t0
-                say(
-                    f"seed {seed} fold {fold} {strategy}: "
-                    f"{ckpt.provenance['training']['steps']} steps"
-                )
-    result = summarise(recipe, preds, truth, synthetic)
+    for cell in cells:
+        result = json.loads(study.cell_path(cell).read_text())
+        if cell.strategy == recipe.strategies[0]:
+            truth.setdefault(cell.seed, []).extend(np.asarray(t) for t in result["truth"])
+        for k in recipe.delays:
+            per_seed = preds[cell.strategy][k].setdefault(cell.seed, [])
+            per_seed.extend(np.asarray(p) for p in result["preds"][str(k)])
+        timing[cell.strategy] = timing.get(cell.strategy, 0.0) + result["seconds"]
+    for path in sorted((study.out / "pretrain").glob("*.pt")):
+        seconds = ckpt_io.load(path).provenance["training"]["seconds"]
+        timing["pretrain"] = timing.get("pretrain", 0.0) + seconds
+    result = summarise(recipe, preds, truth, study.synthetic)
     result["seconds"] = {k: round(v, 1) for k, v in timing.items()}
-    result["total_seconds"] = round(time.perf_counter() - started, 1)
-    write_report(out, "cv", result, to_markdown(result))
+    result["total_seconds"] = round(sum(timing.values()), 1)
+    write_report(study.out, "cv", result, to_markdown(result))
     return result
 
 

@@ -416,6 +416,7 @@ def _save_state(
         "torch_rng": torch.get_rng_state(),
         **loop,
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)

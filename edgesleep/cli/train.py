@@ -204,15 +204,42 @@ def cv(
     ] = None,
     amp: AmpOption = None,
     cache: Cache = None,
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Cells (seed, fold, strategy) trained at once.")
+    ] = 1,
+    part: Annotated[
+        str | None,
+        typer.Option(help="I/N: only every N-th cell from the I-th (a cluster array job)."),
+    ] = None,
+    collect: Annotated[
+        bool, typer.Option("--collect", help="Merge the finished parts into cv.json/cv.md.")
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Discard the cells already done in --out.")
+    ] = False,
 ) -> None:
-    """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II."""
+    """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II.
+    Cells already done in --out are kept: a rerun continues a killed study."""
     need("train")
-    from edgesleep.train.cv import find_recipe, load_recipe, on_device, run
+    import shutil
+
+    from edgesleep.train.cache import parse_shard
+    from edgesleep.train.cv import Study, find_recipe, load_recipe, on_device, run
+    from edgesleep.train.cv import collect as collect_cells
 
     path = find_recipe(recipe)
     parsed = on_device(load_recipe(path), device, amp)
     result_dir = out or Path("runs") / "cv" / path.stem
-    run(parsed, result_dir, progress=typer.echo, cache=cache)
+    shard = parse_shard(part) if part is not None else None
+    if fresh:
+        for folder in ("cells", "pretrain"):
+            shutil.rmtree(result_dir / folder, ignore_errors=True)
+    if collect:
+        study = Study(parsed, result_dir, cache)
+        study.check_out()
+        collect_cells(study)
+    elif run(parsed, result_dir, typer.echo, cache, jobs, shard) is None:
+        return
     typer.echo((result_dir / "cv.md").read_text())
 
 
