@@ -184,6 +184,23 @@ def on_device(recipe: Recipe, device: str | None, amp: str | None) -> Recipe:
                    pretrain=replace(recipe.pretrain, **fields))  # fmt: skip
 
 
+def quick(recipe: Recipe) -> Recipe:
+    """A smoke run of a recipe on its real file layout: 2 folds, its first seed, one
+    validation subject, one pass of at most 5 steps per training (seconds, not hours);
+    says nothing about accuracy."""
+    fast = {"passes": 1.0, "max_steps": 5, "eval_every": 5}
+    return replace(
+        recipe,
+        name=f"{recipe.name} (quick smoke run)",
+        folds=2,
+        seeds=recipe.seeds[:1],
+        n_val_subjects=1,
+        source_val_subjects=1,
+        train=replace(recipe.train, **fast),
+        pretrain=replace(recipe.pretrain, **fast),
+    )
+
+
 @dataclass(frozen=True)
 class Cell:
     """One (seed, fold, strategy) of a study: train, then score the fold's test subjects."""

@@ -217,6 +217,10 @@ def cv(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Discard the cells already done in --out.")
     ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Smoke run: 2 folds, 1 seed, at most 5 steps per model."),
+    ] = False,
 ) -> None:
     """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II.
     Cells already done in --out are kept: a rerun continues a killed study."""
@@ -226,10 +230,13 @@ def cv(
     from edgesleep.train.cache import parse_shard
     from edgesleep.train.cv import Study, find_recipe, load_recipe, on_device, run
     from edgesleep.train.cv import collect as collect_cells
+    from edgesleep.train.cv import quick as quick_recipe
 
     path = find_recipe(recipe)
     parsed = on_device(load_recipe(path), device, amp)
-    result_dir = out or Path("runs") / "cv" / path.stem
+    if quick:
+        parsed = quick_recipe(parsed)
+    result_dir = out or Path("runs") / "cv" / (path.stem + ("-quick" if quick else ""))
     shard = parse_shard(part) if part is not None else None
     if fresh:
         for folder in ("cells", "pretrain"):

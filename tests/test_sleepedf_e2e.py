@@ -1,0 +1,96 @@
+"""End to end on Sleep-EDF's real file layout, no network: `data fetch sleep-edf` from a
+local HTTP mirror of Sleep-EDF-shaped SYNTHETIC PSG files (the real names, start times and
+lengths, with the shipped expert hypnograms), then `cv --recipe sleepedf_eeg_to_eog --quick`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import write_edf
+from typer.testing import CliRunner
+
+from edgesleep.cli import app
+from edgesleep.dsp import EPOCH_S, SFREQ
+from edgesleep.io import edf
+from edgesleep.io.hypnogram import read_hypnogram
+from edgesleep.io.sleepedf import records
+
+SUBJECTS = (0, 1, 2, 3)
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def stand_in_psg(path: Path, hypnogram: Path, seed: int) -> None:
+    """A SYNTHETIC PSG shaped like Sleep-EDF's: EEG Fpz-Cz and EOG horizontal at 100 Hz
+    from the hypnogram's start to an hour past its last scored epoch; noise whose level
+    and rhythm follow the stages (cheap: this test checks plumbing, not accuracy)."""
+    stages = read_hypnogram(hypnogram)
+    n_epochs = int(np.flatnonzero(stages >= 0)[-1]) + 1 + 120
+    stages = np.concatenate([stages, np.full(120, -2)])[:n_epochs]
+    rng = np.random.default_rng(seed)
+    n = int(EPOCH_S * SFREQ)
+    t = np.arange(n_epochs * n) / SFREQ
+    hz = np.repeat(np.choose(np.clip(stages, 0, 4), [10.0, 6.0, 13.0, 1.5, 7.0]), n)
+    amp = np.repeat(np.choose(np.clip(stages, 0, 4), [15.0, 25.0, 30.0, 60.0, 20.0]), n)
+    eeg = amp * np.sin(2 * np.pi * hz * t) + 10 * rng.standard_normal(t.size)
+    eog = (np.repeat(stages == 4, n) * 80 * np.sin(2 * np.pi * 0.5 * t)
+           + 10 * rng.standard_normal(t.size))  # fmt: skip
+    write_edf(path, {"EEG Fpz-Cz": (eeg, SFREQ, "uV"), "EOG horizontal": (eog, SFREQ, "uV")},
+              start=edf.header(hypnogram)["start"])  # fmt: skip
+
+
+@pytest.fixture
+def mirror(tmp_path: Path) -> Iterator[str]:
+    """sleep-edfx/1.0.0 for subjects 0-3 on a local HTTP server."""
+    root = tmp_path / "mirror"
+    sc = root / "sleep-cassette"
+    sc.mkdir(parents=True)
+    for rec in records().values():
+        if rec.subject in SUBJECTS:
+            hyp = sc / rec.hypnogram_file
+            hyp.write_bytes(rec.hypnogram_path.read_bytes())
+            stand_in_psg(sc / rec.psg_file, hyp, seed=rec.subject * 2 + rec.night)
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} sleep-cassette/{p.name}"
+             for p in sorted(sc.iterdir())]  # fmt: skip
+    (root / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_then_quick_cv_of_the_paper_recipe(
+    mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the recipe reads data/sleep-edf from here
+    runner = CliRunner()
+    fetched = runner.invoke(app, ["data", "fetch", "sleep-edf", "--out", "data/sleep-edf",
+                                  "--subjects", "0-3", "--base-url", mirror])  # fmt: skip
+    assert fetched.exit_code == 0, fetched.output
+    assert "8 nights of 4 subjects" in fetched.output
+    result = runner.invoke(app, ["cv", "--recipe", "sleepedf_eeg_to_eog", "--quick"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "runs" / "cv" / "sleepedf_eeg_to_eog-quick"
+    report = json.loads((out / "cv.json").read_text())
+    assert report["folds"] == 2 and report["seeds"] == [0]
+    assert report["train"]["stride"] == 1 and report["train"]["shared_windows"] == 16
+    assert set(report["results"]) == {"scratch", "none", "softmax", "softmax+epoch",
+                                      "softmax+sequence", "all"}  # fmt: skip
+    assert len(list((out / "cells").glob("seed0-fold*.json"))) == 12
+    assert len(list((out / "pretrain").glob("seed0-fold*.pt"))) == 2  # one per fold
+    assert "quick smoke run" in (out / "cv.md").read_text()
+    # the features were cached next to the dataset, keyed by channel and crop
+    assert len(list(Path("data/sleep-edf/cache").glob("stft-*/*.npy"))) == 16
