@@ -32,8 +32,9 @@ from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop
 from edgesleep.stages import collapse_matrix
 from edgesleep.train import checkpoint as ckpt_io
+from edgesleep.train import distributed
 from edgesleep.train.checkpoint import Checkpoint
-from edgesleep.train.data import IGNORE, NightFeatures, Windows, class_weights
+from edgesleep.train.data import NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.staging import EpochSequenceModel
@@ -43,6 +44,7 @@ from edgesleep.train.training import (
     resolve_device,
     split_dataset,
     state_file,
+    weighted_cross_entropy,
 )
 from edgesleep.train.transfer import check_choices
 
@@ -86,7 +88,6 @@ def distill_loss(
     """The batch loss for :func:`edgesleep.train.training.fit`."""
     device = next(teacher.parameters()).device
     collapse = torch.from_numpy(collapse_matrix(teacher_classes, n_classes)).to(device)
-    ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
     temp = opts.temperature
 
     def loss(student: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -94,7 +95,8 @@ def distill_loss(
         xs, xt, y = batch
         zs = student.epoch_vectors(xs)  # (batch, L, dim)
         logits = student.sequence(zs).reshape(-1, n_classes)
-        hard = ce(logits, y.reshape(-1))
+        hard = weighted_cross_entropy(logits, y.reshape(-1), weight)
+        n_rows = distributed.global_sum(logits.new_tensor(logits.shape[0]))  # epochs, all ranks
         total = hard if not opts.soft_targets else (1 - opts.alpha) * hard
         if opts.soft_targets or opts.feature_transfer:
             with torch.no_grad():
@@ -105,12 +107,12 @@ def distill_loss(
                 torch.softmax(t_logits.reshape(-1, teacher_classes) / temp, dim=1) @ collapse
             )
             log_student = torch.log_softmax(logits / temp, dim=1)
-            kl = nn.functional.kl_div(log_student, p_teacher, reduction="batchmean")
+            kl = nn.functional.kl_div(log_student, p_teacher, reduction="sum") / n_rows
             total = total + opts.alpha * temp**2 * kl
         if opts.feature_transfer and head is not None:
             target = nn.functional.normalize(zt.reshape(-1, zt.shape[-1]), dim=1)
             mapped = nn.functional.normalize(head(zs.reshape(-1, zs.shape[-1])), dim=1)
-            total = total + opts.feature_weight * ((mapped - target) ** 2).sum(dim=1).mean()
+            total = total + opts.feature_weight * ((mapped - target) ** 2).sum(dim=1).sum() / n_rows
         return total
 
     return loss
@@ -163,7 +165,7 @@ def distill_features(
         teacher_dim = teacher.encoder(torch.zeros(1, *train_t[0].images.shape[1:])).shape[1]
         student_dim = student.encoder(torch.zeros(1, *train_s[0].images.shape[1:])).shape[1]
         head = nn.Linear(student_dim, teacher_dim)
-    device = resolve_device(opts.device)
+    device = distributed.setup(resolve_device(opts.device))
     teacher.to(device)
     if head is not None:
         head.to(device)
@@ -238,11 +240,17 @@ def distill_model(
         )
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop, cache)
     t_channel = teacher_channel or teacher_ckpt.channel
+    distributed.setup(resolve_device(opts.device))  # under torchrun: join the ranks
+    with distributed.main_first():  # rank 0 clears an old state, fills the feature cache
+        state_path = state_file(out, resume or not distributed.is_main())
+        train_s = split.nights(split.train, student_channel)
+        val_s = split.nights(split.val, student_channel)
+        train_t = split.nights(split.train, t_channel)
     ckpt = distill_features(
         teacher_ckpt,
-        split.nights(split.train, student_channel),
-        split.nights(split.val, student_channel),
-        split.nights(split.train, t_channel),
+        train_s,
+        val_s,
+        train_t,
         student_channel,
         t_channel,
         n_classes,
@@ -252,9 +260,10 @@ def distill_model(
         model_fields,
         progress,
         "stft",
-        state_file(out, resume),
+        state_path,
         **split.provenance(),
         teacher_path=str(teacher_path),
     )
-    ckpt.save(out)
+    if distributed.is_main():
+        ckpt.save(out)
     return ckpt

@@ -32,6 +32,7 @@ from torch import nn
 from edgesleep.config import check_keys
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
+from edgesleep.train import distributed
 from edgesleep.train.checkpoint import provenance
 from edgesleep.train.data import (
     IGNORE,
@@ -222,7 +223,6 @@ def cross_entropy(
     """Cross-entropy on (x, y) batches, optionally with inverse-frequency class weights."""
     weight = torch.from_numpy(class_weights(train_nights, n_classes)) if class_weighting else None
     weight = weight.to(device) if weight is not None and device is not None else weight
-    loss_fn = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
 
     def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(batch) == 3:  # chunks: epochs, window starts, labels (Chunks)
@@ -231,9 +231,32 @@ def cross_entropy(
         else:
             x, y = batch
             logits = model(x)
-        return loss_fn(logits.reshape(-1, n_classes), y.reshape(-1))
+        return weighted_cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), weight)
 
     return batch_loss
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None
+) -> torch.Tensor:
+    """Cross-entropy averaged over the scored epochs of the *global* batch (weighted as
+    torch's weighted mean: divided by the sum of the labels' weights); in a distributed
+    run, this rank's share, so that the ranks' gradients add up to the single-process one.
+
+    Parameters
+    ----------
+    logits : (n, n_classes)
+    labels : (n,), IGNORE for unscored epochs
+    weight : (n_classes,) or None
+    """
+    if distributed.world()[1] == 1:  # torch's own weighted mean (bit for bit as before)
+        return nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE)
+    total = nn.functional.cross_entropy(
+        logits, labels, weight=weight, ignore_index=IGNORE, reduction="sum"
+    )
+    scored = labels[labels != IGNORE]
+    count = weight[scored].sum() if weight is not None else total.new_tensor(scored.numel())
+    return total / distributed.global_sum(count)
 
 
 def _optimizer(model: EpochSequenceModel, opts: TrainOptions) -> torch.optim.Optimizer:
@@ -276,18 +299,24 @@ def fit(
     as the uninterrupted run would have (on the CPU, bit for bit). It is removed at the end.
     """
     cfg: Any = model.cfg
-    device = resolve_device(opts.device)
+    device = distributed.setup(resolve_device(opts.device))
+    rank, n_ranks = distributed.world()
     if opts.amp is not None and device.type != "cuda":
         raise UsageError(f"--amp {opts.amp} runs on CUDA only; this run is on {device}")
     model.to(device)
-    torch.manual_seed(opts.seed)
+    distributed.broadcast_params([*model.parameters(), *extra_params])
+    torch.manual_seed(opts.seed + rank)  # dropout differs between ranks
     start = time.perf_counter()
     trainable = set_trainable(model, opts.finetune)
     scorer = TorchScorer(model, mean, std)
 
     def validate() -> float:
-        metrics = evaluate_nights(scorer, val_nights, cfg.n_classes, [cfg.seq_len - 1])
-        return float(metrics[cfg.seq_len - 1]["accuracy"])  # type: ignore[arg-type]
+        """Rank 0's validation accuracy, on every rank (one early-stopping decision)."""
+        acc = 0.0
+        if rank == 0:
+            metrics = evaluate_nights(scorer, val_nights, cfg.n_classes, [cfg.seq_len - 1])
+            acc = float(metrics[cfg.seq_len - 1]["accuracy"])  # type: ignore[arg-type]
+        return distributed.broadcast_float(acc, device)
 
     if not trainable:
         acc = validate()
@@ -305,12 +334,14 @@ def fit(
         batch_size, collate = max(1, opts.batch_size // opts.shared_windows), collate_chunks
     elif windows is None:
         windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
-    generator = torch.Generator().manual_seed(opts.seed)
+    generator = torch.Generator().manual_seed(opts.seed)  # the same order on every rank
     loader = torch.utils.data.DataLoader(
         windows,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(windows) > batch_size,  # type: ignore[arg-type]
+        batch_sampler=distributed.RankBatches(
+            torch.utils.data.RandomSampler(windows, generator=generator),  # type: ignore[arg-type]
+            batch_size,
+            drop_last=len(windows) > batch_size,  # type: ignore[arg-type]
+        ),
         collate_fn=collate,
         generator=generator,
         pin_memory=device.type == "cuda",
@@ -325,11 +356,12 @@ def fit(
     optimizer = _optimizer(model, opts)
     if extra_params:
         optimizer.add_param_group({"params": list(extra_params), "weight_decay": 0.0})
+    stepped = [p for group in optimizer.param_groups for p in group["params"]]
     best = TrainResult(_cpu_state(model), -1.0, 0, 0, 0.0)
     step, since_best, running = 0, 0, float("nan")
     pass_start, skip = generator.get_state(), 0
     run = {**asdict(opts), "device": None, "amp": None, "workers": None}  # may resume elsewhere
-    fingerprint = json.dumps({"opts": run, "config": asdict(cfg)}, sort_keys=True)
+    fingerprint = json.dumps({"opts": run, "config": asdict(cfg), "ranks": n_ranks}, sort_keys=True)
     if state_path is not None and state_path.is_file():
         state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
         best, step, since_best, running = (
@@ -350,9 +382,10 @@ def fit(
             with autocast():
                 value_t = loss(model, [b.to(device, non_blocking=True) for b in batch])
             value_t.backward()
+            distributed.sum_gradients(stepped)
             optimizer.step()
             step += 1
-            value = value_t.item()
+            value = distributed.global_sum(value_t).item()
             running = value if np.isnan(running) else 0.95 * running + 0.05 * value
             if step % opts.eval_every == 0 or step == total:
                 acc = validate()
@@ -362,8 +395,9 @@ def fit(
                     best.best_val_accuracy, best.best_step, since_best = acc, step, 0
                 else:
                     since_best += 1
-                if state_path is not None:
-                    _save_state(state_path, fingerprint, model, optimizer, extra_params, {
+                rngs = distributed.gather_objects(torch.get_rng_state())
+                if state_path is not None and rank == 0:
+                    _save_state(state_path, fingerprint, model, optimizer, extra_params, rngs, {
                         "best": best, "step": step, "since_best": since_best,
                         "running": running, "pass_start": pass_start, "batch_in_pass": i + 1,
                     })  # fmt: skip
@@ -375,7 +409,7 @@ def fit(
             pass_start, skip = generator.get_state(), 0
             continue
         break
-    if state_path is not None:
+    if state_path is not None and rank == 0:
         state_path.unlink(missing_ok=True)
     best.steps = step
     best.seconds = time.perf_counter() - start
@@ -405,15 +439,17 @@ def _save_state(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     extra_params: Sequence[nn.Parameter],
+    rngs: list[Any],
     loop: dict[str, Any],
 ) -> None:
-    """The training state, written atomically (a kill while writing leaves the last one)."""
+    """The training state, written atomically (a kill while writing leaves the last one);
+    ``rngs``: every rank's torch RNG state."""
     state = {
         "fingerprint": fingerprint,
         "model": _cpu_state(model),
         "optimizer": optimizer.state_dict(),
         "extra": [p.detach().cpu().clone() for p in extra_params],
-        "torch_rng": torch.get_rng_state(),
+        "torch_rngs": rngs,
         **loop,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -441,7 +477,7 @@ def _load_state(
     with torch.no_grad():
         for p, saved in zip(extra_params, state["extra"], strict=True):
             p.copy_(saved)
-    torch.set_rng_state(state["torch_rng"])
+    torch.set_rng_state(state["torch_rngs"][distributed.world()[0]])
     return state
 
 

@@ -15,6 +15,7 @@ from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, check_crop, read_dataset
 from edgesleep.stages import CLASS_LABELS
 from edgesleep.train import checkpoint as ckpt_io
+from edgesleep.train import distributed
 from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
@@ -161,11 +162,15 @@ def train_model(
     opts = opts or TrainOptions()
     check_choices(model_name, n_classes, input_kind, opts, crop, model_fields)
     source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
-    state_path = state_file(out, resume)
+    distributed.setup(resolve_device(opts.device))  # under torchrun: join the ranks
     split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop, cache)
+    with distributed.main_first():  # rank 0 clears an old state, fills the feature cache
+        state_path = state_file(out, resume or not distributed.is_main())
+        train_nights = split.nights(split.train, channel, input_kind)
+        val_nights = split.nights(split.val, channel, input_kind)
     ckpt = train_features(
-        split.nights(split.train, channel, input_kind),
-        split.nights(split.val, channel, input_kind),
+        train_nights,
+        val_nights,
         channel,
         model_name,
         n_classes,
@@ -178,7 +183,8 @@ def train_model(
         **split.provenance(),
         init_from=str(init_from) if init_from else None,
     )
-    ckpt.save(out)
+    if distributed.is_main():
+        ckpt.save(out)
     return ckpt
 
 

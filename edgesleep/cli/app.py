@@ -11,6 +11,7 @@ for Ctrl-C. Anything else is a bug: one line naming it, exit 1.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -97,3 +98,5 @@ def _main(
     handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if verbose or debug else logging.INFO)
+    if int(os.environ.get("RANK", "0")) != 0:  # a torchrun rank other than 0: warnings only
+        log.setLevel(logging.WARNING)

@@ -54,6 +54,35 @@ Config = Annotated[
 ]  # fmt: skip
 AmpOption = Annotated[Amp | None, typer.Option(help=AMP_HELP)]
 Cache = Annotated[Path | None, typer.Option(help=CACHE_HELP)]
+Nproc = Annotated[
+    int,
+    typer.Option(min=1, help="Processes training together (torchrun: gloo on CPU, NCCL on CUDA)."),
+]
+
+
+def _launch(verb: str, nproc: int) -> bool:
+    """Run this command again as ``nproc`` torchrun ranks (``python -m edgesleep.train``);
+    False if one process trains (or this already is a rank)."""
+    import os
+    import subprocess
+    import sys
+
+    if nproc == 1 or "WORLD_SIZE" in os.environ:
+        return False
+    args = sys.argv[sys.argv.index(verb) + 1 :]
+    for i, arg in enumerate(args):
+        if arg == "--nproc":
+            del args[i : i + 2]
+            break
+        if arg.startswith("--nproc="):
+            del args[i]
+            break
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "edgesleep.train", verb, *args]  # fmt: skip
+    code = subprocess.run(command, check=False).returncode
+    if code:
+        raise typer.Exit(code)
+    return True
 
 
 def _options(ctx: typer.Context, config: Path | None, **fields: Any) -> tuple[Any, dict]:
@@ -121,9 +150,12 @@ def train(
     config: Config = None,
     resume: Resume = False,
     cache: Cache = None,
+    nproc: Nproc = 1,
 ) -> None:
     """Train a model on one channel (or finetune one with --init-from)."""
     need("train")
+    if _launch("train", nproc):
+        return
     from edgesleep.train.transfer import train_model
 
     opts, model_fields = _options(
@@ -286,10 +318,13 @@ def distill(
     config: Config = None,
     resume: Resume = False,
     cache: Cache = None,
+    nproc: Nproc = 1,
 ) -> None:
     """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
     channel (e.g. ECG) of the same nights."""
     need("train")
+    if _launch("distill", nproc):
+        return
     from edgesleep.train.distill import DistillOptions, distill_model
 
     opts, model_fields = _options(
