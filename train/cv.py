@@ -368,6 +368,14 @@ def _worker_pretrain(cell: Cell) -> None:
     _STUDY.pretrained(cell)
 
 
+def parts(cells: Sequence[Cell], n: int) -> list[list[Cell]]:
+    """The cells cut into ``n`` runs of consecutive cells (sizes differ by at most one):
+    disjoint, covering them all, and each part mostly whole folds, so few parts need the
+    same pretrained source."""
+    bounds = np.linspace(0, len(cells), n + 1).round().astype(int)
+    return [list(cells[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
 def run(
     recipe: Recipe,
     out: Path,
@@ -376,8 +384,8 @@ def run(
     jobs: int = 1,
     part: tuple[int, int] | None = None,
 ) -> dict[str, Any] | None:
-    """Run the study's cells that are not done yet (``part`` (I, N): only every N-th from
-    the I-th), over ``jobs`` processes; then, unless a part was asked for, merge every cell
+    """Run the study's cells that are not done yet (``part`` (I, N): only the I-th of
+    :func:`parts`), over ``jobs`` processes; then, unless a part was asked for, merge every cell
     into ``cv.json`` and ``cv.md`` under ``out`` (:func:`collect`) and return the result."""
     say = progress or (lambda message: log.info("%s", message))
     for opts in (recipe.train, recipe.pretrain):  # before any data is written or read
@@ -387,7 +395,7 @@ def run(
     study = Study(recipe, out, cache)  # computes missing features before workers start
     study.check_out()
     cells = study.cells()
-    mine = cells if part is None else cells[part[0] - 1 :: part[1]]
+    mine = cells if part is None else parts(cells, part[1])[part[0] - 1]
     todo = [c for c in mine if not study.cell_path(c).is_file()]
     if len(todo) < len(mine):
         say(f"{len(mine) - len(todo)} of {len(mine)} cells already done in {out}")

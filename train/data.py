@@ -153,6 +153,11 @@ class Chunks(torch.utils.data.Dataset):  # type: ignore[type-arg]
     the one before it; the windows seen twice are masked there (labels IGNORE), so every
     window counts once per pass.
 
+    Dropout: the epoch encoder's masks are drawn once per epoch and step, so the windows
+    sharing an epoch share its mask (apart, each window would draw its own); the sequence
+    model's masks stay per window. With dropout off, loss and gradients equal the
+    separate-window computation (``tests/test_shared_encodings.py``).
+
     Items: (x (n_epochs, n_frames, n_freqs) normalised, starts (n_windows,) int64 epoch
     offsets of the windows in the chunk, y (n_windows, seq_len) int64). Batch them with
     :func:`collate_chunks`.

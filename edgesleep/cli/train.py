@@ -241,7 +241,7 @@ def cv(
     ] = 1,
     part: Annotated[
         str | None,
-        typer.Option(help="I/N: only every N-th cell from the I-th (a cluster array job)."),
+        typer.Option(help="I/N: only the I-th of N runs of cells (a cluster array job)."),
     ] = None,
     collect: Annotated[
         bool, typer.Option("--collect", help="Merge the finished parts into cv.json/cv.md.")
