@@ -18,10 +18,11 @@ import numpy as np
 
 from edgesleep.errors import InputError
 from edgesleep.io.edf import read_chunks
+from edgesleep.io.heart import read_series
 from edgesleep.io.stats import sleep_statistics
 from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
 from edgesleep.ort import ExportedModel
-from edgesleep.stager import EpochResult, score_signal
+from edgesleep.stager import EpochResult, score_series, score_signal
 
 log = logging.getLogger("edgesleep")
 
@@ -98,8 +99,10 @@ def stage_night(
     channel: str | None = None,
     delay: int | None = None,
     plot: bool = False,
+    source: str | None = None,
 ) -> Hypnogram:
-    """Score one EDF night into ``out``: ``NAME.csv`` (one row per epoch, with
+    """Score one night (an EDF, or a beat or heart-rate CSV: :mod:`edgesleep.io.heart`,
+    ``source`` for one without a header line) into ``out``: ``NAME.csv`` (one row per epoch, with
     probabilities and flags), ``NAME-hypnogram.edf`` (EDF+ annotations), ``NAME.png`` with
     ``plot``, and ``NAME.json`` (summary statistics), written last: its presence means the
     night is done (``edgesleep stage`` skips such nights unless told to overwrite).
@@ -110,7 +113,10 @@ def stage_night(
         A file that cannot be staged (unreadable, no such channel, shorter than an epoch);
         nothing is written for it.
     """
-    hyp = score_file(night, model, channel, delay)
+    if night.suffix.lower() in SERIES_SUFFIXES:
+        hyp = score_series_file(night, model, source, delay)
+    else:
+        hyp = score_file(night, model, channel, delay)
     if hyp.n_epochs == 0:
         raise InputError(f"{night}: shorter than one 30-s epoch; nothing to stage")
     out.mkdir(parents=True, exist_ok=True)
@@ -159,13 +165,65 @@ def score_file(
     rate, through the same front end as streaming."""
     exported = load_model(model)
     signal, pieces = read_chunks(path, channel or exported.info.channel)
-    if exported.info.synthetic:
-        log.warning(
-            "%s: this model was trained on SYNTHETIC data; its stages say nothing about "
-            "real sleep. Train or finetune on real recordings before trusting them.",
-            exported.folder,
-        )
+    _warn_synthetic(exported)
     results = score_signal(
         exported, pieces, signal.sfreq, delay, signal.full_scale_uv, signal.channel
     )
     return Hypnogram.from_results(results, exported, start=signal.start)
+
+
+SERIES_SUFFIXES = (".csv", ".txt")
+
+
+def _warn_synthetic(model: ExportedModel) -> None:
+    if model.info.synthetic:
+        log.warning(
+            "%s: this model was trained on SYNTHETIC data; its stages say nothing about "
+            "real sleep. Train or finetune on real recordings before trusting them.",
+            model.folder,
+        )
+
+
+def score_beats(
+    time_s: np.ndarray,
+    model: str | Path | ExportedModel,
+    delay: int | None = None,
+    n_epochs: int | None = None,
+) -> Hypnogram:
+    """Score a night from beat (R-peak) times, s from the recording start (any order;
+    beats before 0 serve as context), with a model of a heart input kind."""
+    exported = load_model(model)
+    _warn_synthetic(exported)
+    results = score_series(exported, "beats", np.asarray(time_s), None, delay, n_epochs)
+    return Hypnogram.from_results(results, exported)
+
+
+def score_heart_rate(
+    time_s: np.ndarray,
+    bpm: np.ndarray,
+    model: str | Path | ExportedModel,
+    delay: int | None = None,
+    n_epochs: int | None = None,
+) -> Hypnogram:
+    """Score a night from heart-rate samples (s from the recording start, any order and
+    spacing; beats/min), e.g. a watch's photoplethysmography heart rate."""
+    exported = load_model(model)
+    _warn_synthetic(exported)
+    results = score_series(
+        exported, "heart-rate", np.asarray(time_s), np.asarray(bpm), delay, n_epochs
+    )
+    return Hypnogram.from_results(results, exported)
+
+
+def score_series_file(
+    path: str | Path,
+    model: str | Path | ExportedModel,
+    source: str | None = None,
+    delay: int | None = None,
+) -> Hypnogram:
+    """Score a beat or heart-rate CSV (:mod:`edgesleep.io.heart`; ``source`` names what a
+    file without a header line holds)."""
+    series = read_series(path, source)
+    if series.values is None:
+        return score_beats(series.time_s, model, delay)
+    return score_heart_rate(series.time_s, series.values, model, delay)

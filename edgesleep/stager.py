@@ -317,19 +317,25 @@ class Stager:
         channel: str | None = None,
     ) -> None:
         check_stream(model, sfreq, channel)
+        self._readout(model, delay, revisions)
+        kind, sensor = model.info.input["kind"], channel or model.info.channel
+        self.front = FrontEnd(sfreq, full_scale_uv, kind, sensor)
+        self.reset()
+
+    def _readout(self, model: ExportedModel, delay: int | None, revisions: bool) -> None:
         self.model = model
         self.seq_len = model.info.seq_len
         self.delay = self.seq_len - 1 if delay is None else delay
         if not 0 <= self.delay < self.seq_len:
             raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
         self.revisions = revisions
-        kind, sensor = model.info.input["kind"], channel or model.info.channel
-        self.front = FrontEnd(sfreq, full_scale_uv, kind, sensor)
-        self.reset()
 
     def reset(self) -> None:
         """Forget the stream: the next sample is t = 0 of a new night."""
         self.front.reset()
+        self._reset_readout()
+
+    def _reset_readout(self) -> None:
         self.vectors: deque[np.ndarray] = deque(maxlen=self.seq_len)
         self.fusion = Fusion(self.seq_len, self.delay)  # on epochs of the segment, from 0
         self.quality: dict[int, _Quality] = {}
@@ -413,6 +419,98 @@ class Stager:
             flags=tuple(flags),
             revision=revision,
         )
+
+
+class SeriesStager(Stager):
+    """Streaming staging from a time series that the model's input kind can be made from
+    (:class:`edgesleep.dsp.inputs.SeriesSource`: beat times, heart-rate samples) rather
+    than from a signal: :meth:`push_series` events as they come, :meth:`end` at the end.
+
+    Raises
+    ------
+    InputError
+        The model's input kind cannot be made from ``source`` (the message says from what
+        it can).
+    """
+
+    def __init__(
+        self,
+        model: ExportedModel,
+        source: str,
+        delay: int | None = None,
+        revisions: bool = False,
+    ) -> None:
+        kind = get_kind(model.info.input["kind"])
+        if source not in kind.series:
+            raise InputError(
+                f"the model takes {kind.name!r} input, which cannot be made from {source!r} "
+                f"(it can from: a {model.info.channel!r} signal"
+                + "".join(f", {name}" for name in kind.series)
+                + "); use another model"
+            )
+        self._readout(model, delay, revisions)
+        self.source = kind.series[source]
+        self.series = self.source.stream()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream: the next event's time is from the start of a new night."""
+        self.series.reset()
+        self._reset_readout()
+
+    def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
+        raise InputError("this stager takes a time series: use push_series")
+
+    def flush(self) -> list[EpochResult]:
+        raise InputError("this stager takes a time series: end it with end(end_s)")
+
+    def push_series(
+        self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
+    ) -> list[EpochResult]:
+        """Add events (times in s from the stream start, non-decreasing; ``values`` for a
+        heart-rate series), every event before ``horizon_s`` included; return the results
+        they make final."""
+        out: list[EpochResult] = []
+        for epoch, image in self.series.push(time_s, values, horizon_s):
+            out += self._epoch(epoch, image, _Quality())
+        return out
+
+    def end(self, end_s: float) -> list[EpochResult]:
+        """End of stream at ``end_s``: the epochs it completes, then every epoch still
+        waiting for later windows."""
+        empty = np.zeros(0)
+        return self.push_series(empty, empty, end_s) + self._drain()
+
+
+def score_series(
+    model: ExportedModel,
+    source: str,
+    time_s: np.ndarray,
+    values: np.ndarray | None = None,
+    delay: int | None = None,
+    n_epochs: int | None = None,
+) -> list[EpochResult]:
+    """Score a whole night from a time series (``source``: a name in the model's input
+    kind's ``series``, e.g. "beats" or "heart-rate"): the source's offline images, batched
+    model calls, the stager's readout. Equal to :class:`SeriesStager` on the same events.
+
+    Parameters
+    ----------
+    time_s : ndarray of shape (n,), s from the recording start, any order
+    values : ndarray of shape (n,), the values (beats/min for a heart-rate series)
+    n_epochs : epochs from 0 (default: up to the last event's epoch)
+    """
+    stager = SeriesStager(model, source, delay)
+    images = stager.source.images(np.asarray(time_s), values, n_epochs)
+    if images.shape[0] == 0:
+        return []
+    vectors = np.concatenate(
+        [model.encode(images[i : i + BATCH]) for i in range(0, images.shape[0], BATCH)]
+    )
+    out = []
+    for t, logp in enumerate(sequence_log_probs(model, vectors)):
+        out += stager._add_window(t, logp)
+    return out + stager._drain()
 
 
 def score_signal(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 from edgesleep.dsp.inputs import kind_names
 from edgesleep.errors import InputError
 from edgesleep.io.dataset import Crop as CropLiteral
+from edgesleep.io.heart import SOURCES as HEART_SOURCES
 from edgesleep.metadata import PRECISIONS, TARGETS
 from edgesleep.train.models import STRATEGIES, model_names
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:  # what the verbs receive
     Precision: TypeAlias = str
     Target: TypeAlias = str
     Amp: TypeAlias = str
+    HeartSource: TypeAlias = str
 else:  # from the registries: what typer offers
     Crop = choices(get_args(CropLiteral))
     Classes = choices(("5", "4", "3"))
@@ -38,6 +40,7 @@ else:  # from the registries: what typer offers
     Precision = choices(PRECISIONS)
     Target = choices(TARGETS)
     Amp = choices(("bf16",))
+    HeartSource = choices(HEART_SOURCES)
 
 DEVICE_HELP = "auto (CUDA when present, else MPS, else CPU), cpu, cuda, cuda:N or mps."
 AMP_HELP = "bf16: bfloat16 autocast while training (CUDA only)."

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from edgesleep.cli.app import app, fail
-from edgesleep.cli.common import Precision, print_table
+from edgesleep.cli.common import HeartSource, Precision, print_table
 
 ModelPath = Annotated[Path, typer.Option(help="Exported model folder or .onnx file.")]
 Delay = Annotated[int | None, typer.Option(help="Readout delay K in epochs (default: L - 1).")]
@@ -30,7 +30,10 @@ def _night_row(name: str, hyp: Any) -> list[str]:
 
 @app.command("stage")
 def stage(
-    nights: Annotated[list[Path], typer.Argument(help="EDF/EDF+ recordings to score.")],
+    nights: Annotated[
+        list[Path],
+        typer.Argument(help="EDF/EDF+ recordings, or beat / heart-rate CSV files, to score."),
+    ],
     model: ModelPath,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("staged"),
     channel: Annotated[
@@ -40,6 +43,10 @@ def stage(
     precision: PrecisionOption = None,
     plot: Annotated[bool, typer.Option(help="Also write a hypnogram PNG.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Score nights already scored.")] = False,
+    input_source: Annotated[
+        HeartSource | None,
+        typer.Option("--input", help="What a CSV without a header line holds."),
+    ] = None,
 ) -> None:
     """Score whole nights: hypnogram CSV, EDF+ annotations, summary JSON (and PNG). A night
     that fails is listed with its reason and the others are staged; the exit code is 1 if
@@ -58,7 +65,7 @@ def stage(
             rows.append([night.name, "already staged", "", "", "", f"{done}; --overwrite"])
             continue
         try:
-            hyp = stage_night(night, exported, out, channel, delay, plot)
+            hyp = stage_night(night, exported, out, channel, delay, plot, input_source)
         except (InputError, OSError) as err:
             failed += 1
             rows.append([night.name, "FAILED", "", "", "", str(err)])

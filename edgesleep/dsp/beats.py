@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgesleep.dsp.inputs import InputKind
+from edgesleep.dsp.inputs import InputKind, SeriesSource
 from edgesleep.dsp.stft import EPOCH_S, EPOCH_SAMPLES, SFREQ
 
 BAND_HZ = (5.0, 15.0)
@@ -230,26 +230,113 @@ def detect_rpeaks(ecg: np.ndarray, sfreq: float) -> np.ndarray:
     return np.concatenate([detector.push(ecg), detector.flush()])
 
 
-class BeatImages:
-    """R-peak times in, one beat-interval image per completed 30-s epoch out.
+class RateImages:
+    """Heart-rate samples in, one image per completed 30-s epoch out.
 
-    Feed the beats in time order with :meth:`push` and say up to when the beat list is
-    complete (``horizon_s``); every epoch that ends by then is returned. Offline,
+    Each 2-Hz grid time takes the rate of the last sample at or before it (unknown before
+    the first: 0 in the image); see the module docstring for the baseline and framing.
+    Feed samples in time order with :meth:`push` and say up to when they are complete
+    (``horizon_s``); every epoch that ends by then is returned.
+
+    Parameters
+    ----------
+    first_epoch : int
+        The epoch the grid starts at (<= 0). Epochs before 0 are computed (they fill the
+        context and the baseline, e.g. from a watch's samples before the recording start)
+        but not returned.
+    """
+
+    def __init__(self, first_epoch: int = 0) -> None:
+        if first_epoch > 0:
+            raise ValueError(f"first_epoch {first_epoch}: the grid starts at or before 0")
+        self.first_epoch = first_epoch
+        self.reset()
+
+    def reset(self) -> None:
+        self._pending: list[tuple[float, float]] = []  # (time s, beats/min) not yet gridded
+        self._rate = np.nan  # beats/min of the last sample gridded
+        self._grid = np.full((CONTEXT_EPOCHS, GRID_PER_EPOCH), np.nan)  # beats/min, newest last
+        self._baseline: float | None = None
+        self._n_rated = 0  # epochs that had a heart rate (for the running mean)
+        self._epoch_index = self.first_epoch  # the next epoch to compute
+        self.n_epochs = 0  # epochs emitted (from epoch 0)
+
+    def push(self, time_s: np.ndarray, bpm: np.ndarray, horizon_s: float) -> list[np.ndarray]:
+        """Add rate samples; return the images of the epochs that end at or before
+        ``horizon_s``.
+
+        Parameters
+        ----------
+        time_s : ndarray of shape (n,)
+            Sample times in s from the stream's start, non-decreasing and after those of the
+            previous pushes.
+        bpm : ndarray of shape (n,)
+            Heart rate, beats/min.
+        horizon_s : float
+            Every sample before this time has been pushed.
+
+        Returns
+        -------
+        list of ndarray of shape (27, 20), float32
+            Beats/min relative to the night's baseline, per epoch from 0, in order.
+        """
+        times = np.asarray(time_s, dtype=np.float64).reshape(-1)
+        rates = np.asarray(bpm, dtype=np.float64).reshape(-1)
+        self._pending += zip(times.tolist(), rates.tolist(), strict=True)
+        images = []
+        while (self._epoch_index + 1) * EPOCH_S <= horizon_s:
+            image = self._epoch()
+            if self._epoch_index > 0:
+                images.append(image)
+                self.n_epochs += 1
+        return images
+
+    def _epoch(self) -> np.ndarray:
+        start_s = self._epoch_index * EPOCH_S
+        grid_s = start_s + np.arange(GRID_PER_EPOCH) / GRID_HZ
+        rates = np.full(GRID_PER_EPOCH, self._rate)
+        times = np.array([t for t, _ in self._pending])
+        if times.size:  # the rate of the last sample at or before each grid time
+            index = np.searchsorted(times, grid_s, side="right") - 1
+            known = index >= 0
+            rates[known] = np.array([r for _, r in self._pending])[index[known]]
+        done = [p for p in self._pending if p[0] <= grid_s[-1]]
+        if done:
+            self._rate = done[-1][1]
+        self._pending = [p for p in self._pending if p[0] > grid_s[-1]]
+        valid = np.isfinite(rates)
+        if valid.any():  # running mean for the first hour, then an exponential average
+            self._n_rated += 1
+            mean = float(rates[valid].mean())
+            weight = max(1.0 / self._n_rated, EPOCH_S / BASELINE_TAU_S)
+            base = mean if self._baseline is None else self._baseline
+            self._baseline = base + weight * (mean - base)
+        self._grid = np.concatenate([self._grid[1:], rates[None]])
+        self._epoch_index += 1
+        known = np.isfinite(self._grid)
+        relative = np.where(known, self._grid - (self._baseline or 0.0), 0.0)
+        return relative.reshape(N_BEAT_FRAMES, SAMPLES_PER_FRAME).astype(np.float32)
+
+
+class BeatImages:
+    """R-peak times in, one beat-interval image per completed 30-s epoch out: each
+    accepted interval (``RR_RANGE_S``) gives a rate sample at its end, 60 / the median of
+    the last 3 accepted intervals, fed to :class:`RateImages`. Offline,
     :func:`beat_images` makes one push with the whole night.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, first_epoch: int = 0) -> None:
+        self.rates = RateImages(first_epoch)
         self.reset()
 
     def reset(self) -> None:
         self._last_beat_s: float | None = None
         self._intervals: list[float] = []  # the last 3 accepted RR intervals, s
-        self._pending: list[tuple[float, float]] = []  # (time s, beats/min) not yet gridded
-        self._rate = np.nan  # beats/min of the last accepted interval
-        self._grid = np.full((CONTEXT_EPOCHS, GRID_PER_EPOCH), np.nan)  # beats/min, newest last
-        self._baseline: float | None = None
-        self._n_rated = 0  # epochs that had a heart rate (for the running mean)
-        self.n_epochs = 0  # epochs emitted
+        self.rates.reset()
+
+    @property
+    def n_epochs(self) -> int:
+        return self.rates.n_epochs
 
     def push(self, beat_times_s: np.ndarray, horizon_s: float) -> list[np.ndarray]:
         """Add beats; return the images of the epochs that end at or before ``horizon_s``.
@@ -267,43 +354,22 @@ class BeatImages:
         list of ndarray of shape (27, 20), float32
             Beats/min relative to the night's baseline, per epoch in order.
         """
+        times, rates = [], []
         for t in np.asarray(beat_times_s, dtype=np.float64).reshape(-1):
             if self._last_beat_s is not None:
                 rr = t - self._last_beat_s
                 if RR_RANGE_S[0] <= rr <= RR_RANGE_S[1]:
                     self._intervals = [*self._intervals[-2:], rr]
-                    self._pending.append((t, 60.0 / float(np.median(self._intervals))))
+                    times.append(float(t))
+                    rates.append(60.0 / float(np.median(self._intervals)))
             self._last_beat_s = float(t)
-        images = []
-        while (self.n_epochs + 1) * EPOCH_S <= horizon_s:
-            images.append(self._epoch())
-        return images
+        return self.rates.push(np.array(times), np.array(rates), horizon_s)
 
-    def _epoch(self) -> np.ndarray:
-        start_s = self.n_epochs * EPOCH_S
-        grid_s = start_s + np.arange(GRID_PER_EPOCH) / GRID_HZ
-        rates = np.full(GRID_PER_EPOCH, self._rate)
-        times = np.array([t for t, _ in self._pending])
-        if times.size:  # the rate of the last interval that ended at or before each grid time
-            index = np.searchsorted(times, grid_s, side="right") - 1
-            known = index >= 0
-            rates[known] = np.array([r for _, r in self._pending])[index[known]]
-        done = [p for p in self._pending if p[0] <= grid_s[-1]]
-        if done:
-            self._rate = done[-1][1]
-        self._pending = [p for p in self._pending if p[0] > grid_s[-1]]
-        valid = np.isfinite(rates)
-        if valid.any():  # running mean for the first hour, then an exponential average
-            self._n_rated += 1
-            mean = float(rates[valid].mean())
-            weight = max(1.0 / self._n_rated, EPOCH_S / BASELINE_TAU_S)
-            base = mean if self._baseline is None else self._baseline
-            self._baseline = base + weight * (mean - base)
-        self._grid = np.concatenate([self._grid[1:], rates[None]])
-        self.n_epochs += 1
-        known = np.isfinite(self._grid)
-        relative = np.where(known, self._grid - (self._baseline or 0.0), 0.0)
-        return relative.reshape(N_BEAT_FRAMES, SAMPLES_PER_FRAME).astype(np.float32)
+
+def _stack(images: list[np.ndarray]) -> np.ndarray:
+    if not images:
+        return np.zeros((0, N_BEAT_FRAMES, SAMPLES_PER_FRAME), dtype=np.float32)
+    return np.stack(images)
 
 
 def beat_images(beat_times_s: np.ndarray, n_epochs: int) -> np.ndarray:
@@ -321,10 +387,122 @@ def beat_images(beat_times_s: np.ndarray, n_epochs: int) -> np.ndarray:
     ndarray of shape (n_epochs, 27, 20), float32
         Beats/min relative to the night's running baseline; see the module docstring.
     """
-    images = BeatImages().push(beat_times_s, n_epochs * EPOCH_S)
-    if not images:
-        return np.zeros((0, N_BEAT_FRAMES, SAMPLES_PER_FRAME), dtype=np.float32)
-    return np.stack(images)
+    return _stack(BeatImages().push(beat_times_s, n_epochs * EPOCH_S))
+
+
+def _first_epoch(time_s: np.ndarray) -> int:
+    """Where the grid of sorted times starts: up to the context before epoch 0."""
+    first = int(np.floor(time_s[0] / EPOCH_S)) if time_s.size else 0
+    return max(-(CONTEXT_EPOCHS - 1), min(0, first))
+
+
+def _n_epochs(time_s: np.ndarray, n_epochs: int | None) -> int:
+    """``n_epochs``, or up to the epoch of the last of the sorted times (inclusive)."""
+    if n_epochs is not None:
+        return n_epochs
+    return int(time_s[-1] // EPOCH_S) + 1 if time_s.size and time_s[-1] >= 0 else 0
+
+
+def beat_series_images(
+    time_s: np.ndarray, values: np.ndarray | None = None, n_epochs: int | None = None
+) -> np.ndarray:
+    """Beat-interval images of beat times given directly (a device's or a file's R peaks).
+
+    Parameters
+    ----------
+    time_s : ndarray of shape (n_beats,)
+        Beat times in s from the recording start, any order; beats before 0 serve as
+        context.
+    values : ignored (beats carry no value)
+    n_epochs : int, optional
+        Epochs from 0 (default: up to the last beat's epoch, inclusive).
+
+    Returns
+    -------
+    ndarray of shape (n_epochs, 27, 20), float32
+    """
+    time_s = np.sort(np.asarray(time_s, dtype=np.float64)[np.isfinite(time_s)])
+    images = BeatImages(_first_epoch(time_s))
+    return _stack(images.push(time_s, _n_epochs(time_s, n_epochs) * EPOCH_S))
+
+
+def heart_rate_images(
+    time_s: np.ndarray, bpm: np.ndarray | None, n_epochs: int | None = None
+) -> np.ndarray:
+    """The same images from a heart-rate series (e.g. a watch's PPG heart rate).
+
+    Parameters
+    ----------
+    time_s : ndarray of shape (n,)
+        Sample times in s from the recording start, any order, irregular; samples before 0
+        serve as context (the epochs before 0 fill the context and the baseline).
+    bpm : ndarray of shape (n,)
+        Beats/min; samples outside 30-200 beats/min (``RR_RANGE_S``) or not finite are dropped.
+    n_epochs : int, optional
+        Epochs from 0 (default: up to the last sample's epoch, inclusive).
+
+    Returns
+    -------
+    ndarray of shape (n_epochs, 27, 20), float32
+    """
+    if bpm is None:
+        raise ValueError("a heart-rate series needs its beats/min values")
+    time_s, bpm = np.asarray(time_s, dtype=np.float64), np.asarray(bpm, dtype=np.float64)
+    keep = np.isfinite(time_s) & plausible_bpm(bpm)
+    order = np.argsort(time_s[keep], kind="stable")
+    time_s, bpm = time_s[keep][order], bpm[keep][order]
+    rates = RateImages(_first_epoch(time_s))
+    return _stack(rates.push(time_s, bpm, _n_epochs(time_s, n_epochs) * EPOCH_S))
+
+
+def plausible_bpm(bpm: np.ndarray) -> np.ndarray:
+    """Finite rates within 30-200 beats/min (``RR_RANGE_S``), as a boolean mask."""
+    lo, hi = 60.0 / RR_RANGE_S[1], 60.0 / RR_RANGE_S[0]
+    return np.isfinite(bpm) & (bpm >= lo) & (bpm <= hi)
+
+
+class BeatSeriesStream:
+    """Streaming front end for beat times given directly: (epoch, image) as epochs end."""
+
+    def __init__(self) -> None:
+        self.images = BeatImages()
+
+    def reset(self) -> None:
+        self.images.reset()
+
+    def push(
+        self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
+    ) -> list[tuple[int, np.ndarray]]:
+        first = self.images.n_epochs
+        return list(enumerate(self.images.push(time_s, horizon_s), start=first))
+
+
+class HeartRateStream:
+    """Streaming front end for heart-rate samples: implausible rates and samples out of
+    time order are dropped (counted in ``dropped``)."""
+
+    def __init__(self) -> None:
+        self.rates = RateImages()
+        self.reset()
+
+    def reset(self) -> None:
+        self.rates.reset()
+        self.last_s = -np.inf
+        self.dropped = 0
+
+    def push(
+        self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
+    ) -> list[tuple[int, np.ndarray]]:
+        time_s = np.asarray(time_s, dtype=np.float64).reshape(-1)
+        bpm = np.asarray(values, dtype=np.float64).reshape(-1)
+        in_order = time_s >= np.maximum.accumulate(np.concatenate([[self.last_s], time_s]))[:-1]
+        keep = in_order & plausible_bpm(bpm)
+        self.dropped += int((~keep).sum())
+        if keep.any():
+            self.last_s = float(time_s[keep][-1])
+        first = self.rates.n_epochs
+        new = self.rates.push(time_s[keep], bpm[keep], horizon_s)
+        return list(enumerate(new, start=first))
 
 
 def night_beat_images(ecg: np.ndarray) -> np.ndarray:
@@ -383,5 +561,16 @@ KIND = InputKind(
         "baseline_tau_s": BASELINE_TAU_S,
         "rr_range_s": list(RR_RANGE_S),
         "scale": "beats/min minus the night's running baseline",
+    },
+    series={
+        "beats": SeriesSource(
+            "beats", "beat (R-peak) times, s", beat_series_images, BeatSeriesStream
+        ),
+        "heart-rate": SeriesSource(
+            "heart-rate",
+            "heart-rate samples (time s, beats/min)",
+            heart_rate_images,
+            HeartRateStream,
+        ),
     },
 )

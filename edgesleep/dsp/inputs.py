@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,6 +40,39 @@ class ImageStream(Protocol):
         ...
 
 
+class SeriesStream(Protocol):
+    """A streaming front end for a time series of events (beat times, heart-rate
+    samples): ``(time_s, values)`` in, ``(epoch index, image)`` out as epochs complete."""
+
+    def reset(self) -> None: ...
+
+    def push(
+        self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
+    ) -> list[tuple[int, np.ndarray]]:
+        """Add events (non-decreasing times, s from the stream start; every event before
+        ``horizon_s`` pushed); return the images of the epochs that end by ``horizon_s``."""
+        ...
+
+
+@dataclass(frozen=True)
+class SeriesSource:
+    """A time series an input kind can be made from instead of a signal.
+
+    Attributes
+    ----------
+    name : e.g. "beats" (R-peak times) or "heart-rate" (beats/min samples)
+    help : one line for ``--help``
+    images : offline function, (time_s (n,), values (n,) or None, n_epochs or None) ->
+        images (n_epochs, *image_shape); times in s from the recording start, any order
+    stream : a new streaming front end (:class:`SeriesStream`) that makes the same images
+    """
+
+    name: str
+    help: str
+    images: Callable[[np.ndarray, np.ndarray | None, int | None], np.ndarray]
+    stream: Callable[[], SeriesStream]
+
+
 @dataclass(frozen=True)
 class InputKind:
     """One kind of model input.
@@ -55,6 +88,8 @@ class InputKind:
         images of shape (n_epochs, *image_shape), float32
     stream : a new streaming front end (:class:`ImageStream`) that makes the same images
     metadata : what this runtime computes, as export metadata (``kind`` is ``name``)
+    series : the time series (beyond a signal) the same images can be made from, by name;
+        a model of this kind then stages from any of them
     """
 
     name: str
@@ -64,6 +99,7 @@ class InputKind:
     images: Callable[[np.ndarray], np.ndarray]
     stream: Callable[[], ImageStream]
     metadata: dict[str, Any]
+    series: dict[str, SeriesSource] = field(default_factory=dict)
 
     def spec(self) -> dict[str, Any]:
         """The export metadata: the kind's parameters, its name and image shape."""

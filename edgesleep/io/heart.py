@@ -1,0 +1,122 @@
+"""Heart time series files: beat times and heart-rate samples (CSV; numpy + stdlib).
+
+Two formats, told apart by their header line (the first line that is not blank or a
+``#`` comment):
+
+- **beats**: header ``time_s``, then one beat (R-peak) time per line, in s from the
+  recording start;
+- **heart-rate**: header ``time_s,bpm``, then one sample per line: its time in s from the
+  recording start and the heart rate in beats/min.
+
+Times may be negative (before the recording start: context) and in any order; fields are
+separated by a comma (spaces around it are ignored). A file without a header line (such as
+Walch et al.'s ``<id>_heartrate.txt``, comma- or whitespace-separated) is read when the
+caller names its source (``--input beats|heart-rate``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgesleep.errors import InputError
+
+HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}
+SOURCES = ("beats", "heart-rate")
+_SPLIT = re.compile(r"\s*,\s*|\s+")
+
+
+@dataclass(frozen=True)
+class Series:
+    """A heart time series.
+
+    Attributes
+    ----------
+    source : "beats" or "heart-rate"
+    time_s : ndarray of shape (n,), float64, s from the recording start (file order)
+    values : ndarray of shape (n,), float64, beats/min; None for beats
+    """
+
+    source: str
+    time_s: np.ndarray
+    values: np.ndarray | None
+
+
+def read_series(path: str | Path, source: str | None = None) -> Series:
+    """Read a beat or heart-rate CSV (see the module docstring).
+
+    Parameters
+    ----------
+    source : "beats" or "heart-rate", optional
+        Required for a file without a header line; checked against one with a header.
+
+    Raises
+    ------
+    InputError
+        An unreadable file, an unknown header, no header and no ``source``, a line that is
+        not numbers (its number is named), or no samples.
+    """
+    path = Path(path)
+    if source is not None and source not in SOURCES:
+        raise InputError(f"--input {source!r}: a heart series is one of {list(SOURCES)}")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read it as text ({err})") from None
+    rows = [(n, line.strip()) for n, line in enumerate(lines, 1)]
+    rows = [(n, line) for n, line in rows if line and not line.startswith("#")]
+    if not rows:
+        raise InputError(f"{path}: no samples")
+    first = tuple(f.lower() for f in _SPLIT.split(rows[0][1]))
+    if first in HEADERS:
+        found = HEADERS[first]
+        if source is not None and source != found:
+            raise InputError(f"{path}: a {found} file (header {','.join(first)}), not {source}")
+        source, rows = found, rows[1:]
+    elif not _is_number(first[0]):
+        expected = " or ".join(",".join(h) for h in HEADERS)
+        raise InputError(f"{path}: header {rows[0][1]!r} is not {expected}")
+    elif source is None:
+        raise InputError(
+            f"{path}: no header line ({' or '.join(','.join(h) for h in HEADERS)}); say what "
+            "it holds with --input beats or --input heart-rate"
+        )
+    width = 1 if source == "beats" else 2
+    table = np.empty((len(rows), width))
+    for i, (n, line) in enumerate(rows):
+        fields = _SPLIT.split(line)
+        try:
+            if len(fields) != width:
+                raise ValueError(f"{len(fields)} fields, expected {width}")
+            table[i] = [float(f) for f in fields]
+        except ValueError as err:
+            raise InputError(
+                f"{path}, line {n}: {line!r} is not a {source} sample ({err})"
+            ) from None
+    if table.shape[0] == 0:
+        raise InputError(f"{path}: no samples after the header")
+    return Series(source, table[:, 0], table[:, 1] if width == 2 else None)
+
+
+def write_series(path: str | Path, series: Series) -> None:
+    """Write a series with its header line (the inverse of :func:`read_series`)."""
+    header = "time_s" if series.values is None else "time_s,bpm"
+    with Path(path).open("w") as fh:
+        fh.write(header + "\n")
+        if series.values is None:
+            fh.writelines(f"{t:.3f}\n" for t in series.time_s)
+        else:
+            fh.writelines(
+                f"{t:.3f},{v:g}\n" for t, v in zip(series.time_s, series.values, strict=True)
+            )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,159 @@
+"""Heart time series as inputs: beat times and heart-rate samples map onto the beat-interval
+image of the ECG path; streaming equals offline; CSV files; staging from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgesleep.api import score_beats, score_heart_rate
+from edgesleep.cli import app
+from edgesleep.dsp.beats import (
+    BeatSeriesStream,
+    HeartRateStream,
+    beat_images,
+    beat_series_images,
+    heart_rate_images,
+)
+from edgesleep.errors import InputError
+from edgesleep.io.heart import Series, read_series, write_series
+from edgesleep.ort import ExportedModel
+from edgesleep.stager import SeriesStager
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "walch"
+
+
+def night_beats(seconds: float = 3600.0, seed: int = 0) -> np.ndarray:
+    """Beat times of a heart rate that drifts between 50 and 80 beats/min."""
+    rng = np.random.default_rng(seed)
+    t, beats = 0.3, []
+    while t < seconds:
+        beats.append(t)
+        t += 60.0 / (65 + 15 * np.sin(t / 600.0)) + rng.normal(0, 0.02)
+    return np.array(beats)
+
+
+def rates_of(beats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (time, beats/min) samples the beat path derives: 60 / median of 3 intervals."""
+    rr = np.diff(beats)
+    med = np.array([np.median(rr[max(0, i - 2) : i + 1]) for i in range(rr.size)])
+    return beats[1:], 60.0 / med
+
+
+def test_a_heart_rate_series_gives_the_beat_path_image() -> None:
+    beats = night_beats()
+    n_epochs = 100
+    time_s, bpm = rates_of(beats)
+    np.testing.assert_allclose(heart_rate_images(time_s, bpm, n_epochs),
+                               beat_images(beats, n_epochs), atol=1e-4)  # fmt: skip
+    np.testing.assert_array_equal(beat_series_images(beats[::-1], None, n_epochs),
+                                  beat_images(beats, n_epochs))  # fmt: skip
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 500])
+def test_streaming_equals_offline(chunk: int) -> None:
+    beats = night_beats(1800.0, seed=chunk)
+    time_s, bpm = rates_of(beats)
+    bpm[::50] = 250.0  # implausible samples: dropped by both
+    for stream, times, values, offline in (
+        (HeartRateStream(), time_s, bpm, heart_rate_images(time_s, bpm, 60)),
+        (BeatSeriesStream(), beats, None, beat_series_images(beats, None, 60)),
+    ):
+        images = []
+        for i in range(0, times.size, chunk):
+            part = slice(i, i + chunk)
+            horizon = times[i + chunk] if i + chunk < times.size else 1800.0
+            images += stream.push(times[part], None if values is None else values[part], horizon)
+        assert [e for e, _ in images] == list(range(60))
+        np.testing.assert_allclose(np.stack([im for _, im in images]), offline, atol=1e-5)
+
+
+def test_samples_before_the_start_are_context() -> None:
+    time_s = np.arange(-600.0, 900.0, 5.0)
+    bpm = np.where(time_s < 0, 90.0, 60.0)
+    with_context = heart_rate_images(time_s, bpm, 30)
+    without = heart_rate_images(time_s[time_s >= 0], bpm[time_s >= 0], 30)
+    assert with_context.shape == without.shape == (30, 27, 20)
+    # epoch 0's 270-s context window holds the 90-beats/min minutes before the start
+    assert (with_context[0][:24] != 0).all() and (without[0][:24] == 0).all()
+    # unsorted input is sorted first
+    order = np.random.default_rng(0).permutation(time_s.size)
+    np.testing.assert_array_equal(heart_rate_images(time_s[order], bpm[order], 30), with_context)
+
+
+def test_csv_formats(tmp_path: Path) -> None:
+    beats = tmp_path / "beats.csv"
+    beats.write_text("# R peaks\ntime_s\n0.81\n1.62\n\n2.40\n")
+    series = read_series(beats)
+    assert series.source == "beats" and series.values is None
+    np.testing.assert_array_equal(series.time_s, [0.81, 1.62, 2.40])
+    rate = tmp_path / "hr.csv"
+    write_series(rate, Series("heart-rate", np.array([-3.5, 0.0, 4.25]), np.array([61, 60, 58.5])))
+    assert rate.read_text() == "time_s,bpm\n-3.500,61\n0.000,60\n4.250,58.5\n"
+    back = read_series(rate, "heart-rate")
+    assert back.source == "heart-rate" and back.values.tolist() == [61, 60, 58.5]
+    bare = tmp_path / "bare.txt"
+    bare.write_text("12.5 70\n-4,71\n")
+    with pytest.raises(InputError, match="--input beats or --input heart-rate"):
+        read_series(bare)
+    assert read_series(bare, "heart-rate").time_s.tolist() == [12.5, -4.0]
+    with pytest.raises(InputError, match="a heart-rate file .* not beats"):
+        read_series(rate, "beats")
+    (tmp_path / "bad.csv").write_text("time_s,bpm\n1,60\n2,sixty\n")
+    with pytest.raises(InputError, match="line 3"):
+        read_series(tmp_path / "bad.csv")
+    (tmp_path / "other.csv").write_text("t,hr\n1,60\n")
+    with pytest.raises(InputError, match="is not time_s or time_s,bpm"):
+        read_series(tmp_path / "other.csv")
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data/walch")
+def test_reads_a_real_watch_file() -> None:
+    path = SHARED / "heart_rate" / "1360686_heartrate.txt"
+    series = read_series(path, "heart-rate")
+    assert series.time_s.min() < -86400  # the watch ran days before the night
+    images = heart_rate_images(series.time_s, series.values)
+    assert images.shape[1:] == (27, 20) and np.isfinite(images).all()
+
+
+def test_staging_from_beats_and_heart_rate(tiny_export: object, tmp_path: Path) -> None:
+    folder = tiny_export("student-beats")["root"] / "out"  # type: ignore[operator]
+    model = ExportedModel(folder, "fp32")
+    beats = night_beats(1500.0)
+    time_s, bpm = rates_of(beats)
+    from_beats = score_beats(beats, model, delay=0)
+    from_rate = score_heart_rate(time_s, bpm, model, delay=0)
+    assert from_beats.n_epochs == from_rate.n_epochs == 50
+    np.testing.assert_allclose(from_beats.probabilities, from_rate.probabilities, atol=1e-4)
+    # the streaming stager gives what offline scoring gives
+    stager, results = SeriesStager(model, "heart-rate", delay=0), []
+    for i in range(0, time_s.size, 97):
+        horizon = time_s[i + 97] if i + 97 < time_s.size else 1500.0
+        results += stager.push_series(time_s[i : i + 97], bpm[i : i + 97], horizon)
+    results += stager.end(1500.0)
+    np.testing.assert_allclose(np.stack([r.probabilities for r in results]),
+                               from_rate.probabilities, atol=1e-5)  # fmt: skip
+    # the CLI: a CSV with a header, one without (needs --input), a model of another kind
+    write_series(tmp_path / "night.csv", Series("heart-rate", time_s, bpm))
+    (tmp_path / "bare.txt").write_text("".join(f"{t},{b}\n" for t, b in zip(time_s, bpm)))
+    args = ["stage", str(tmp_path / "night.csv"), "--model", str(folder), "--out",
+            str(tmp_path / "out"), "--delay", "0"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "night.csv").is_file() and (
+        tmp_path / "out" / "night.json"
+    ).is_file()
+    bare = CliRunner().invoke(app, [*args[:1], str(tmp_path / "bare.txt"), *args[2:]])
+    assert bare.exit_code == 1 and "--input" in bare.output
+    ok = CliRunner().invoke(app, [*args[:1], str(tmp_path / "bare.txt"), *args[2:],
+                                  "--input", "heart-rate"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+
+
+def test_a_signal_model_refuses_a_heart_series(tiny_export: object) -> None:
+    folder = tiny_export("student")["root"] / "out"  # type: ignore[operator]
+    with pytest.raises(InputError, match="cannot be made from 'heart-rate'"):
+        score_heart_rate(np.arange(0.0, 600, 5), np.full(120, 60.0), ExportedModel(folder, "fp32"))
