@@ -138,7 +138,8 @@ def test_staging_from_beats_and_heart_rate(tiny_export: object, tmp_path: Path) 
                                from_rate.probabilities, atol=1e-5)  # fmt: skip
     # the CLI: a CSV with a header, one without (needs --input), a model of another kind
     write_series(tmp_path / "night.csv", Series("heart-rate", time_s, bpm))
-    (tmp_path / "bare.txt").write_text("".join(f"{t},{b}\n" for t, b in zip(time_s, bpm)))
+    rows = zip(time_s, bpm, strict=True)
+    (tmp_path / "bare.txt").write_text("".join(f"{t},{b}\n" for t, b in rows))
     args = ["stage", str(tmp_path / "night.csv"), "--model", str(folder), "--out",
             str(tmp_path / "out"), "--delay", "0"]  # fmt: skip
     result = CliRunner().invoke(app, args)
