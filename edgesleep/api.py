@@ -18,11 +18,14 @@ import numpy as np
 
 from edgesleep.errors import InputError
 from edgesleep.io.edf import read_chunks
-from edgesleep.io.heart import read_series
+from edgesleep.io.heart import SERIES_SUFFIXES, read_series
+from edgesleep.io.hypnogram import read_hypnogram, read_labels_csv
 from edgesleep.io.stats import sleep_statistics
 from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
+from edgesleep.metrics import evaluate
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import EpochResult, score_series, score_signal
+from edgesleep.stages import class_labels, collapse_labels, to_classes
 
 log = logging.getLogger("edgesleep")
 
@@ -172,9 +175,6 @@ def score_file(
     return Hypnogram.from_results(results, exported, start=signal.start)
 
 
-SERIES_SUFFIXES = (".csv", ".txt")
-
-
 def _warn_synthetic(model: ExportedModel) -> None:
     if model.info.synthetic:
         log.warning(
@@ -227,3 +227,40 @@ def score_series_file(
     if series.values is None:
         return score_beats(series.time_s, model, delay)
     return score_heart_rate(series.time_s, series.values, model, delay)
+
+
+def compare(staged: str | Path, expert: str | Path) -> dict[str, Any]:
+    """Agreement between a staged night and an expert hypnogram, epoch by epoch.
+
+    Parameters
+    ----------
+    staged : a hypnogram CSV (edgesleep's ``stage`` output, or any CSV
+        :func:`edgesleep.io.hypnogram.read_labels_csv` reads)
+    expert : an EDF+ hypnogram or such a CSV
+
+    Returns
+    -------
+    dict
+        :func:`edgesleep.metrics.evaluate` (accuracy, kappa, macro F1, confusion matrix,
+        per-class sensitivity = recall) on the epochs both score, in the coarser of the two
+        class sets (``classes``), with ``n_staged`` and ``n_expert`` epochs.
+    """
+    files = []
+    for path in (Path(staged), Path(expert)):
+        if path.suffix.lower() == ".csv":
+            files.append(read_labels_csv(path))
+        else:
+            files.append((read_hypnogram(path), 5))
+    n_classes = min(n for _, n in files)
+    values = [
+        to_classes(v, n_classes) if n == 5 else collapse_labels(v, n, n_classes) for v, n in files
+    ]
+    length = min(v.shape[0] for v in values)
+    pred, truth = (v[:length] for v in values)
+    both = (pred >= 0) & (truth >= 0)
+    if not both.any():
+        raise InputError(f"{staged} and {expert}: no epoch scored in both")
+    result = evaluate(truth[both], pred[both], n_classes)
+    n_staged, n_expert = (int(v.shape[0]) for v, _ in files)
+    classes = list(class_labels(n_classes))
+    return {**result, "classes": classes, "n_staged": n_staged, "n_expert": n_expert}

@@ -39,9 +39,11 @@ import numpy as np
 import edgesleep
 from edgesleep.dsp import EPOCH_SAMPLES
 from edgesleep.dsp.inputs import get_kind
-from edgesleep.errors import UsageError
-from edgesleep.io.dataset import Crop, Dataset, Entry, load_night
+from edgesleep.errors import InputError, UsageError
+from edgesleep.io.dataset import Crop, Dataset, Entry, crop_epochs, load_night
 from edgesleep.io.edf import read_signal
+from edgesleep.io.heart import SERIES_SUFFIXES, read_series
+from edgesleep.io.hypnogram import read_hypnogram
 
 log = logging.getLogger("edgesleep")
 CACHE_VERSION = 1  # bump when the pipeline from file to image changes outside the kind
@@ -118,7 +120,9 @@ def compute(root: Path, dataset: Dataset, entry: Entry, req: Request) -> dict[st
     """Compute one night's images, write them and their index entry; return the entry."""
     make = get_kind(req.kind).images
     labelled = req.crop != "unlabelled"
-    if labelled:
+    if Path(entry.psg).suffix.lower() in SERIES_SUFFIXES:
+        images, stages, first = _series_night(dataset, entry, req)
+    elif labelled:
         night = load_night(dataset, entry, req.channel, req.crop)  # type: ignore[arg-type]
         images, stages, first = make(night.signal), night.stages, night.first_epoch
     else:
@@ -148,6 +152,32 @@ def compute(root: Path, dataset: Dataset, entry: Entry, req: Request) -> dict[st
     os.replace(tmp, meta)
     log.debug("%s: %d epochs of %r cached", entry.record, images.shape[0], req.channel)
     return index
+
+
+def _series_night(
+    dataset: Dataset, entry: Entry, req: Request
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Images, stages and first kept epoch of a night recorded as a heart time series."""
+    kind = get_kind(req.kind)
+    series = read_series(dataset.root / entry.psg)
+    if series.source not in kind.series:
+        raise InputError(
+            f"{entry.psg}: a {series.source} series; {req.kind!r} input cannot be made from "
+            f"it (only from a signal{''.join(', ' + n for n in kind.series)})"
+        )
+    if req.channel != series.source:
+        raise InputError(
+            f"{entry.record}: a {series.source} series has no channel {req.channel!r}; "
+            f"use --channel {series.source}"
+        )
+    make = kind.series[series.source].images
+    if req.crop == "unlabelled":
+        images = make(series.time_s, series.values, None)
+        return images, np.full(images.shape[0], -2, dtype=np.int8), 0
+    stages = read_hypnogram(dataset.root / entry.hypnogram)
+    images = make(series.time_s, series.values, stages.shape[0])
+    keep = crop_epochs(entry, stages, req.crop)  # type: ignore[arg-type]
+    return images[keep], stages[keep], keep.start
 
 
 def parse_shard(text: str) -> tuple[int, int]:

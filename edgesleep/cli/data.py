@@ -17,8 +17,10 @@ app.add_typer(data_app, name="data")
 if TYPE_CHECKING:
     Hypnograms: TypeAlias = str
     Dataset: TypeAlias = str
+    Importer: TypeAlias = str
 else:
     Hypnograms, Dataset = choices(HYPNOGRAM_SOURCES), choices(DATASETS)
+    Importer = choices(("walch", "slpdb"))
 
 
 @data_app.command("synth")
@@ -109,3 +111,19 @@ def data_features(
     n_epochs = sum(index["n_epochs"] for _, index in found)
     root = cache_root(dataset, cache)
     typer.echo(f"{root}: {len(found)} nights, {n_epochs} epochs of {channel!r} ({input_kind})")
+
+
+@data_app.command("import")
+def data_import(
+    dataset: Annotated[Importer, typer.Argument(help="What SRC holds.")],
+    src: Annotated[Path, typer.Argument(help="The dataset's files (its original layout).")],
+    out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+) -> None:
+    """Read a real heart dataset in its own layout (walch: heart_rate/ + labels/; slpdb: its
+    CSV export) into the dataset layout that train, cv and distill read."""
+    from edgesleep.io.imports import IMPORTERS
+
+    ds = IMPORTERS[dataset](src, out)
+    kinds = {Path(e.psg).suffix for e in ds.entries}
+    typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects "
+               f"({dataset}, real data; records {sorted(kinds)})")  # fmt: skip

@@ -80,3 +80,25 @@ def models() -> None:
     kinds = [[k, "x".join(map(str, get_kind(k).image_shape)), get_kind(k).help]
              for k in kind_names()]  # fmt: skip
     print_table("input kinds", ["input", "image", "what"], kinds)
+
+
+@app.command("compare")
+def compare(
+    staged: Annotated[Path, typer.Argument(help="A staged night (stage's CSV).")],
+    expert: Annotated[Path, typer.Argument(help="The expert hypnogram (EDF+ or CSV).")],
+) -> None:
+    """Agreement between a staged night and an expert hypnogram: accuracy, kappa, macro F1,
+    the confusion matrix and each class's recall (in the coarser class set of the two)."""
+    from edgesleep.api import compare as compare_files
+
+    r = compare_files(staged, expert)
+    typer.echo(
+        f"{staged.name} vs {expert.name}: {r['n_epochs']} epochs scored in both "
+        f"(staged {r['n_staged']}, expert {r['n_expert']}); accuracy {r['accuracy']:.3f}, "
+        f"kappa {r['kappa']:.3f}, macro F1 {r['macro_f1']:.3f}"
+    )
+    labels = r["classes"]
+    rows = [[f"expert {label}", *map(str, row), f"{100 * recall:.1f}"]
+            for label, row, recall in zip(labels, r["confusion"],
+                                          r["per_class"]["sensitivity"], strict=True)]  # fmt: skip
+    print_table("confusion (rows: expert, columns: staged)", ["", *labels, "recall %"], rows)

@@ -253,7 +253,8 @@ class RateImages:
         self.reset()
 
     def reset(self) -> None:
-        self._pending: list[tuple[float, float]] = []  # (time s, beats/min) not yet gridded
+        self._times = np.zeros(0)  # s, samples not yet gridded
+        self._rates = np.zeros(0)  # beats/min
         self._rate = np.nan  # beats/min of the last sample gridded
         self._grid = np.full((CONTEXT_EPOCHS, GRID_PER_EPOCH), np.nan)  # beats/min, newest last
         self._baseline: float | None = None
@@ -280,9 +281,8 @@ class RateImages:
         list of ndarray of shape (27, 20), float32
             Beats/min relative to the night's baseline, per epoch from 0, in order.
         """
-        times = np.asarray(time_s, dtype=np.float64).reshape(-1)
-        rates = np.asarray(bpm, dtype=np.float64).reshape(-1)
-        self._pending += zip(times.tolist(), rates.tolist(), strict=True)
+        self._times = np.concatenate([self._times, np.asarray(time_s, dtype=np.float64).ravel()])
+        self._rates = np.concatenate([self._rates, np.asarray(bpm, dtype=np.float64).ravel()])
         images = []
         while (self._epoch_index + 1) * EPOCH_S <= horizon_s:
             image = self._epoch()
@@ -295,15 +295,13 @@ class RateImages:
         start_s = self._epoch_index * EPOCH_S
         grid_s = start_s + np.arange(GRID_PER_EPOCH) / GRID_HZ
         rates = np.full(GRID_PER_EPOCH, self._rate)
-        times = np.array([t for t, _ in self._pending])
-        if times.size:  # the rate of the last sample at or before each grid time
-            index = np.searchsorted(times, grid_s, side="right") - 1
+        n_done = int(np.searchsorted(self._times, grid_s[-1], side="right"))
+        if n_done:  # the rate of the last sample at or before each grid time
+            index = np.searchsorted(self._times[:n_done], grid_s, side="right") - 1
             known = index >= 0
-            rates[known] = np.array([r for _, r in self._pending])[index[known]]
-        done = [p for p in self._pending if p[0] <= grid_s[-1]]
-        if done:
-            self._rate = done[-1][1]
-        self._pending = [p for p in self._pending if p[0] > grid_s[-1]]
+            rates[known] = self._rates[index[known]]
+            self._rate = float(self._rates[n_done - 1])
+        self._times, self._rates = self._times[n_done:], self._rates[n_done:]
         valid = np.isfinite(rates)
         if valid.any():  # running mean for the first hour, then an exponential average
             self._n_rated += 1

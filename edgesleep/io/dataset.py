@@ -8,8 +8,12 @@
       psg/            recordings (EDF/EDF+)
       hypnograms/     EDF+ stage annotations (may be the recording itself)
 
-``psg`` and ``hypnogram`` are paths relative to DIR. ``subject`` groups nights of one
-person, so splits can be subject-wise. ``lights_off_s`` / ``lights_on_s`` are seconds
+``psg`` and ``hypnogram`` are paths relative to DIR (or absolute: signals stored
+elsewhere). ``psg`` is an EDF/EDF+ recording, or a heart time series (a beat or heart-rate
+CSV with its header line, :mod:`edgesleep.io.heart`: ``.csv``/``.txt``), whose "channel" is
+its source name (``beats`` or ``heart-rate``); ``hypnogram`` is EDF+ annotations or a CSV
+hypnogram (:func:`edgesleep.io.hypnogram.read_labels_csv`). ``subject`` groups nights of
+one person, so splits can be subject-wise. ``lights_off_s`` / ``lights_on_s`` are seconds
 from the recording start; empty when unknown (then the in-bed crop is the whole night).
 """
 
@@ -166,12 +170,7 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
     n_epochs = signal.data.shape[0] // EPOCH_SAMPLES
     hyp_path = dataset.root / entry.hypnogram
     stages = fit_to_signal(read_hypnogram(hyp_path), n_epochs, hyp_path)
-    if crop == "in-bed" and entry.lights_off_s is not None and entry.lights_on_s is not None:
-        keep = in_bed_epochs(n_epochs, entry.lights_off_s, entry.lights_on_s)
-    elif crop == "sleep":
-        keep = sleep_window_epochs(stages)
-    else:
-        keep = slice(0, n_epochs)
+    keep = crop_epochs(entry, stages, crop)
     return Night(
         record=entry.record,
         subject=entry.subject,
@@ -180,6 +179,16 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
         stages=stages[keep],
         first_epoch=keep.start,
     )
+
+
+def crop_epochs(entry: Entry, stages: np.ndarray, crop: Crop) -> slice:
+    """The epochs a crop keeps of a night with ``stages`` (see :func:`load_night`)."""
+    n_epochs = stages.shape[0]
+    if crop == "in-bed" and entry.lights_off_s is not None and entry.lights_on_s is not None:
+        return in_bed_epochs(n_epochs, entry.lights_off_s, entry.lights_on_s)
+    if crop == "sleep":
+        return sleep_window_epochs(stages)
+    return slice(0, n_epochs)
 
 
 def describe(path: Path) -> tuple[str, list[str], list[list[str]], list[str]]:

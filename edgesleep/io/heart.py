@@ -26,6 +26,7 @@ from edgesleep.errors import InputError
 
 HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}
 SOURCES = ("beats", "heart-rate")
+SERIES_SUFFIXES = (".csv", ".txt")  # a dataset's recording with one of these is a series
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 
 
@@ -104,6 +105,7 @@ def read_series(path: str | Path, source: str | None = None) -> Series:
 def write_series(path: str | Path, series: Series) -> None:
     """Write a series with its header line (the inverse of :func:`read_series`)."""
     header = "time_s" if series.values is None else "time_s,bpm"
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with Path(path).open("w") as fh:
         fh.write(header + "\n")
         if series.values is None:

@@ -1,4 +1,5 @@
-"""Hypnograms: EDF+ stage annotations -> one stage per 30-s epoch, fitting and cropping.
+"""Hypnograms: EDF+ stage annotations or CSV labels -> one stage per 30-s epoch, fitting
+and cropping.
 
 A hypnogram is an int8 array of YASA stage integers, epoch ``i`` covering
 ``[i * 30, (i + 1) * 30)`` seconds from the recording start.
@@ -6,6 +7,7 @@ A hypnogram is an int8 array of YASA stage integers, epoch ``i`` covering
 
 from __future__ import annotations
 
+import csv
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +17,7 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import Annotation, read_annotations
-from edgesleep.stages import UNSCORED, W, stage_from_string
+from edgesleep.stages import ARTEFACT, CLASS_LABELS, UNSCORED, W, stage_from_string
 
 log = logging.getLogger("edgesleep")
 
@@ -67,12 +69,21 @@ def stages_from_annotations(
 
 
 def read_hypnogram(path: str | Path) -> np.ndarray:
-    """Read the stage annotations of an EDF+ file (a Sleep-EDF hypnogram or any EDF+).
+    """Read the stage annotations of an EDF+ file (a Sleep-EDF hypnogram or any EDF+), or
+    the stages of a CSV hypnogram (:func:`read_labels_csv`, 5 stages).
 
     Returns
     -------
     ndarray of shape (n_epochs,), int8
     """
+    if Path(path).suffix.lower() == ".csv":
+        values, n_classes = read_labels_csv(path)
+        if n_classes != 5:
+            raise InputError(
+                f"{path}: holds {CLASS_LABELS[n_classes]} labels; a hypnogram for training "
+                "needs the five stages (W, N1, N2, N3, REM)"
+            )
+        return values
     return stages_from_annotations(read_annotations(path), path)
 
 
@@ -130,3 +141,67 @@ def sleep_window_epochs(stages: np.ndarray, margin_s: float = 1800.0) -> slice:
         raise InputError("the hypnogram has no sleep epoch: cannot crop around sleep")
     margin = int(round(margin_s / EPOCH_S))
     return slice(max(0, asleep[0] - margin), min(stages.shape[0], asleep[-1] + 1 + margin))
+
+
+def read_labels_csv(path: str | Path) -> tuple[np.ndarray, int]:
+    """One label per 30-s epoch from a hypnogram CSV: a header with ``onset`` (or
+    ``onset_s``) and ``label`` (or ``stage``), optionally ``duration`` (``duration_s``; a
+    row spans its duration, default 30 s); other columns are ignored. edgesleep's staged
+    CSVs are such files.
+
+    Labels are the names of one class set (W/N1/N2/N3/REM, W/Light/Deep/REM or W/NREM/REM)
+    or any stage annotation :func:`edgesleep.stages.stage_from_string` reads (R&K codes,
+    "Sleep stage 2", ...); ART and UNS are artefact and unscored; epochs no row covers
+    are unscored.
+
+    Returns
+    -------
+    values : ndarray of shape (n_epochs,), int8
+        Class indices of the class set (for 5 classes, the YASA integers); negative codes
+        for artefact and unscored.
+    n_classes : {5, 4, 3}
+        The class set of the labels.
+
+    Raises
+    ------
+    InputError
+        No such columns (the ones there are named), an unknown label (its line named).
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read it as a CSV hypnogram ({err})") from None
+    onset_col = next((c for c in ("onset", "onset_s") if c in columns), None)
+    label_col = next((c for c in ("label", "stage") if c in columns), None)
+    if onset_col is None or label_col is None:
+        raise InputError(
+            f"{path}: a CSV hypnogram needs an onset (or onset_s) and a label (or stage) "
+            f"column; it has {columns}"
+        )
+    labels = [row[label_col].strip() for row in rows]
+    names = {lab.upper() for lab in labels} - {"ART", "UNS"}
+    n_classes = next((n for n in (4, 3) if names and names <= {c.upper() for c in CLASS_LABELS[n]}
+                      and not names <= {c.upper() for c in CLASS_LABELS[5]}), 5)  # fmt: skip
+    lookup = {c.upper(): i for i, c in enumerate(CLASS_LABELS[n_classes])}
+    lookup |= {"ART": ARTEFACT, "UNS": UNSCORED}
+    n_epochs = 0
+    spans = []
+    for line, (row, label) in enumerate(zip(rows, labels, strict=True), 2):
+        try:
+            onset = float(row[onset_col])
+            duration = float(row.get("duration") or row.get("duration_s") or EPOCH_S)
+            value = lookup[label.upper()] if label.upper() in lookup else stage_from_string(label)
+        except (ValueError, TypeError) as err:
+            raise InputError(f"{path}, line {line}: {err}") from None
+        first = int(round(onset / EPOCH_S))
+        count = max(1, int(round(duration / EPOCH_S)))
+        spans.append((first, count, value))
+        n_epochs = max(n_epochs, first + count)
+    values = np.full(n_epochs, UNSCORED, dtype=np.int8)
+    for first, count, value in spans:
+        if first >= 0:
+            values[first : first + count] = value
+    return values, n_classes
