@@ -1,0 +1,124 @@
+"""Real heart datasets into the dataset layout (walch, slpdb), training on them from the
+CLI, CSV hypnograms and `compare`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from edgesleep.api import compare
+from edgesleep.cli import app
+from edgesleep.dsp.beats import beat_series_images
+from edgesleep.errors import InputError
+from edgesleep.io.dataset import read_dataset
+from edgesleep.io.heart import read_series
+from edgesleep.io.hypnogram import read_hypnogram, read_labels_csv
+from edgesleep.io.imports import import_slpdb, import_walch
+from edgesleep.io.slpdb import read_record
+from edgesleep.train.data import load_features
+
+CODES = [-1, 0, 1, 2, 3, 4, 5]
+
+
+@pytest.fixture
+def walch_src(tmp_path: Path) -> Path:
+    """Walch et al.'s layout, SYNTHETIC content: 4 subjects, unsorted watch samples from
+    two days before the PSG start, stage codes 0-5 and -1, SUBJECTS and SHA256SUMS."""
+    root = tmp_path / "walch"
+    (root / "heart_rate").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    ids = ["101", "102", "103", "104"]
+    for i, sid in enumerate(ids):
+        t = np.concatenate([[-172800.0, -90000.0], np.arange(-4000.0, 8 * 3600, 5.0)])
+        t = t + rng.uniform(0, 1, t.size)
+        bpm = 60 + 8 * np.sin(t / 900) + rng.normal(0, 1, t.size)
+        order = rng.permutation(t.size) if i == 0 else np.arange(t.size)
+        (root / "heart_rate" / f"{sid}_heartrate.txt").write_text(
+            "".join(f"{a:.5f},{b:.0f}\n" for a, b in zip(t[order], bpm[order], strict=True))
+        )
+        codes = rng.choice(CODES, 960, p=[0.05, 0.15, 0.1, 0.4, 0.05, 0.05, 0.2])
+        (root / "labels" / f"{sid}_labeled_sleep.txt").write_text(
+            "".join(f"{30 * k} {c}\n" for k, c in enumerate(codes))
+        )
+    (root / "SUBJECTS").write_text("\n".join(ids) + "\n")
+    files = sorted(p for p in root.rglob("*.txt"))
+    (root / "SHA256SUMS").write_text(
+        "".join(
+            f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(root)}\n" for p in files
+        )
+    )
+    return root
+
+
+def test_walch_import_then_train_from_the_cli(walch_src: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    result = CliRunner().invoke(app, ["data", "import", "walch", str(walch_src), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    ds = read_dataset(out)
+    assert len(ds.entries) == 4 and ds.info["synthetic"] is False
+    series = read_series(out / ds.entries[0].psg)
+    assert series.source == "heart-rate" and (np.diff(series.time_s) >= 0).all()
+    assert series.time_s[0] >= -3600  # an hour of context kept, the days before dropped
+    raw = np.loadtxt(walch_src / "labels" / "101_labeled_sleep.txt")
+    stages = read_hypnogram(out / ds.entries[0].hypnogram)
+    expected = {-1: -2, 0: 0, 1: 1, 2: 2, 3: 3, 4: 3, 5: 4}  # N4 -> N3, 5 -> REM
+    assert stages.tolist() == [expected[int(c)] for c in raw[:, 1]]
+    nights = load_features(ds, "heart-rate", 4, kind="beats")
+    assert nights[0].images.shape == (960, 27, 20)
+    with pytest.raises(InputError, match="use --channel heart-rate"):
+        load_features(ds, "ECG", 4, kind="beats")
+    with pytest.raises(InputError, match="'stft' input cannot be made from it"):
+        load_features(ds, "heart-rate", 4, kind="stft")
+    args = ["train", "--data", str(out), "--channel", "heart-rate", "--input", "beats",
+            "--model", "student", "--classes", "4", "--max-steps", "3", "--eval-every", "3",
+            "--out", str(tmp_path / "m.pt")]  # fmt: skip
+    trained = CliRunner().invoke(app, args)
+    assert trained.exit_code == 0, trained.output
+    assert "(real data)" in trained.output
+
+
+def test_a_changed_file_is_refused(walch_src: Path, tmp_path: Path) -> None:
+    path = walch_src / "labels" / "102_labeled_sleep.txt"
+    path.write_text(path.read_text().replace(" 2\n", " 3\n", 1))
+    with pytest.raises(InputError, match="checksum differs"):
+        import_walch(walch_src, tmp_path / "ds")
+    with pytest.raises(InputError, match="not Walch et al.'s layout"):
+        import_walch(tmp_path, tmp_path / "ds")
+
+
+def test_slpdb_import_gives_the_beat_images(data_dir: Path, tmp_path: Path) -> None:
+    ds = import_slpdb(data_dir / "slpdb", tmp_path / "ds")
+    (entry,) = ds.entries
+    assert (entry.record, entry.subject) == ("slp01a", "slp01")
+    (night,) = load_features(ds, "beats", 5, kind="beats", crop="none")
+    rec = read_record(data_dir / "slpdb", "slp01a")
+    np.testing.assert_array_equal(night.images, beat_series_images(rec.beat_times_s, None, 240))
+    np.testing.assert_array_equal(night.labels, np.where(rec.stages == -1, -2, rec.stages))
+
+
+def test_csv_hypnograms_and_compare(tmp_path: Path) -> None:
+    expert = tmp_path / "expert.csv"
+    expert.write_text("onset_s,duration_s,stage\n0,60,W\n60,30,2\n90,30,4\n120,30,R\n150,30,?\n")
+    values, n = read_labels_csv(expert)
+    assert n == 5 and values.tolist() == [0, 0, 2, 3, 4, -2]  # R&K 4 -> N3, ? unscored
+    staged = tmp_path / "staged.csv"
+    staged.write_text("onset,duration,stage,label,p_W\n0,30,0,W,1\n30,30,1,Light,1\n"
+                      "60,30,1,Light,1\n90,30,1,Light,1\n120,30,3,REM,1\n150,30,0,W,1\n")  # fmt: skip
+    values, n = read_labels_csv(staged)
+    assert n == 4 and values.tolist() == [0, 1, 1, 1, 3, 0]
+    r = compare(staged, expert)
+    assert r["classes"] == ["W", "Light", "Deep", "REM"] and r["n_epochs"] == 5
+    assert r["confusion"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]]
+    assert r["per_class"]["sensitivity"][0] == 0.5
+    result = CliRunner().invoke(app, ["compare", str(staged), str(expert)])
+    assert result.exit_code == 0 and "accuracy 0.600" in result.output
+    with pytest.raises(InputError, match="needs the five stages"):
+        read_hypnogram(staged)
+    (tmp_path / "bad.csv").write_text("start,stage\n0,W\n")
+    with pytest.raises(InputError, match="onset"):
+        read_labels_csv(tmp_path / "bad.csv")
