@@ -107,8 +107,9 @@ def test_csv_hypnograms_and_compare(tmp_path: Path) -> None:
     values, n = read_labels_csv(expert)
     assert n == 5 and values.tolist() == [0, 0, 2, 3, 4, -2]  # R&K 4 -> N3, ? unscored
     staged = tmp_path / "staged.csv"
-    staged.write_text("onset,duration,stage,label,p_W\n0,30,0,W,1\n30,30,1,Light,1\n"
-                      "60,30,1,Light,1\n90,30,1,Light,1\n120,30,3,REM,1\n150,30,0,W,1\n")  # fmt: skip
+    rows = ["0,30,0,W,1", "30,30,1,Light,1", "60,30,1,Light,1", "90,30,1,Light,1",
+            "120,30,3,REM,1", "150,30,0,W,1"]  # fmt: skip
+    staged.write_text("onset,duration,stage,label,p_W\n" + "\n".join(rows) + "\n")
     values, n = read_labels_csv(staged)
     assert n == 4 and values.tolist() == [0, 1, 1, 1, 3, 0]
     r = compare(staged, expert)
