@@ -31,11 +31,15 @@ import numpy as np
 
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.edf import channels, read_signal
+from edgesleep.io.heart import Series
 from edgesleep.protocol import (
+    MAX_PAYLOAD,
     Header,
+    encode_beats,
     encode_data,
     encode_end,
     encode_header,
+    encode_rates,
     max_samples_per_frame,
 )
 
@@ -238,4 +242,51 @@ def play(
             port.write(junk)
             sent["garbage_bytes"] += len(junk)
     port.write(encode_end(n_times))
+    return sent
+
+
+EVENT_TICKS_HZ = 1000.0  # an events-only device's ticks: milliseconds
+
+
+def play_series(
+    port: Any,
+    series: Series,
+    speed: float | None = None,
+    frame_s: float = 10.0,
+    device_id: str = "edgesleep-emulator",
+) -> dict[str, int]:
+    """Play a heart series as an events-only wearable: a header with no channels and
+    millisecond ticks, then beats or rates frames of ``frame_s`` of events each (only the
+    events from 0 on: a device's time starts with it), and the end frame.
+
+    Returns counts of what was sent.
+    """
+    keep = series.time_s >= 0
+    order = np.argsort(series.time_s[keep], kind="stable")
+    ticks = np.round(series.time_s[keep][order] * EVENT_TICKS_HZ).astype(np.int64)
+    values = None if series.values is None else series.values[keep][order]
+    header = Header(EVENT_TICKS_HZ, (), "int16", 1.0, device_id, 1)
+    per_frame = (MAX_PAYLOAD - 2) // (4 if values is None else 8)
+    port.write(encode_header(header))
+    sent = {"frames": 0, "events": 0}
+    t_start, last_header, start = time.monotonic(), 0.0, 0
+    end_tick = int(ticks[-1]) + 1 if ticks.size else 0
+    while start < ticks.size:
+        frame_end = ticks[start] + frame_s * EVENT_TICKS_HZ
+        stop = min(int(np.searchsorted(ticks, frame_end)), start + per_frame)
+        if speed:
+            due = t_start + ticks[stop - 1] / EVENT_TICKS_HZ / speed
+            time.sleep(max(0.0, due - time.monotonic()))
+        if ticks[start] / EVENT_TICKS_HZ - last_header >= HEADER_EVERY_S:
+            port.write(encode_header(header))
+            last_header = ticks[start] / EVENT_TICKS_HZ
+        part = slice(start, stop)
+        body = (
+            encode_beats(ticks[part]) if values is None else encode_rates(ticks[part], values[part])
+        )
+        port.write(body)
+        sent["frames"] += 1
+        sent["events"] += stop - start
+        start = stop
+    port.write(encode_end(end_tick))
     return sent

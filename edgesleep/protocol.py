@@ -3,7 +3,7 @@
 Every frame, little-endian::
 
     sync  0xA5 0x5A            2 bytes
-    type  u8                   1: header, 2: data, 3: beats, 4: end
+    type  u8                   1: header, 2: data, 3: beats, 4: end, 5: rates
     size  u16                  payload bytes, at most MAX_PAYLOAD
     payload                    size bytes
     crc   u16                  CRC-16/CCITT-FALSE over type, size and payload
@@ -19,6 +19,15 @@ Payloads:
   wraps at 2**32; not a packet counter), channel count u8, sample count u16, samples``
   interleaved by sample (s0c0 s0c1 ... s1c0 ...), in the header's format.
 - beats: ``count u16, then count sample indices u32`` of R peaks the device detected.
+- rates: ``count u16, then count times (tick u32, beats/min f32)``: heart-rate samples
+  (e.g. a watch's photoplethysmography heart rate), in time order.
+
+Time base: a tick is one sample index at the header's ``sfreq``, since the device's stream
+start (u32, wrapping). A device with signal channels counts its samples; an events-only
+device (a watch or chest strap that sends only beats or rates frames) sends a header with
+**0 channels**, no data frames, and ``sfreq`` = its tick rate (1000: ticks are
+milliseconds since its stream start); its ``end`` frame gives the tick the stream ended
+at.
 - end: ``next sample index u32`` (the index after the last sample; so a host also sees
   frames lost at the very end); the recording is over.
 
@@ -38,7 +47,7 @@ import numpy as np
 VERSION = 1
 SYNC = b"\xa5\x5a"
 MAX_PAYLOAD = 1024
-HEADER, DATA, BEATS, END = 1, 2, 3, 4
+HEADER, DATA, BEATS, END, RATES = 1, 2, 3, 4, 5
 FORMATS: dict[int, np.dtype[Any]] = {0: np.dtype("<i2"), 1: np.dtype("<f4")}
 FORMAT_CODES = {"int16": 0, "float32": 1}
 _PREFIX = struct.Struct("<2sBH")
@@ -46,7 +55,8 @@ _DATA = struct.Struct("<IBH")
 _HEADER = struct.Struct("<BBffIB")
 _CRC = struct.Struct("<H")
 _BODY_DATA = struct.Struct("<BH" + _DATA.format[1:])  # type, size, then the data fields
-_KINDS = frozenset((HEADER, DATA, BEATS, END))
+_KINDS = frozenset((HEADER, DATA, BEATS, END, RATES))
+_RATE = np.dtype([("tick", "<u4"), ("bpm", "<f4")])
 OVERHEAD = _PREFIX.size + 2  # sync, type, size, crc
 
 
@@ -82,11 +92,19 @@ class Beats:
 
 
 @dataclass(frozen=True)
+class Rates:
+    """Heart-rate samples: ``ticks`` (u32 ticks, wrapping like data indices) and ``bpm``."""
+
+    ticks: np.ndarray
+    bpm: np.ndarray
+
+
+@dataclass(frozen=True)
 class End:
     next_index: int
 
 
-Frame = Header | Data | Beats | End
+Frame = Header | Data | Beats | Rates | End
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -125,6 +143,13 @@ def encode_data(first_index: int, samples: np.ndarray, sample_format: str = "int
 def encode_beats(indices: np.ndarray) -> bytes:
     idx = np.asarray(indices, dtype=np.int64) % 2**32
     return frame(BEATS, struct.pack("<H", idx.shape[0]) + idx.astype("<u4").tobytes())
+
+
+def encode_rates(ticks: np.ndarray, bpm: np.ndarray) -> bytes:
+    body = np.empty(np.asarray(ticks).shape[0], dtype=_RATE)
+    body["tick"] = np.asarray(ticks, dtype=np.int64) % 2**32
+    body["bpm"] = bpm
+    return frame(RATES, struct.pack("<H", body.shape[0]) + body.tobytes())
 
 
 def encode_end(next_index: int) -> bytes:
@@ -246,6 +271,12 @@ class Parser:
                 if len(payload) != 2 + 4 * count:
                     raise ValueError("beat count does not match the payload")
                 return Beats(np.frombuffer(payload, "<u4", count, 2).astype(np.int64))
+            if kind == RATES:
+                (count,) = struct.unpack_from("<H", payload)
+                if len(payload) != 2 + _RATE.itemsize * count:
+                    raise ValueError("rate count does not match the payload")
+                body = np.frombuffer(payload, _RATE, count, 2)
+                return Rates(body["tick"].astype(np.int64), body["bpm"].astype(np.float64))
             (next_index,) = struct.unpack("<I", payload)
             return End(next_index)
         except (ValueError, struct.error, UnicodeDecodeError, KeyError, IndexError) as err:
@@ -272,8 +303,8 @@ def check_header_fields(sfreq: float, uv_per_lsb: float, n_channels: int) -> Non
         raise ValueError(
             f"uv_per_lsb {uv_per_lsb:g} outside {UV_PER_LSB_RANGE[0]:g}..{UV_PER_LSB_RANGE[1]:g}"
         )
-    if not 1 <= n_channels <= MAX_CHANNELS:
-        raise ValueError(f"channel count {n_channels} outside 1..{MAX_CHANNELS}")
+    if not 0 <= n_channels <= MAX_CHANNELS:
+        raise ValueError(f"channel count {n_channels} outside 0..{MAX_CHANNELS}")
 
 
 def decode_header(payload: bytes) -> Header:

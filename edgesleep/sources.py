@@ -25,7 +25,7 @@ import numpy as np
 
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.edf import channel_kind, find_channel, read_signal
-from edgesleep.protocol import Beats, Data, End, Header, Parser
+from edgesleep.protocol import Beats, Data, End, Header, Parser, Rates
 
 log = logging.getLogger("edgesleep")
 PACKET_S = 1.0
@@ -59,6 +59,14 @@ class BeatPacket:
     indices: np.ndarray
 
 
+@dataclass(frozen=True)
+class RatePacket:
+    """Heart-rate samples: ``ticks`` (same time base as :attr:`Packet.start`), ``bpm``."""
+
+    ticks: np.ndarray
+    bpm: np.ndarray
+
+
 class Source(Protocol):
     """Where samples come from: its stream description, its packets, its counters."""
 
@@ -67,7 +75,7 @@ class Source(Protocol):
 
     def info(self) -> StreamInfo: ...
 
-    def packets(self) -> Iterator[Packet | BeatPacket]: ...
+    def packets(self) -> Iterator[Packet | BeatPacket | RatePacket]: ...
 
     def close(self) -> None: ...
 
@@ -306,6 +314,7 @@ class SerialSource:
             "reader_wakeups": 0,
             "bytes": 0,
             "beats": 0,
+            "rates": 0,
         }
         self._header: Header | None = None
         self._header_seen = threading.Event()
@@ -336,7 +345,7 @@ class SerialSource:
         full_scale = 32767 * h.uv_per_lsb if h.sample_format == "int16" else None
         return StreamInfo(h.sfreq, h.channels, full_scale, h.device_id, stream_id=h.stream_id)
 
-    def packets(self) -> Iterator[Packet | BeatPacket]:
+    def packets(self) -> Iterator[Packet | BeatPacket | RatePacket]:
         while True:
             item = self.queue.get()
             if item is _STOP:
@@ -402,7 +411,7 @@ class SerialSource:
                 port.close()
             self.queue.put(_STOP)
 
-    def _handle(self, frame: Header | Data | Beats | End) -> bool:
+    def _handle(self, frame: Header | Data | Beats | Rates | End) -> bool:
         """Turn a frame into queue items; False at the end of the stream."""
         if isinstance(frame, Header):
             old = self._header
@@ -430,8 +439,15 @@ class SerialSource:
             return False
         if isinstance(frame, Beats):
             self.counters["beats"] += frame.indices.shape[0]
-            if self._next_abs is not None:
-                self._put(BeatPacket(self._unwrap(frame.indices)))
+            ticks = self._event_ticks(frame.indices)
+            if ticks is not None:
+                self._put(BeatPacket(ticks))
+            return True
+        if isinstance(frame, Rates):
+            self.counters["rates"] += frame.ticks.shape[0]
+            ticks = self._event_ticks(frame.ticks)
+            if ticks is not None:
+                self._put(RatePacket(ticks, frame.bpm))
             return True
         assert self._header is not None
         placed = self._place(frame.first_index, frame.samples.shape[0])
@@ -465,7 +481,22 @@ class SerialSource:
         self._last_data_t = now
         return start
 
-    def _put(self, item: Packet | BeatPacket) -> None:
+    def _event_ticks(self, ticks: np.ndarray) -> np.ndarray | None:
+        """Unwrapped ticks of a beats or rates frame. A device with channels places them
+        on its data (None before its first data frame); an events-only device's first
+        event starts its time base."""
+        assert self._header is not None
+        if ticks.shape[0] == 0:
+            return None
+        if self._header.channels:
+            return None if self._next_abs is None else self._unwrap(ticks)
+        if self._next_abs is None:
+            self._next_abs = int(ticks[0])
+        unwrapped = self._unwrap(ticks)
+        self._next_abs = max(self._next_abs, int(unwrapped.max()))
+        return unwrapped
+
+    def _put(self, item: Packet | BeatPacket | RatePacket) -> None:
         try:
             self.queue.put_nowait(item)
         except queue.Full:

@@ -498,7 +498,7 @@ def score_series(
     ----------
     time_s : ndarray of shape (n,), s from the recording start, any order
     values : ndarray of shape (n,), the values (beats/min for a heart-rate series)
-    n_epochs : epochs from 0 (default: up to the last event's epoch)
+    n_epochs : epochs from 0 (default: the whole epochs that end by the last event)
     """
     stager = SeriesStager(model, source, delay)
     images = stager.source.images(np.asarray(time_s), values, n_epochs)

@@ -8,10 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from edgesleep.errors import InputError
 from edgesleep.night import NightSink
 from edgesleep.ort import ExportedModel
-from edgesleep.sources import BeatPacket, Packet, Source, pick_channel
-from edgesleep.stager import EpochResult, Stager
+from edgesleep.sources import BeatPacket, Packet, RatePacket, Source, pick_channel
+from edgesleep.stager import EpochResult, SeriesStager, Stager
 
 log = logging.getLogger("edgesleep")
 
@@ -50,6 +53,7 @@ class StreamOptions:
     revisions: bool = False
     overwrite: bool = False
     resume: bool = False
+    source: str | None = None  # stage from a heart series ("beats", "heart-rate") frames
 
 
 def stream_to_csv(
@@ -72,22 +76,29 @@ def stream_to_csv(
     """
     night = NightSink(out, model.info.n_classes, opts.resume, opts.overwrite)
     info = source.info()
-    index = pick_channel(info, model.info.channel, opts.channel)
+    if opts.source is None and not info.channels:
+        raise InputError(
+            f"{info.device_id or 'the device'} sends events only (no channels); say what to "
+            "stage from with --input beats or --input heart-rate"
+        )
+    stager: Stager
+    if opts.source is not None:
+        stager = SeriesStager(model, opts.source, opts.delay, opts.revisions)
+        index, label = -1, opts.source
+    else:
+        index = pick_channel(info, model.info.channel, opts.channel)
+        label = info.channels[index]
+        stager = Stager(model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, label)
     night.start({"device_id": info.device_id, "stream_id": info.stream_id,
-                 "channel": info.channels[index], "sfreq": info.sfreq,
+                 "channel": label, "sfreq": info.sfreq,
                  "export_id": model.info.raw["export_id"]})  # fmt: skip
     if model.info.synthetic and not info.synthetic:
         log.warning(
             "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
             model.folder,
         )
-    stager = Stager(
-        model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, info.channels[index]
-    )
     report = StreamReport(sfreq=info.sfreq)
-    log.info(
-        "streaming %r at %g Hz from %s -> %s", info.channels[index], info.sfreq, info.device_id, out
-    )
+    log.info("streaming %r at %g Hz from %s -> %s", label, info.sfreq, info.device_id, out)
 
     def emit(r: EpochResult) -> None:
         night.write(r)
@@ -100,6 +111,47 @@ def stream_to_csv(
         report.interrupted = True
     finally:
         night.close()
+    return report
+
+
+def _run_series(
+    source: Source,
+    stager: SeriesStager,
+    sfreq: float,
+    emit: Callable[[EpochResult], None],
+    report: StreamReport,
+) -> StreamReport:
+    """:func:`run_stream` for a stager of a heart series: its frames (beats or rates) in,
+    in ticks of ``sfreq``; each frame completes the epochs up to its last event, the
+    stream's end (an empty packet) the rest."""
+    t_start, horizon = time.monotonic(), 0.0
+    name = stager.source.name
+
+    def out(results: list[EpochResult]) -> None:
+        for r in results:
+            report.epochs += not r.revision
+            report.flagged += bool(r.flags) and not r.revision
+            emit(r)
+
+    try:
+        for packet in source.packets():
+            times, values = None, None
+            if isinstance(packet, BeatPacket):
+                report.beats += packet.indices.shape[0]
+                times = packet.indices / sfreq if name == "beats" else None
+            elif isinstance(packet, RatePacket) and name == "heart-rate":
+                times, values = packet.ticks / sfreq, packet.bpm
+            elif isinstance(packet, Packet) and packet.samples.shape[0] == 0:  # the end
+                horizon = max(horizon, packet.start / sfreq)
+                out(stager.push_series(np.zeros(0), np.zeros(0), horizon))
+            if times is not None and times.size:
+                horizon = max(horizon, float(times[-1]))
+                out(stager.push_series(times, values, horizon))
+    finally:
+        out(stager.end(horizon))
+        report.seconds = time.monotonic() - t_start
+        report.source = dict(source.stats)
+        source.close()
     return report
 
 
@@ -116,6 +168,8 @@ def run_stream(
     report = report or StreamReport()
     t_start = time.monotonic()
     expected = 0
+    if isinstance(stager, SeriesStager):
+        return _run_series(source, stager, source.info().sfreq, emit, report)
     sfreq = stager.front.sfreq
 
     def out(results: list[EpochResult]) -> None:

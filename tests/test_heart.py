@@ -126,14 +126,14 @@ def test_staging_from_beats_and_heart_rate(tiny_export: object, tmp_path: Path) 
     time_s, bpm = rates_of(beats)
     from_beats = score_beats(beats, model, delay=0)
     from_rate = score_heart_rate(time_s, bpm, model, delay=0)
-    assert from_beats.n_epochs == from_rate.n_epochs == 50
+    assert from_beats.n_epochs == from_rate.n_epochs == 49  # whole epochs by the last beat
     np.testing.assert_allclose(from_beats.probabilities, from_rate.probabilities, atol=1e-4)
     # the streaming stager gives what offline scoring gives
     stager, results = SeriesStager(model, "heart-rate", delay=0), []
     for i in range(0, time_s.size, 97):
-        horizon = time_s[i + 97] if i + 97 < time_s.size else 1500.0
+        horizon = time_s[min(i + 97, time_s.size - 1)]
         results += stager.push_series(time_s[i : i + 97], bpm[i : i + 97], horizon)
-    results += stager.end(1500.0)
+    results += stager.end(time_s[-1])  # a stream that ends with its last sample
     np.testing.assert_allclose(np.stack([r.probabilities for r in results]),
                                from_rate.probabilities, atol=1e-5)  # fmt: skip
     # the CLI: a CSV with a header, one without (needs --input), a model of another kind
@@ -158,3 +158,61 @@ def test_a_signal_model_refuses_a_heart_series(tiny_export: object) -> None:
     folder = tiny_export("student")["root"] / "out"  # type: ignore[operator]
     with pytest.raises(InputError, match="cannot be made from 'heart-rate'"):
         score_heart_rate(np.arange(0.0, 600, 5), np.full(120, 60.0), ExportedModel(folder, "fp32"))
+
+
+def test_rates_frames_round_trip_with_test_vectors() -> None:
+    from edgesleep import protocol
+
+    header = protocol.Header(1000.0, (), "int16", 1.0, "watch", 7)
+    encoded = protocol.encode_header(header)
+    # test vector: an events-only header (0 channels, ticks of 1 ms) ...
+    assert encoded.hex() == "a55a011500010000007a440000803f0700000000057761746368025b"
+    # ... and a rates frame of two samples (tick 1500 ms at 61.5 beats/min, 6500 ms at 60)
+    rates = protocol.encode_rates(np.array([1500, 6500]), np.array([61.5, 60.0]))
+    assert rates.hex() == "a55a0512000200dc05000000007642641900000000704295bd"
+    parser = protocol.Parser()
+    frames = parser.feed(encoded + rates + protocol.encode_end(7000))
+    assert frames[0] == header
+    assert frames[1].ticks.tolist() == [1500, 6500] and frames[1].bpm.tolist() == [61.5, 60.0]
+    assert frames[2] == protocol.End(7000)
+
+
+def test_an_events_only_wearable_streams_as_offline(tiny_export: object, tmp_path: Path) -> None:
+    """`edgesleep emulate --from hr.csv` (an events-only wearable on a pty) -> `edgesleep
+    stream --input heart-rate` -> the offline hypnogram."""
+    import subprocess
+    import sys
+    import threading
+
+    folder = tiny_export("student-beats")["root"] / "out"  # type: ignore[operator]
+    time_s, bpm = rates_of(night_beats(1500.0))
+    time_s = np.round(time_s, 3)  # millisecond ticks
+    write_series(tmp_path / "hr.csv", Series("heart-rate", time_s, bpm.astype(np.float32)))
+    link = tmp_path / "watch"
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "edgesleep.cli", "emulate", "--from", str(tmp_path / "hr.csv"),
+         "--link", str(link), "--speed", "0", "--linger", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            if link.exists():
+                break
+            threading.Event().wait(0.1)
+        out = tmp_path / "stages.csv"
+        args = ["stream", "--model", str(folder), "--port", str(link), "--out", str(out),
+                "--quiet", "--input", "heart-rate", "--delay", "0",
+                "--precision", "fp32"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    finally:
+        printed, _ = emulator.communicate(timeout=60)
+    assert emulator.returncode == 0, printed
+    series = read_series(tmp_path / "hr.csv")
+    offline = score_heart_rate(series.time_s, series.values, ExportedModel(folder, "fp32"),
+                               delay=0)  # fmt: skip
+    rows = [r.split(",") for r in out.read_text().splitlines()[1:]]
+    assert [int(r[2]) for r in rows] == offline.stages.tolist()
+    refused = CliRunner().invoke(app, ["stream", "--model", str(folder), "--port",
+                                       str(link), "--out", str(tmp_path / "x.csv")])  # fmt: skip
+    assert refused.exit_code != 0

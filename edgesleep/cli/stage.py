@@ -130,6 +130,10 @@ def stream(
         bool, typer.Option(help="Continue --out if it is the same night, else start a new one.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No live status line.")] = False,
+    input_source: Annotated[
+        HeartSource | None,
+        typer.Option("--input", help="Stage from the device's beats or rates frames."),
+    ] = None,
 ) -> None:
     """Stage a live stream: one row per 30-s epoch, written and flushed as it is scored."""
     from rich.console import Console
@@ -143,7 +147,7 @@ def stream(
     exported = ExportedModel(model, precision)
     source = open_source(port, replay, synthetic, channel or exported.info.channel, sfreq,
                          baud, speed or None, seed, epochs)  # fmt: skip
-    opts = StreamOptions(channel, delay, revisions, overwrite, resume)
+    opts = StreamOptions(channel, delay, revisions, overwrite, resume, input_source)
     n_classes = exported.info.n_classes
     with Live(console=Console(stderr=True), auto_refresh=False, transient=True) as live:
 
@@ -159,7 +163,10 @@ def stream(
 
 @app.command("emulate")
 def emulate(
-    recording: Annotated[Path, typer.Option("--from", help="EDF/EDF+ recording to play.")],
+    recording: Annotated[
+        Path,
+        typer.Option("--from", help="EDF/EDF+ recording, or a beat / heart-rate CSV, to play."),
+    ],
     port: Annotated[
         str, typer.Option(help="Serial port to write to, or pty for a pseudo-terminal.")
     ] = "pty",
@@ -180,22 +187,34 @@ def emulate(
     linger: Annotated[
         float, typer.Option(help="Seconds to keep the port open after the end frame.")
     ] = 3.0,
+    input_source: Annotated[
+        HeartSource | None,
+        typer.Option("--input", help="What a CSV without a header line holds."),
+    ] = None,
 ) -> None:
     """Play a recording as a wearable speaking the edgesleep protocol (for demos and tests)."""
     import time
 
     from edgesleep import emulate as emu
+    from edgesleep.io.heart import SERIES_SUFFIXES, read_series
 
     fault_set = emu.Faults.parse(faults, seed)
-    data, sfreq, labels = emu.read_recording(recording, channel)
+    series = None
+    if recording.suffix.lower() in SERIES_SUFFIXES:  # an events-only wearable
+        series = read_series(recording, input_source)
+        what = f"{series.source} events, millisecond ticks"
+    else:
+        data, sfreq, labels = emu.read_recording(recording, channel)
+        what = f"{len(labels)} channel(s) at {sfreq:g} Hz"
     sink = emu.PtyPort(link) if port == "pty" else emu.SerialPort(port, baud)
     where = f"{link} -> {sink.link.resolve()}" if isinstance(sink, emu.PtyPort) else port
-    typer.echo(
-        f"emulated wearable on {where}: {len(labels)} channel(s) at {sfreq:g} Hz, speed "
-        f"{speed or 'max'}, faults {faults or 'none'}"
-    )
+    typer.echo(f"emulated wearable on {where}: {what}, speed {speed or 'max'}, "
+               f"faults {faults or 'none'}")  # fmt: skip
     try:
-        sent = emu.play(sink, data, sfreq, labels, speed or None, fault_set)
+        if series is not None:
+            sent = emu.play_series(sink, series, speed or None)
+        else:
+            sent = emu.play(sink, data, sfreq, labels, speed or None, fault_set)
         time.sleep(linger)
     except KeyboardInterrupt:
         sent = {}

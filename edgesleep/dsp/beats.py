@@ -395,10 +395,11 @@ def _first_epoch(time_s: np.ndarray) -> int:
 
 
 def _n_epochs(time_s: np.ndarray, n_epochs: int | None) -> int:
-    """``n_epochs``, or up to the epoch of the last of the sorted times (inclusive)."""
+    """``n_epochs``, or the whole epochs that end by the last of the sorted times (as a
+    stream that ends there completes)."""
     if n_epochs is not None:
         return n_epochs
-    return int(time_s[-1] // EPOCH_S) + 1 if time_s.size and time_s[-1] >= 0 else 0
+    return int(time_s[-1] // EPOCH_S) if time_s.size and time_s[-1] >= 0 else 0
 
 
 def beat_series_images(
@@ -413,7 +414,7 @@ def beat_series_images(
         context.
     values : ignored (beats carry no value)
     n_epochs : int, optional
-        Epochs from 0 (default: up to the last beat's epoch, inclusive).
+        Epochs from 0 (default: the whole epochs that end by the last beat).
 
     Returns
     -------
@@ -437,7 +438,7 @@ def heart_rate_images(
     bpm : ndarray of shape (n,)
         Beats/min; samples outside 30-200 beats/min (``RR_RANGE_S``) or not finite are dropped.
     n_epochs : int, optional
-        Epochs from 0 (default: up to the last sample's epoch, inclusive).
+        Epochs from 0 (default: the whole epochs that end by the last sample).
 
     Returns
     -------

@@ -63,7 +63,8 @@ class SeriesSource:
     name : e.g. "beats" (R-peak times) or "heart-rate" (beats/min samples)
     help : one line for ``--help``
     images : offline function, (time_s (n,), values (n,) or None, n_epochs or None) ->
-        images (n_epochs, *image_shape); times in s from the recording start, any order
+        images (n_epochs, *image_shape) (default n_epochs: the whole epochs that end by the
+        last event); times in s from the recording start, any order
     stream : a new streaming front end (:class:`SeriesStream`) that makes the same images
     """
 

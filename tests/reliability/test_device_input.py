@@ -41,7 +41,7 @@ def test_a_header_whose_length_field_runs_past_the_end_is_counted_and_skipped() 
         (256.0, -0.5, 1, "uv_per_lsb -0.5"),
         (256.0, 1e30, 1, "uv_per_lsb 1e+30"),
         (256.0, float("nan"), 1, "uv_per_lsb nan"),
-        (256.0, 0.5, 0, "channel count 0"),
+        (256.0, 0.5, 65, "channel count 65"),  # 0 is an events-only device (rates, beats)
     ],
 )
 def test_header_fields_out_of_range_are_refused_by_name(
