@@ -54,7 +54,7 @@ class Checker:
 
 def soak(model_dir: Path, days: float) -> dict[str, Any]:
     model = ExportedModel(model_dir)
-    stager = Stager(model, 100.0, delay=model.info.seq_len - 1)
+    stager = Stager(model, 100.0)  # the model's default readout
     rng = np.random.default_rng(0)
     rhythm = 20 * np.sin(2 * np.pi * 10 * np.arange(100) / 100)
     end = int(days * DAY_S)

@@ -45,6 +45,7 @@ import torch
 
 from edgesleep import __version__
 from edgesleep.io.writers import markdown_table, write_report
+from edgesleep.readout import default_delay
 from edgesleep.train import distributed
 from edgesleep.train.data import NightFeatures, norm_stats
 from edgesleep.train.evaluate import TorchScorer, evaluate_nights
@@ -149,7 +150,7 @@ def scoring_epochs_per_s(name: str, folder: Path) -> float:
     model = build(name, make_config(name, "stft")).eval()
     scorer = TorchScorer(model, *norm_stats(nights))
     t0 = time.perf_counter()
-    evaluate_nights(scorer, nights, 5, [19])
+    evaluate_nights(scorer, nights, 5, [default_delay(scorer)])
     return 2 * NIGHT_EPOCHS / (time.perf_counter() - t0)
 
 

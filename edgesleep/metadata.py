@@ -93,6 +93,13 @@ class ModelInfo:
         return {str(k): str(v) for k, v in self.raw["session_options"].items()}
 
     @property
+    def lookahead(self) -> int | None:
+        """None for a model whose windows are fused; for a causal model the epochs it looks
+        ahead (exports before the field: 0)."""
+        readout = self.raw["readout"]
+        return int(readout.get("lookahead", 0)) if readout.get("causal") else None
+
+    @property
     def streaming(self) -> str:
         """How the device runs the model (format 1 exports before the field: "window")."""
         return str(self.raw["readout"].get("streaming", "window"))

@@ -125,6 +125,10 @@ class ExportedModel:
     def seq_len(self) -> int:
         return self.info.seq_len
 
+    @property
+    def lookahead(self) -> int | None:
+        return self.info.lookahead
+
     def encode(self, images: np.ndarray) -> np.ndarray:
         """(n_epochs, n_frames, n_freqs) images (not normalised; (29, 129) dB for the STFT,
         (27, 20) beats/min for beat intervals) -> (n_epochs, epoch_dim)."""

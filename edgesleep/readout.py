@@ -7,6 +7,14 @@ epoch ``t`` (the first ``L - 1`` epochs of a night get shorter windows). With a 
 fusion) and renormalised. ``K = 0`` is the last position of the window ending at ``i``;
 ``K = L - 1`` is the paper's fusion over every window that contains ``i``. Offline
 evaluation and the streaming stager both call this module.
+
+A **causal** model (position t never sees epochs after t) gains nothing from fusion: the
+windows ending at ``i .. i + K`` see the same past of ``i``, and summing their nearly equal
+log-probabilities only saturates them. Such a model is trained to look ahead ``K`` epochs
+instead (its ``lookahead``: the output at position t stages epoch ``t - K``), and its one
+readout is :class:`Lookahead`: epoch ``i`` from the last position of the window ending at
+``i + K`` (the last ``K`` epochs of a night, which no window looks ahead of, take the last
+output). Any other delay is refused for it.
 """
 
 from __future__ import annotations
@@ -28,6 +36,12 @@ class Scorer(Protocol):
 
     @property
     def seq_len(self) -> int: ...
+
+    @property
+    def lookahead(self) -> int | None:
+        """None for a model whose windows are fused; for a causal model, the epochs it was
+        trained to look ahead (its only readout delay)."""
+        ...
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """(n, n_frames, n_freqs) images -> (n, epoch_dim) epoch vectors."""
@@ -84,6 +98,72 @@ class Fusion:
         return out
 
 
+class Lookahead:
+    """The readout of a causal model trained to look ``delay`` epochs ahead, with
+    :class:`Fusion`'s interface: the window ending at ``t`` stages epoch ``t - delay`` from
+    its last position."""
+
+    def __init__(self, seq_len: int, delay: int) -> None:
+        if not 0 <= delay < seq_len:
+            raise ValueError(f"delay must be in 0..{seq_len - 1} (L - 1), got {delay}")
+        self.seq_len, self.delay = seq_len, delay
+        self.pending: dict[int, np.ndarray] = {}
+        self.last: tuple[int, np.ndarray] | None = None
+
+    def add(self, t: int, logp: np.ndarray) -> range:
+        """Add the log-probabilities of the window ending at epoch ``t``; return the epoch
+        it stages (none in the first ``delay`` windows)."""
+        self.last = (t, logp[-1])
+        if t - self.delay < 0:
+            return range(0)
+        self.pending[t - self.delay] = logp[-1]
+        return range(t - self.delay, t - self.delay + 1)
+
+    def final(self, t: int) -> tuple[int, np.ndarray] | None:
+        i = t - self.delay
+        return (i, self.pending.pop(i)) if i in self.pending else None
+
+    def drain(self) -> list[tuple[int, np.ndarray]]:
+        """End of the night: the epochs no window looked ahead of take the last output."""
+        out = sorted(self.pending.items())
+        self.pending.clear()
+        if self.last is not None:
+            t, logp = self.last
+            out += [(i, logp) for i in range(max(0, t - self.delay + 1), t + 1)]
+            self.last = None
+        return out
+
+
+Readout = Fusion | Lookahead
+
+
+def readout_for(scorer: Scorer, delay: int | None) -> Readout:
+    """The readout of ``scorer`` at ``delay`` (None: its default: L - 1 fused, or a causal
+    model's look-ahead).
+
+    Raises
+    ------
+    ValueError
+        A delay outside 0..L-1, or another delay than a causal model's look-ahead.
+    """
+    lookahead = scorer.lookahead
+    if lookahead is None:
+        return Fusion(scorer.seq_len, scorer.seq_len - 1 if delay is None else delay)
+    if delay is not None and delay != lookahead:
+        raise ValueError(
+            f"delay {delay}: this model is causal and was trained to look {lookahead} "
+            f"epoch(s) ahead, so its readout delay is {lookahead} (fusing the windows of a "
+            "causal model only saturates its probabilities); train it with another "
+            "lookahead for another delay"
+        )
+    return Lookahead(scorer.seq_len, lookahead)
+
+
+def default_delay(scorer: Scorer) -> int:
+    """L - 1 (the paper's fusion), or a causal model's look-ahead."""
+    return scorer.seq_len - 1 if scorer.lookahead is None else scorer.lookahead
+
+
 def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:
     """Fuse per-window log-probabilities into per-epoch probabilities.
 
@@ -101,7 +181,12 @@ def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:
     ndarray of shape (n_epochs, n_classes)
         Probabilities.
     """
-    fusion = Fusion(seq_len, delay)
+    return read_out(window_logp, Fusion(seq_len, delay))
+
+
+def read_out(window_logp: list[np.ndarray], readout: Readout) -> np.ndarray:
+    """Per-epoch probabilities from the windows' log-probabilities through ``readout``."""
+    fusion = readout
     if not window_logp:
         return np.zeros((0, 0))
     totals = []
@@ -163,6 +248,12 @@ def probabilities(
     -------
     dict
         K -> ndarray of shape (n_epochs, n_classes)
+
+    Raises
+    ------
+    ValueError
+        A delay a causal model was not trained for (:func:`readout_for`).
     """
+    readouts = {k: readout_for(scorer, k) for k in delays}  # refused before any work
     logp = window_log_probs(scorer, images)
-    return {k: fuse(logp, scorer.seq_len, k) for k in delays}
+    return {k: read_out(logp, readout) for k, readout in readouts.items()}

@@ -46,7 +46,7 @@ from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel
-from edgesleep.readout import BATCH, Fusion, log_softmax, sequence_log_probs
+from edgesleep.readout import BATCH, default_delay, log_softmax, readout_for, sequence_log_probs
 from edgesleep.stages import ARTEFACT
 
 log = logging.getLogger("edgesleep")
@@ -325,9 +325,13 @@ class Stager:
     def _readout(self, model: ExportedModel, delay: int | None, revisions: bool) -> None:
         self.model = model
         self.seq_len = model.info.seq_len
-        self.delay = self.seq_len - 1 if delay is None else delay
-        if not 0 <= self.delay < self.seq_len:
+        if delay is not None and not 0 <= delay < self.seq_len:
             raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
+        try:
+            readout_for(model, delay)
+        except ValueError as err:
+            raise InputError(f"--delay {err}") from None
+        self.delay = default_delay(model) if delay is None else delay
         self.revisions = revisions
 
     def reset(self) -> None:
@@ -337,7 +341,7 @@ class Stager:
 
     def _reset_readout(self) -> None:
         self.vectors: deque[np.ndarray] = deque(maxlen=self.seq_len)
-        self.fusion = Fusion(self.seq_len, self.delay)  # on epochs of the segment, from 0
+        self.fusion = readout_for(self.model, self.delay)  # on epochs of the segment, from 0
         self.quality: dict[int, _Quality] = {}
         self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
         self.segment = 0  # first epoch of the current segment (see FrontEnd._new_segment)

@@ -205,8 +205,13 @@ def metadata(
         "seq_len": ckpt.seq_len,
         "epoch_dim": epoch_dim,
         "readout": {
-            "fusion": "sum of log-probabilities of the windows ending at t..t+K",
-            "default_delay": ckpt.seq_len - 1,
+            "fusion": (
+                f"epoch t from the last position of the window ending at t+{model.lookahead}"
+                if declared.causal
+                else "sum of log-probabilities of the windows ending at t..t+K"
+            ),
+            "default_delay": model.lookahead if declared.causal else ckpt.seq_len - 1,
+            "lookahead": model.lookahead,
             "causal": declared.causal,
             "receptive_field_epochs": model.receptive_field,
             "streaming": declared.streaming,

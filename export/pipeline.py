@@ -40,6 +40,7 @@ from edgesleep.io.dataset import read_dataset
 from edgesleep.metadata import GRAPHS
 from edgesleep.metrics import evaluate
 from edgesleep.ort import ExportedModel
+from edgesleep.readout import default_delay
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features, normalise
@@ -145,7 +146,9 @@ def torch_reference(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> Refere
     windows = np.concatenate([_windows(n.images, seq_len, 32) for n in nights])
     x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
     logits = np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
-    predictions = predict_nights(ckpt.scorer(), nights, [seq_len - 1])[seq_len - 1]
+    scorer = ckpt.scorer()
+    k = default_delay(scorer)
+    predictions = predict_nights(scorer, nights, [k])[k]
     truth = np.concatenate([n.labels for n in nights])
     return Reference(windows, logits, nights, np.concatenate(predictions), truth)
 
@@ -153,11 +156,12 @@ def torch_reference(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> Refere
 def parity(ref: Reference, exported: ExportedModel) -> dict[str, Any]:
     """Exported graphs against the torch reference: logits on the same windows, and
     accuracy of both with the paper's readout pooled over the nights."""
-    seq_len, n_classes = exported.info.seq_len, exported.info.n_classes
+    n_classes = exported.info.n_classes
     n, length = ref.windows.shape[:2]
     vectors = exported.encode(ref.windows.reshape(n * length, *ref.windows.shape[2:]))
     logits = exported.logits(vectors.reshape(n, length, -1))
-    got = np.concatenate(predict_nights(exported, ref.nights, [seq_len - 1])[seq_len - 1])
+    k = default_delay(exported)
+    got = np.concatenate(predict_nights(exported, ref.nights, [k])[k])
     acc_ref = float(evaluate(ref.truth, ref.predictions, n_classes)["accuracy"])  # type: ignore[arg-type]
     acc_onnx = float(evaluate(ref.truth, got, n_classes)["accuracy"])  # type: ignore[arg-type]
     return {

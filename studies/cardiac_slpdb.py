@@ -52,6 +52,7 @@ from edgesleep.train.baselines import floor_probabilities, hrv_features, with_co
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures
 from edgesleep.train.distill import DistillOptions, distill_features
+from edgesleep.train.evaluate import FusedAnyway
 from edgesleep.train.models import build, make_config
 from edgesleep.train.training import TrainOptions, per_pass_options, split_subjects
 from edgesleep.train.transfer import train_features
@@ -105,7 +106,7 @@ def options(n_epochs: int, seed: int, lr: float) -> TrainOptions:
 
 def predict(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> dict[int, list[np.ndarray]]:
     """Per-epoch probabilities of each night, per delay K."""
-    scorer = ckpt.scorer()
+    scorer = FusedAnyway(ckpt.scorer())  # K = 19 fuses the causal student's windows
     by_night = [probabilities(scorer, n.images, DELAYS) for n in nights]
     return {k: [p[k] for p in by_night] for k in DELAYS}
 

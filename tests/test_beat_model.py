@@ -15,7 +15,7 @@ from edgesleep.dsp.beats import N_BEAT_FRAMES, SAMPLES_PER_FRAME
 from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
 from edgesleep.ort import ExportedModel
-from edgesleep.readout import probabilities
+from edgesleep.readout import default_delay, probabilities
 from edgesleep.stager import Stager, score_signal
 from edgesleep.synth.night import generate_night
 
@@ -66,7 +66,8 @@ def test_beat_stager_equals_training_features(beat_model: dict) -> None:
     ckpt = beat_model["ckpt"]
     signal = _ecg(256.0)
     images = get_kind("beats").images(resample(signal, 256.0))
-    reference = probabilities(ckpt.scorer(), images, [19])[19]
+    k = default_delay(ckpt.scorer())  # a causal model: its look-ahead
+    reference = probabilities(ckpt.scorer(), images, [k])[k]
     got = score_signal(ExportedModel(beat_model["root"] / "out", "fp32"), signal, 256.0)
     np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)
 

@@ -20,7 +20,7 @@ from edgesleep.dsp.inputs import InputKind
 from edgesleep.io.dataset import read_dataset
 from edgesleep.io.edf import read_signal
 from edgesleep.ort import ExportedModel
-from edgesleep.readout import probabilities
+from edgesleep.readout import default_delay, probabilities
 from edgesleep.stager import Stager, score_signal
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train import models as model_registry
@@ -167,11 +167,12 @@ def test_new_model_trains_finetunes_exports_and_stages(
     signal = read_signal(night, channel)
     from edgesleep.dsp import stft_signal
 
-    expected = probabilities(
-        ckpt_io.load(tmp_path / "ft.pt").scorer(), stft_signal(signal.data), [5]
-    )
+    scorer = ckpt_io.load(tmp_path / "ft.pt").scorer()
+    k = default_delay(scorer)  # causal: its look-ahead (0), not the fusion
+    assert k == 0 and readout["lookahead"] == 0
+    expected = probabilities(scorer, stft_signal(signal.data), [k])
     got = score_signal(ExportedModel(tmp_path / "out", "fp32"), signal.data, signal.sfreq)
-    np.testing.assert_allclose(np.stack([r.probabilities for r in got]), expected[5], atol=1e-4)
+    np.testing.assert_allclose(np.stack([r.probabilities for r in got]), expected[k], atol=1e-4)
 
 
 def test_new_input_kind_trains_exports_and_streams(
@@ -200,5 +201,6 @@ def test_new_input_kind_trains_exports_and_streams(
         np.stack([r.probabilities for r in offline]),
         atol=1e-5,
     )
-    expected = probabilities(ckpt.scorer(), envelope_images(signal.data), [19])[19]
+    k = default_delay(ckpt.scorer())
+    expected = probabilities(ckpt.scorer(), envelope_images(signal.data), [k])[k]
     np.testing.assert_allclose(np.stack([r.probabilities for r in offline]), expected, atol=1e-4)

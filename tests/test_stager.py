@@ -11,7 +11,7 @@ from conftest import SHORT_NIGHT
 
 from edgesleep.errors import InputError
 from edgesleep.ort import ExportedModel
-from edgesleep.readout import probabilities
+from edgesleep.readout import default_delay, probabilities
 from edgesleep.stager import EpochResult, Stager, score_signal
 from edgesleep.synth.night import generate_night
 
@@ -35,7 +35,8 @@ def _stream(stager: Stager, signal: np.ndarray, seed: int) -> list[EpochResult]:
 def test_streaming_equals_offline(exported: dict, sfreq: float) -> None:
     model = ExportedModel(exported["root"] / "out", "fp32")
     signal = _night(sfreq)
-    for delay in (0, 3, 19):
+    delays = (0, 3, 19) if model.lookahead is None else (model.lookahead,)  # causal: one
+    for delay in delays:
         offline = score_signal(model, signal, sfreq, delay)
         streamed = _stream(Stager(model, sfreq, delay), signal, seed=delay)
         assert (
@@ -58,7 +59,8 @@ def test_offline_equals_torch_evaluation(exported: dict) -> None:
     ckpt = exported["ckpt"]
     signal = _night(256.0)
     images = stft_signal(resample(signal, 256.0))
-    reference = probabilities(ckpt.scorer(), images, [19])[19]
+    k = default_delay(ckpt.scorer())
+    reference = probabilities(ckpt.scorer(), images, [k])[k]
     got = score_signal(ExportedModel(exported["root"] / "out", "fp32"), signal, 256.0)
     np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)
 
@@ -102,8 +104,9 @@ def test_quality_flags_repair_and_artefact(exported: dict) -> None:
 def test_revisions_end_on_the_delayed_stage(exported: dict) -> None:
     model = ExportedModel(exported["root"] / "out", "fp32")
     signal = _night(100.0)
-    final = {r.index: r.stage for r in score_signal(model, signal, 100.0, 5)}
-    emitted = _stream(Stager(model, 100.0, 5, revisions=True), signal, seed=1)
+    delay = 5 if model.lookahead is None else model.lookahead
+    final = {r.index: r.stage for r in score_signal(model, signal, 100.0, delay)}
+    emitted = _stream(Stager(model, 100.0, delay, revisions=True), signal, seed=1)
     last: dict[int, int] = {}
     seen: set[int] = set()
     for r in emitted:

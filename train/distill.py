@@ -41,6 +41,7 @@ from edgesleep.train.staging import EpochSequenceModel
 from edgesleep.train.training import (
     TrainOptions,
     fit,
+    look_ahead,
     resolve_device,
     split_dataset,
     state_file,
@@ -94,14 +95,15 @@ def distill_loss(
         assert isinstance(student, EpochSequenceModel)
         xs, xt, y = batch
         zs = student.epoch_vectors(xs)  # (batch, L, dim)
-        logits = student.sequence(zs).reshape(-1, n_classes)
+        s_logits, y = look_ahead(student, student.sequence(zs), y)
+        logits = s_logits.reshape(-1, n_classes)
         hard = weighted_cross_entropy(logits, y.reshape(-1), weight)
         n_rows = distributed.global_sum(logits.new_tensor(logits.shape[0]))  # epochs, all ranks
         total = hard if not opts.soft_targets else (1 - opts.alpha) * hard
         if opts.soft_targets or opts.feature_transfer:
             with torch.no_grad():
                 zt = teacher.epoch_vectors(xt)
-                t_logits = teacher.sequence(zt)
+                _, t_logits = look_ahead(student, zt, teacher.sequence(zt))  # epochs staged
         if opts.soft_targets:
             p_teacher = (
                 torch.softmax(t_logits.reshape(-1, teacher_classes) / temp, dim=1) @ collapse
@@ -112,7 +114,10 @@ def distill_loss(
         if opts.feature_transfer and head is not None:
             target = nn.functional.normalize(zt.reshape(-1, zt.shape[-1]), dim=1)
             mapped = nn.functional.normalize(head(zs.reshape(-1, zs.shape[-1])), dim=1)
-            total = total + opts.feature_weight * ((mapped - target) ** 2).sum(dim=1).sum() / n_rows
+            n_vectors = distributed.global_sum(zs.new_tensor(zs.shape[0] * zs.shape[1]))
+            total = (
+                total + opts.feature_weight * ((mapped - target) ** 2).sum(dim=1).sum() / n_vectors
+            )
         return total
 
     return loss

@@ -36,6 +36,10 @@ class TorchScorer:
         return int(self.model.cfg.seq_len)
 
     @property
+    def lookahead(self) -> int | None:
+        return self.model.lookahead if self.model.causal else None
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -70,3 +74,21 @@ def evaluate_nights(
     truth = np.concatenate([n.labels for n in nights])
     predicted = predict_nights(scorer, nights, delays)
     return {k: evaluate(truth, np.concatenate(p), n_classes) for k, p in predicted.items()}
+
+
+class FusedAnyway:
+    """A scorer whose windows are fused even if its model is causal: for the studies that
+    show what fusion does to a causal model (it saturates its probabilities). The stager,
+    the CLI and evaluation never read a causal model this way."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+        self.encode, self.logits = scorer.encode, scorer.logits
+
+    @property
+    def seq_len(self) -> int:
+        return self.scorer.seq_len
+
+    @property
+    def lookahead(self) -> int | None:
+        return None

@@ -93,6 +93,12 @@ class EpochSequenceModel(nn.Module):
         return {"n_frames": n_frames, "n_freqs": n_freqs}
 
     @property
+    def lookahead(self) -> int:
+        """Epochs a causal model looks ahead: the output at position t stages epoch
+        t - lookahead (its config's ``lookahead``; 0 for models without one)."""
+        return int(getattr(self.cfg, "lookahead", 0))
+
+    @property
     def receptive_field(self) -> int | None:
         """Epochs (the current one included) one output of the sequence model depends on;
         None: the whole window."""

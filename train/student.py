@@ -30,6 +30,7 @@ class StudentConfig:
     epoch_dim: int = 48
     kernel: int = 3
     dilations: tuple[int, ...] = (1, 2)
+    lookahead: int = 0  # epochs ahead: the output at position t stages epoch t - lookahead
     dropout: float = 0.1
     weight_decay: float = 1e-4
     n_frames: int = N_FRAMES

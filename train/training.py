@@ -32,6 +32,7 @@ from torch import nn
 from edgesleep.config import check_keys
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, read_dataset
+from edgesleep.readout import default_delay
 from edgesleep.train import distributed
 from edgesleep.train.checkpoint import provenance
 from edgesleep.train.data import (
@@ -231,9 +232,22 @@ def cross_entropy(
         else:
             x, y = batch
             logits = model(x)
+        logits, y = look_ahead(model, logits, y)
         return weighted_cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), weight)
 
     return batch_loss
+
+
+def look_ahead(
+    model: nn.Module, outputs: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pair each output with the epoch it stages: for a model that looks K epochs ahead
+    (``lookahead``), position t of (batch, L, ...) outputs with position t - K of the
+    targets (the first K outputs and last K targets of a window drop out)."""
+    k = int(getattr(model, "lookahead", 0))
+    if k == 0:
+        return outputs, targets
+    return outputs[:, k:], targets[:, : targets.shape[1] - k]
 
 
 def weighted_cross_entropy(
@@ -314,8 +328,9 @@ def fit(
         """Rank 0's validation accuracy, on every rank (one early-stopping decision)."""
         acc = 0.0
         if rank == 0:
-            metrics = evaluate_nights(scorer, val_nights, cfg.n_classes, [cfg.seq_len - 1])
-            acc = float(metrics[cfg.seq_len - 1]["accuracy"])  # type: ignore[arg-type]
+            k = default_delay(scorer)
+            metrics = evaluate_nights(scorer, val_nights, cfg.n_classes, [k])
+            acc = float(metrics[k]["accuracy"])  # type: ignore[arg-type]
         return distributed.broadcast_float(acc, device)
 
     if not trainable:

@@ -13,6 +13,7 @@ import torch
 from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, check_crop, read_dataset
+from edgesleep.readout import default_delay, readout_for
 from edgesleep.stages import CLASS_LABELS
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train import distributed
@@ -202,10 +203,13 @@ def evaluate_model(
     delay (default: L - 1), computed on ``device``."""
     torch_device = resolve_device(device)
     ckpt = ckpt_io.load(model_path)
-    delays = list(delays or [ckpt.seq_len - 1])
-    bad = [k for k in delays if not 0 <= k < ckpt.seq_len]
-    if bad:
-        raise UsageError(f"--delay {bad}: choose 0..{ckpt.seq_len - 1} (L - 1)")
+    scorer = ckpt.scorer(torch_device)
+    delays = list(delays or [default_delay(scorer)])
+    for k in delays:  # refused before any data loads
+        try:
+            readout_for(scorer, k)
+        except ValueError as err:
+            raise UsageError(f"--delay {err}") from None
     dataset = read_dataset(data)
     entries = [e for e in dataset.entries if subjects is None or e.subject in subjects]
     if not entries:
@@ -214,7 +218,7 @@ def evaluate_model(
         dataset, channel or ckpt.channel, ckpt.n_classes, crop, entries, kind=ckpt.input_kind,
         cache=cache,
     )  # fmt: skip
-    return ckpt, evaluate_nights(ckpt.scorer(torch_device), nights, ckpt.n_classes, delays)
+    return ckpt, evaluate_nights(scorer, nights, ckpt.n_classes, delays)
 
 
 def adapt_model(

@@ -20,6 +20,17 @@ PrecisionOption = Annotated[
 ]
 
 
+def check_delay(model: Any, delay: int | None) -> None:
+    """Refuse a readout delay the model cannot take, before any night is read."""
+    from edgesleep.errors import UsageError
+    from edgesleep.readout import readout_for
+
+    try:
+        readout_for(model, delay)
+    except ValueError as err:
+        raise UsageError(f"--delay {err}") from None
+
+
 def _night_row(name: str, hyp: Any) -> list[str]:
     summary = hyp.summary()
     counts = Counter(hyp.labels[s] if s >= 0 else "ART" for s in hyp.stages)
@@ -58,6 +69,7 @@ def stage(
     from edgesleep.ort import ExportedModel
 
     exported = ExportedModel(model, precision)
+    check_delay(exported, delay)
     rows, failed = [], 0
     for night in track(nights, description="staging", disable=len(nights) < 2):
         done = out / f"{night.stem}.json"

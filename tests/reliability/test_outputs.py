@@ -33,7 +33,7 @@ def _rows(path: Path) -> list[list[str]]:
 def test_sigterm_flushes_the_epochs_waiting_for_their_readout(
     tiny_export: Callable[[str], dict], tiny_dataset: Path, tmp_path: Path
 ) -> None:
-    exported = tiny_export("student")  # one model: the subject is the process, not the model
+    exported = tiny_export("seqsleepnet")  # fused, K = 19: epochs wait for their readout
     night = sorted((tiny_dataset / "psg").glob("*.edf"))[0]
     out = tmp_path / "night.csv"
     args = [sys.executable, "-m", "edgesleep.cli", "stream", "--model",
