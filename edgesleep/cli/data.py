@@ -12,7 +12,9 @@ from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices
 from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL
 from edgesleep.synth.night import HYPNOGRAM_SOURCES
 
-data_app = typer.Typer(help="Datasets: synthesize, fetch, inspect.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets: synthesize, fetch, import, inspect, compute features.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 if TYPE_CHECKING:
     Hypnograms: TypeAlias = str
