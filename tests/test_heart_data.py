@@ -123,3 +123,34 @@ def test_csv_hypnograms_and_compare(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("start,stage\n0,W\n")
     with pytest.raises(InputError, match="onset"):
         read_labels_csv(tmp_path / "bad.csv")
+
+
+def test_fetch_walch_from_a_local_mirror(walch_src: Path, tmp_path: Path) -> None:
+    """`data fetch walch` against a local HTTP server laid out as PhysioNet's sleep-accel."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    sums = (walch_src / "SHA256SUMS").read_text()
+    (walch_src / "SHA256SUMS.txt").write_text(sums)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(walch_src)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        out = tmp_path / "walch"
+        args = ["data", "fetch", "walch", "--out", str(out), "--base-url", url]
+        result = CliRunner().invoke(app, [*args, "--subjects", "101,103"])
+        assert result.exit_code == 0, result.output
+        assert "2 nights of 2 subjects, verified" in result.output
+        assert sorted(e.record for e in read_dataset(out).entries) == ["101", "103"]
+        again = CliRunner().invoke(app, [*args, "--subjects", "101,103"])  # present: kept
+        assert again.exit_code == 0, again.output
+        bad = CliRunner().invoke(app, [*args, "--subjects", "999"])
+        assert bad.exit_code == 1 and "there are ['101', '102', '103', '104']" in bad.output
+    finally:
+        server.shutdown()
+        server.server_close()

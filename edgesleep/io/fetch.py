@@ -23,7 +23,7 @@ from edgesleep.io.sleepedf import pinned_sha256, records
 log = logging.getLogger("edgesleep")
 
 SLEEP_EDF_URL = "https://physionet.org/files/sleep-edfx/1.0.0/"
-DATASETS = ("sleep-edf",)  # what `edgesleep data fetch` downloads
+DATASETS = ("sleep-edf", "walch")  # what `edgesleep data fetch` downloads
 SUBDIR = "sleep-cassette"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
@@ -192,3 +192,47 @@ def fetch_sleep_edf(out: Path, subjects: list[int], base_url: str = SLEEP_EDF_UR
         },
     )
     return read_dataset(out)
+
+
+WALCH_URL = "https://physionet.org/files/sleep-accel/1.0.0/"
+
+
+def fetch_walch(out: Path, subjects: list[str] | None = None, base_url: str = WALCH_URL) -> Dataset:
+    """Download Walch et al.'s heart rate and labels (PhysioNet sleep-accel; the motion and
+    step files are not needed), verify each file's sha256 against the server's
+    ``SHA256SUMS.txt``, resume partial files, and import them into the dataset layout
+    (:func:`edgesleep.io.imports.import_walch`); the downloads stay in ``out/raw``.
+
+    Parameters
+    ----------
+    subjects : subject ids (default: every id with a heart-rate file)
+
+    Raises
+    ------
+    InputError
+        An unknown subject (the known ones are named), an HTTP error, a checksum mismatch.
+    """
+    from edgesleep.io.imports import import_walch
+
+    if not base_url.endswith("/"):
+        base_url += "/"
+    sums = fetch_checksums(base_url)
+    known = sorted(
+        m[1] for key in sums if (m := re.fullmatch(r"heart_rate/(\w+)_heartrate\.txt", key))
+    )
+    if not known:
+        raise InputError(f"{base_url}SHA256SUMS.txt lists no heart_rate/ files; is the URL right?")
+    chosen = subjects or known
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise InputError(f"walch: no subjects {unknown}; there are {known}")
+    raw, lines = out / "raw", []
+    for sid in chosen:
+        for key in (f"heart_rate/{sid}_heartrate.txt", f"labels/{sid}_labeled_sleep.txt"):
+            if key not in sums:
+                raise InputError(f"{base_url}SHA256SUMS.txt lists no {key}")
+            download(base_url + key, raw / key, sums[key])
+            lines.append(f"{sums[key]} {key}")
+    (raw / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    (raw / "SUBJECTS").write_text("\n".join(chosen) + "\n")
+    return import_walch(raw, out)
