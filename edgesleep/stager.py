@@ -5,9 +5,11 @@ resampler -> the model's input at 100 Hz, per completed epoch: the incremental S
 beat-interval model the streaming R-peak detector and the beat images (an epoch's image comes
 ``RPeakDetector.delay_s`` after its end) -> the epoch encoder once per epoch -> a ring of
 the last L epoch vectors -> the sequence model on the window ending at the new epoch -> the
-readout of :mod:`edgesleep.readout` with a delay of K epochs. Offline scoring
-(:func:`score_signal`) runs the same front end and readout with batched model calls, so a
-night streamed in any chunking gives the offline probabilities (fp32: to ~1e-6).
+readout of :mod:`edgesleep.readout` with a delay of K epochs (a causal model: its
+look-ahead). Offline scoring (:func:`score_signal`) runs the same front end and readout
+with batched model calls, so a night streamed in any chunking gives the offline
+probabilities (fp32: to ~1e-6). :class:`SeriesStager` and :func:`score_series` do the same
+from a heart time series (beat times, heart-rate samples) instead of samples.
 
 Quality (per epoch, on the device-rate input):
 
