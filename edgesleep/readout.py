@@ -186,16 +186,15 @@ def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:
 
 def read_out(window_logp: list[np.ndarray], readout: Readout) -> np.ndarray:
     """Per-epoch probabilities from the windows' log-probabilities through ``readout``."""
-    fusion = readout
     if not window_logp:
         return np.zeros((0, 0))
     totals = []
     for t, logp in enumerate(window_logp):
-        fusion.add(t, logp)
-        done = fusion.final(t)
+        readout.add(t, logp)
+        done = readout.final(t)
         if done is not None:
             totals.append(done[1])
-    totals += [total for _, total in fusion.drain()]
+    totals += [total for _, total in readout.drain()]
     return np.exp(log_softmax(np.stack(totals)))
 
 

@@ -430,7 +430,8 @@ class Stager:
 class SeriesStager(Stager):
     """Streaming staging from a time series that the model's input kind can be made from
     (:class:`edgesleep.dsp.inputs.SeriesSource`: beat times, heart-rate samples) rather
-    than from a signal: :meth:`push_series` events as they come, :meth:`end` at the end.
+    than from a signal: :meth:`push_series` events as they come, :meth:`end` (or
+    :meth:`flush`, at the last horizon) at the end.
 
     Raises
     ------
@@ -468,7 +469,9 @@ class SeriesStager(Stager):
         raise InputError("this stager takes a time series: use push_series")
 
     def flush(self) -> list[EpochResult]:
-        raise InputError("this stager takes a time series: end it with end(end_s)")
+        """End of stream at the last horizon pushed: every epoch still waiting for later
+        windows."""
+        return self._drain()
 
     def push_series(
         self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
@@ -485,7 +488,7 @@ class SeriesStager(Stager):
         """End of stream at ``end_s``: the epochs it completes, then every epoch still
         waiting for later windows."""
         empty = np.zeros(0)
-        return self.push_series(empty, empty, end_s) + self._drain()
+        return self.push_series(empty, empty, end_s) + self.flush()
 
 
 def score_series(

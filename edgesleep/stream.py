@@ -114,47 +114,6 @@ def stream_to_csv(
     return report
 
 
-def _run_series(
-    source: Source,
-    stager: SeriesStager,
-    sfreq: float,
-    emit: Callable[[EpochResult], None],
-    report: StreamReport,
-) -> StreamReport:
-    """:func:`run_stream` for a stager of a heart series: its frames (beats or rates) in,
-    in ticks of ``sfreq``; each frame completes the epochs up to its last event, the
-    stream's end (an empty packet) the rest."""
-    t_start, horizon = time.monotonic(), 0.0
-    name = stager.source.name
-
-    def out(results: list[EpochResult]) -> None:
-        for r in results:
-            report.epochs += not r.revision
-            report.flagged += bool(r.flags) and not r.revision
-            emit(r)
-
-    try:
-        for packet in source.packets():
-            times, values = None, None
-            if isinstance(packet, BeatPacket):
-                report.beats += packet.indices.shape[0]
-                times = packet.indices / sfreq if name == "beats" else None
-            elif isinstance(packet, RatePacket) and name == "heart-rate":
-                times, values = packet.ticks / sfreq, packet.bpm
-            elif isinstance(packet, Packet) and packet.samples.shape[0] == 0:  # the end
-                horizon = max(horizon, packet.start / sfreq)
-                out(stager.push_series(np.zeros(0), np.zeros(0), horizon))
-            if times is not None and times.size:
-                horizon = max(horizon, float(times[-1]))
-                out(stager.push_series(times, values, horizon))
-    finally:
-        out(stager.end(horizon))
-        report.seconds = time.monotonic() - t_start
-        report.source = dict(source.stats)
-        source.close()
-    return report
-
-
 def run_stream(
     source: Source,
     stager: Stager,
@@ -167,10 +126,8 @@ def run_stream(
     interrupted (KeyboardInterrupt), so nothing already computed is lost."""
     report = report or StreamReport()
     t_start = time.monotonic()
-    expected = 0
-    if isinstance(stager, SeriesStager):
-        return _run_series(source, stager, source.info().sfreq, emit, report)
-    sfreq = stager.front.sfreq
+    expected, horizon_s = 0, 0.0
+    sfreq = source.info().sfreq if isinstance(stager, SeriesStager) else stager.front.sfreq
 
     def out(results: list[EpochResult]) -> None:
         for r in results:
@@ -180,10 +137,12 @@ def run_stream(
 
     try:
         for packet in source.packets():
+            if isinstance(stager, SeriesStager):
+                horizon_s = _series_packet(stager, packet, sfreq, horizon_s, out)
             if isinstance(packet, BeatPacket):
                 report.beats += packet.indices.shape[0]
-                continue
-            assert isinstance(packet, Packet)
+            if isinstance(stager, SeriesStager) or not isinstance(packet, Packet):
+                continue  # a series stager's packets are fed above; beats, rates: counted
             if packet.start > expected:
                 report.gaps += 1
                 report.gap_samples += packet.start - expected
@@ -200,3 +159,29 @@ def run_stream(
         report.source = dict(source.stats)
         source.close()
     return report
+
+
+def _series_packet(
+    stager: SeriesStager,
+    packet: Packet | BeatPacket | RatePacket,
+    sfreq: float,
+    horizon_s: float,
+    out: Callable[[list[EpochResult]], None],
+) -> float:
+    """Feed a heart-series stager one packet (ticks of ``sfreq``): the frames of its source
+    complete the epochs up to their last event, the stream's end (an empty packet) the
+    rest; return the horizon reached."""
+    name, times, values = stager.source.name, None, None
+    if isinstance(packet, BeatPacket) and name == "beats":
+        times = packet.indices / sfreq
+    elif isinstance(packet, RatePacket) and name == "heart-rate":
+        times, values = packet.ticks / sfreq, packet.bpm
+    elif isinstance(packet, Packet) and packet.samples.shape[0] == 0:  # the end
+        times = np.zeros(0)
+        horizon_s = max(horizon_s, packet.start / sfreq)
+    if times is None:
+        return horizon_s
+    if times.size:
+        horizon_s = max(horizon_s, float(times[-1]))
+    out(stager.push_series(times, values, horizon_s))
+    return horizon_s

@@ -26,30 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from heart_pooled import N_CLASSES, cohort  # the sibling study reads the cohorts the same way
 
-from edgesleep.io.imports import import_slpdb, import_walch
 from edgesleep.io.writers import markdown_table, write_report
 from edgesleep.metrics import evaluate
 from edgesleep.stages import class_labels
 from edgesleep.train.cv import folds_of
-from edgesleep.train.data import NightFeatures, load_features
+from edgesleep.train.data import NightFeatures
 from edgesleep.train.evaluate import FusedAnyway, predict_nights
 from edgesleep.train.training import per_pass_options, split_subjects
 from edgesleep.train.transfer import train_features
 
 LOOKAHEADS = (0, 2, 4)
 SEEDS = (0, 1)
-N_FOLDS, N_CLASSES = 5, 4
+N_FOLDS = 5
 MODEL = {"dilations": (1, 2, 4, 8)}
-
-
-def cohort(name: str, src: Path, tmp: Path) -> list[NightFeatures]:
-    """A cohort's nights as beat-interval images with 4-class labels."""
-    importer, channel = {"walch": (import_walch, "heart-rate"), "slpdb": (import_slpdb, "beats")}[
-        name
-    ]
-    dataset = importer(src, tmp / name)
-    return load_features(dataset, channel, N_CLASSES, crop="none", kind="beats")
 
 
 def run_cohort(nights: list[NightFeatures], seed: int) -> dict[str, list[np.ndarray]]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +148,23 @@ def exported(request: pytest.FixtureRequest, tiny_export: Callable[[str], dict])
 
     assert set(TINY_MODELS) == set(BUILTIN), "give every built-in model a tiny config"
     return tiny_export(request.param)
+
+
+@contextmanager
+def emulated_wearable(cwd: Path, link: Path, *args: str) -> Iterator[dict[str, str]]:
+    """``edgesleep emulate --link LINK ARGS`` in a subprocess (a wearable on a pty), once its
+    link exists. When the block ends, the emulator's output is in the yielded dict under
+    "printed" and its exit status is checked."""
+    command = [sys.executable, "-m", "edgesleep.cli", "emulate", "--link", str(link), *args]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=cwd)  # fmt: skip
+    ended: dict[str, str] = {}
+    try:
+        for _ in range(100):
+            if link.exists():
+                break
+            time.sleep(0.1)
+        yield ended
+    finally:
+        ended["printed"], _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, ended["printed"]

@@ -12,24 +12,12 @@ from typer.testing import CliRunner
 from edgesleep.cli import app
 from edgesleep.train import cv
 
-
-def test_folds() -> None:
-    assert cv.folds_of(["2", "0", "1"], "loso", 0) == [["0"], ["1"], ["2"]]
-    folds = cv.folds_of([str(i) for i in range(7)], 3, 0)
-    assert sorted(s for f in folds for s in f) == [str(i) for i in range(7)]
-    assert [len(f) for f in folds] == [3, 2, 2]
-
-
-def test_same_cohort_pretrains_without_the_test_subjects(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    recipe = tmp_path / "r.toml"
-    recipe.write_text(f"""
+TINY = """
 name = "tiny"
 [data]
-source = "{tiny_dataset}"
+source = "{data}"
 source_channel = "EEG C4-A1"
-target = "{tiny_dataset}"
+target = "{data}"
 target_channel = "EOG horizontal"
 [cv]
 folds = "loso"
@@ -45,7 +33,21 @@ eval_every = 2
 max_steps = 2
 stride = 10
 eval_every = 2
-""")
+"""
+
+
+def test_folds() -> None:
+    assert cv.folds_of(["2", "0", "1"], "loso", 0) == [["0"], ["1"], ["2"]]
+    folds = cv.folds_of([str(i) for i in range(7)], 3, 0)
+    assert sorted(s for f in folds for s in f) == [str(i) for i in range(7)]
+    assert [len(f) for f in folds] == [3, 2, 2]
+
+
+def test_same_cohort_pretrains_without_the_test_subjects(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(TINY.format(data=tiny_dataset))
     calls: list[dict[str, Any]] = []
     real = cv.train_features
 
@@ -73,30 +75,6 @@ def test_bundled_recipes_parse() -> None:
         path = Path(cv.__file__).parent / "recipes" / f"{name}.toml"
         recipe = cv.load_recipe(path)
         assert recipe.target_channel == "EOG horizontal" and len(recipe.strategies) == 6
-
-
-TINY = """
-name = "tiny"
-[data]
-source = "{data}"
-source_channel = "EEG C4-A1"
-target = "{data}"
-target_channel = "EOG horizontal"
-[cv]
-folds = "loso"
-source_val_subjects = 1
-seeds = [0, 1]
-strategies = ["scratch", "none", "softmax"]
-delays = [0, 19]
-[pretrain]
-max_steps = 2
-stride = 10
-eval_every = 2
-[train]
-max_steps = 2
-stride = 10
-eval_every = 2
-"""
 
 
 def cv_run(recipe: Path, out: Path, *args: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import emulated_wearable
 from typer.testing import CliRunner
 
 from edgesleep.api import score_beats, score_heart_rate
@@ -180,34 +181,19 @@ def test_rates_frames_round_trip_with_test_vectors() -> None:
 def test_an_events_only_wearable_streams_as_offline(tiny_export: object, tmp_path: Path) -> None:
     """`edgesleep emulate --from hr.csv` (an events-only wearable on a pty) -> `edgesleep
     stream --input heart-rate` -> the offline hypnogram."""
-    import subprocess
-    import sys
-    import threading
-
     folder = tiny_export("student-beats")["root"] / "out"  # type: ignore[operator]
     time_s, bpm = rates_of(night_beats(1500.0))
     time_s = np.round(time_s, 3)  # millisecond ticks
     write_series(tmp_path / "hr.csv", Series("heart-rate", time_s, bpm.astype(np.float32)))
     link = tmp_path / "watch"
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "edgesleep.cli", "emulate", "--from", str(tmp_path / "hr.csv"),
-         "--link", str(link), "--speed", "0", "--linger", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        for _ in range(100):
-            if link.exists():
-                break
-            threading.Event().wait(0.1)
+    with emulated_wearable(tmp_path, link, "--from", str(tmp_path / "hr.csv"), "--speed", "0",
+                           "--linger", "5"):  # fmt: skip
         out = tmp_path / "stages.csv"
         args = ["stream", "--model", str(folder), "--port", str(link), "--out", str(out),
                 "--quiet", "--input", "heart-rate", "--delay", "0",
                 "--precision", "fp32"]  # fmt: skip
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
-    finally:
-        printed, _ = emulator.communicate(timeout=60)
-    assert emulator.returncode == 0, printed
     series = read_series(tmp_path / "hr.csv")
     offline = score_heart_rate(series.time_s, series.values, ExportedModel(folder, "fp32"),
                                delay=0)  # fmt: skip

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHORT_NIGHT
+from conftest import SHORT_NIGHT, emulated_wearable
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -238,16 +236,8 @@ def test_emulate_and_stream_verbs(exported: dict, tiny_dataset: Path, tmp_path: 
     night = sorted((tiny_dataset / "psg").glob("*.edf"))[0]
     link = tmp_path / "wearable"
     # 300x real time: at full speed the reader's bounded queue may drop packets by design
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "edgesleep.cli", "emulate", "--from", str(night), "--link",
-         str(link), "--speed", "300", "--faults", "garbage", "--linger", "5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        for _ in range(100):
-            if link.exists():
-                break
-            threading.Event().wait(0.1)
+    with emulated_wearable(tmp_path, link, "--from", str(night), "--speed", "300",
+                           "--faults", "garbage", "--linger", "5") as emulator:  # fmt: skip
         out = tmp_path / "stages.csv"
         folder = str(exported["root"] / "out")
         args = ["stream", "--model", folder, "--port", str(link), "--out", str(out), "--quiet"]
@@ -261,10 +251,7 @@ def test_emulate_and_stream_verbs(exported: dict, tiny_dataset: Path, tmp_path: 
         assert len(same) > 0 and all(same), [r[-2] for r in rows]
         again = CliRunner().invoke(app, args)
         assert again.exit_code == 1 and "--overwrite" in again.output
-    finally:
-        printed, _ = emulator.communicate(timeout=60)
-    assert emulator.returncode == 0, printed
-    assert "garbage_bytes=" in printed
+    assert "garbage_bytes=" in emulator["printed"]
     none = CliRunner().invoke(app, ["stream", "--model", folder])
     assert none.exit_code == 2 and "name one source" in none.output
 

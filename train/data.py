@@ -102,7 +102,23 @@ def class_weights(nights: Sequence[NightFeatures], n_classes: int) -> np.ndarray
     return (weights / weights.mean()).astype(np.float32)
 
 
-class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class _Nights(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """What :class:`Windows` and :class:`Chunks` share: the nights' images (memory maps,
+    read and normalised per item: no copy is held) and their labels (IGNORE where unscored)."""
+
+    def __init__(
+        self, nights: Sequence[NightFeatures], mean: np.ndarray, std: np.ndarray, seq_len: int
+    ) -> None:
+        self.images = [n.images for n in nights]
+        self.mean, self.std, self.seq_len = mean, std, seq_len
+        self.labels = [np.where(n.labels >= 0, n.labels, IGNORE).astype(np.int64) for n in nights]
+
+    def _epochs(self, night: int, start: int, stop: int) -> torch.Tensor:
+        """Normalised images of epochs ``start:stop`` of a night."""
+        return torch.from_numpy(normalise(self.images[night][start:stop], self.mean, self.std))
+
+
+class Windows(_Nights):
     """Windows of ``seq_len`` consecutive epochs with a stride, from every night.
 
     Items: (x (seq_len, 29, 129) normalised, y (seq_len,) int64 with IGNORE for unscored).
@@ -118,10 +134,7 @@ class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
         seq_len: int,
         stride: int,
     ) -> None:
-        self.images = [n.images for n in nights]
-        self.mean, self.std = mean, std
-        self.labels = [np.where(n.labels >= 0, n.labels, IGNORE).astype(np.int64) for n in nights]
-        self.seq_len = seq_len
+        super().__init__(nights, mean, std, seq_len)
         self.index = [
             (i, start)
             for i, night in enumerate(nights)
@@ -137,13 +150,10 @@ class Windows(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         night, start = self.index[item]
         stop = start + self.seq_len
-        return (
-            torch.from_numpy(normalise(self.images[night][start:stop], self.mean, self.std)),
-            torch.from_numpy(self.labels[night][start:stop]),
-        )
+        return self._epochs(night, start, stop), torch.from_numpy(self.labels[night][start:stop])
 
 
-class Chunks(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class Chunks(_Nights):
     """Training windows grouped into chunks of consecutive epochs that share encodings.
 
     The windows of :class:`Windows` (``seq_len`` epochs every ``stride``), taken
@@ -174,9 +184,7 @@ class Chunks(torch.utils.data.Dataset):  # type: ignore[type-arg]
     ) -> None:
         if not 1 <= stride < seq_len:
             raise ValueError(f"shared encodings need a stride below {seq_len}, not {stride}")
-        self.images = [n.images for n in nights]
-        self.mean, self.std, self.seq_len = mean, std, seq_len
-        self.labels = [np.where(n.labels >= 0, n.labels, IGNORE).astype(np.int64) for n in nights]
+        super().__init__(nights, mean, std, seq_len)
         # (night, window starts, windows masked at the front)
         self.index: list[tuple[int, np.ndarray, int]] = []
         for i, night in enumerate(nights):
@@ -197,10 +205,13 @@ class Chunks(torch.utils.data.Dataset):  # type: ignore[type-arg]
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         night, starts, masked = self.index[item]
         first, stop = int(starts[0]), int(starts[-1]) + self.seq_len
-        x = normalise(self.images[night][first:stop], self.mean, self.std)
         y = np.stack([self.labels[night][s : s + self.seq_len] for s in starts])
         y[:masked] = IGNORE
-        return torch.from_numpy(x), torch.from_numpy(starts - first), torch.from_numpy(y)
+        return (
+            self._epochs(night, first, stop),
+            torch.from_numpy(starts - first),
+            torch.from_numpy(y),
+        )
 
 
 def collate_chunks(

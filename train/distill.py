@@ -103,7 +103,8 @@ def distill_loss(
         if opts.soft_targets or opts.feature_transfer:
             with torch.no_grad():
                 zt = teacher.epoch_vectors(xt)
-                _, t_logits = look_ahead(student, zt, teacher.sequence(zt))  # epochs staged
+                # the teacher's outputs at the epochs the student's outputs stage
+                t_logits = look_ahead(student, zt, teacher.sequence(zt))[1]
         if opts.soft_targets:
             p_teacher = (
                 torch.softmax(t_logits.reshape(-1, teacher_classes) / temp, dim=1) @ collapse
