@@ -4,6 +4,7 @@ CLI, CSV hypnograms and `compare`."""
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -151,6 +152,96 @@ def test_fetch_walch_from_a_local_mirror(walch_src: Path, tmp_path: Path) -> Non
         assert again.exit_code == 0, again.output
         bad = CliRunner().invoke(app, [*args, "--subjects", "999"])
         assert bad.exit_code == 1 and "there are ['101', '102', '103', '104']" in bad.output
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def write_wfdb(csv_export: Path, root: Path) -> Path:
+    """slpdb's WFDB files (``wfdb`` itself writes them) from the CSV export's real beats
+    and stages, with a rhythm and a noise annotation between the beats (not beats: they
+    must be dropped)."""
+    wfdb = pytest.importorskip("wfdb")
+    warnings.simplefilter("ignore", DeprecationWarning)  # wfdb's use of pandas
+    root.mkdir(parents=True, exist_ok=True)
+    names = []
+    for rec in (read_record(csv_export, r) for r in ("slp01a",)):
+        beats = np.round(rec.beat_times_s * 250).astype(int)
+        extra = np.array([beats[5] + 10, beats[9] + 10])
+        sample = np.concatenate([beats, extra])
+        symbol = np.concatenate([rec.beat_labels, ["+", "~"]])
+        order = np.argsort(sample, kind="stable")
+        wfdb.wrsamp(rec.record, fs=250, units=["mV"], sig_name=["ECG"], fmt=["212"],
+                    p_signal=np.zeros((2500, 1)), write_dir=str(root))  # fmt: skip
+        aux = [""] * len(beats) + ["(N", ""]
+        wfdb.wrann(rec.record, "ecg", sample[order], symbol=symbol[order].tolist(),
+                   aux_note=[aux[i] for i in order], write_dir=str(root))  # fmt: skip
+        scored = np.arange(np.flatnonzero(rec.stages != -2)[0], rec.stages.size)
+        rk = {0: "W", 1: "1", 2: "2", 3: "3", 4: "R", -2: "MT"}  # R&K; MT -> unscored
+        notes = [f"{rk[int(rec.stages[i])]} {rec.events[i]}".strip() for i in scored]
+        notes[1] = notes[1].replace("3", "4", 1) if notes[1].startswith("3") else notes[1]
+        wfdb.wrann(rec.record, "st", scored * 7500, symbol=['"'] * len(scored),
+                   aux_note=notes, write_dir=str(root))  # fmt: skip
+        names.append(rec.record)
+    (root / "RECORDS").write_text("\n".join(names) + "\n")
+    return root
+
+
+def test_slpdb_wfdb_records_import_as_the_csv_export(data_dir: Path, tmp_path: Path) -> None:
+    """The same night read from WFDB files and from the CSV export: same beats (the rhythm
+    and noise annotations dropped), stages and events; both import to the same dataset."""
+    root = write_wfdb(data_dir / "slpdb", tmp_path / "wfdb")
+    csv_rec, wfdb_rec = read_record(data_dir / "slpdb", "slp01a"), read_record(root, "slp01a")
+    np.testing.assert_allclose(wfdb_rec.beat_times_s, csv_rec.beat_times_s, atol=1e-9)
+    assert wfdb_rec.beat_labels.tolist() == csv_rec.beat_labels.tolist()
+    np.testing.assert_array_equal(wfdb_rec.stages, csv_rec.stages)
+    assert wfdb_rec.events == csv_rec.events
+    a, b = import_slpdb(root, tmp_path / "a"), import_slpdb(data_dir / "slpdb", tmp_path / "b")
+    for rel in ("records/slp01a.csv", "hypnograms/slp01a.csv"):
+        assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes()
+    (root / "slp01a.st").unlink()
+    with pytest.raises(InputError, match=r"slp01a\.st: no such file"):
+        import_slpdb(root, tmp_path / "c")
+
+
+def test_fetch_slpdb_from_a_local_mirror(data_dir: Path, tmp_path: Path) -> None:
+    """`data fetch slpdb` against a local HTTP server laid out as PhysioNet's slpdb 1.0.0:
+    annotations and headers by default, the signals with --signals, a changed file
+    refused."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    mirror = write_wfdb(data_dir / "slpdb", tmp_path / "mirror")
+    files = sorted(p for p in mirror.iterdir() if p.suffix in (".hea", ".dat", ".ecg", ".st"))
+    (mirror / "SHA256SUMS.txt").write_text("".join(
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.name}\n" for p in files))  # fmt: skip
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(mirror)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        out = tmp_path / "slpdb"
+        args = ["data", "fetch", "slpdb", "--out", str(out), "--base-url", url]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "1 nights of 1 subjects, verified" in result.output
+        assert not (out / "raw" / "slp01a.dat").exists()
+        expected = import_slpdb(data_dir / "slpdb", tmp_path / "csv")
+        assert (out / "records/slp01a.csv").read_bytes() == (
+            expected.root / "records/slp01a.csv"
+        ).read_bytes()
+        signals = CliRunner().invoke(app, [*args, "--signals"])
+        assert signals.exit_code == 0 and (out / "raw" / "slp01a.dat").is_file()
+        bad = CliRunner().invoke(app, [*args, "--subjects", "slp99"])
+        assert bad.exit_code == 1 and "there are ['slp01a']" in bad.output
+        (mirror / "slp01a.ecg").write_bytes((mirror / "slp01a.ecg").read_bytes()[:-2])
+        (out / "raw" / "slp01a.ecg").unlink()
+        changed = CliRunner().invoke(app, args)
+        assert changed.exit_code == 1 and "checksum mismatch" in changed.output
     finally:
         server.shutdown()
         server.server_close()

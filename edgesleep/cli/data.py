@@ -9,7 +9,7 @@ import typer
 
 from edgesleep.cli.app import app
 from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices, need, print_table
-from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL, WALCH_URL
+from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL, SLPDB_URL, WALCH_URL
 from edgesleep.synth.night import HYPNOGRAM_SOURCES
 
 data_app = typer.Typer(
@@ -72,21 +72,29 @@ def data_fetch(
         str | None,
         typer.Option(
             help="sleep-edf: SC subjects, e.g. 0-19 or 0,3,5-7 (default 0-19); "
-            "walch: comma-separated ids (default all)."
+            "walch: comma-separated ids; slpdb: comma-separated records (default all)."
         ),
     ] = None,
     base_url: Annotated[
         str | None,
-        typer.Option(help=f"Dataset root or a mirror (default {SLEEP_EDF_URL}, {WALCH_URL})."),
+        typer.Option(
+            help=f"Dataset root or a mirror (default {SLEEP_EDF_URL}, {WALCH_URL}, {SLPDB_URL})."
+        ),
     ] = None,
+    signals: Annotated[
+        bool, typer.Option(help="slpdb: also the 250-Hz signals (.dat, ~600 MB in all).")
+    ] = False,
 ) -> None:
-    """Download a dataset (Sleep-EDF SC-20 nights, or Walch et al.'s watch heart rate and
-    stages), verify sha256, resume, write the dataset layout."""
-    from edgesleep.io.fetch import fetch_sleep_edf, fetch_walch, parse_subjects
+    """Download a dataset (Sleep-EDF SC-20 nights; Walch et al.'s watch heart rate and
+    stages; slpdb's beat and stage annotations), verify sha256, resume, write the dataset
+    layout."""
+    from edgesleep.io.fetch import fetch_sleep_edf, fetch_slpdb, fetch_walch, parse_subjects
 
+    ids = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
     if dataset == "walch":
-        ids = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
         ds = fetch_walch(out, ids, base_url or WALCH_URL)
+    elif dataset == "slpdb":
+        ds = fetch_slpdb(out, ids, base_url or SLPDB_URL, signals)
     else:
         ds = fetch_sleep_edf(out, parse_subjects(subjects or "0-19"), base_url or SLEEP_EDF_URL)
     typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects, verified")

@@ -23,7 +23,7 @@ from edgesleep.io.sleepedf import pinned_sha256, records
 log = logging.getLogger("edgesleep")
 
 SLEEP_EDF_URL = "https://physionet.org/files/sleep-edfx/1.0.0/"
-DATASETS = ("sleep-edf", "walch")  # what `edgesleep data fetch` downloads
+DATASETS = ("sleep-edf", "walch", "slpdb")  # what `edgesleep data fetch` downloads
 SUBDIR = "sleep-cassette"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
@@ -226,13 +226,62 @@ def fetch_walch(out: Path, subjects: list[str] | None = None, base_url: str = WA
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         raise InputError(f"walch: no subjects {unknown}; there are {known}")
-    raw, lines = out / "raw", []
-    for sid in chosen:
-        for key in (f"heart_rate/{sid}_heartrate.txt", f"labels/{sid}_labeled_sleep.txt"):
-            if key not in sums:
-                raise InputError(f"{base_url}SHA256SUMS.txt lists no {key}")
-            download(base_url + key, raw / key, sums[key])
-            lines.append(f"{sums[key]} {key}")
-    (raw / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    keys = [
+        key
+        for sid in chosen
+        for key in (f"heart_rate/{sid}_heartrate.txt", f"labels/{sid}_labeled_sleep.txt")
+    ]
+    raw = download_listed(base_url, sums, keys, out / "raw")
     (raw / "SUBJECTS").write_text("\n".join(chosen) + "\n")
     return import_walch(raw, out)
+
+
+def download_listed(base_url: str, sums: dict[str, str], keys: list[str], raw: Path) -> Path:
+    """Download ``keys`` (paths under ``base_url``, each verified against ``sums``) into
+    ``raw`` and write ``raw/SHA256SUMS`` for them (the importer checks it again)."""
+    lines = []
+    for key in keys:
+        if key not in sums:
+            raise InputError(f"{base_url}SHA256SUMS.txt lists no {key}; is the URL right?")
+        download(base_url + key, raw / key, sums[key])
+        lines.append(f"{sums[key]} {key}")
+    (raw / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return raw
+
+
+SLPDB_URL = "https://physionet.org/files/slpdb/1.0.0/"
+
+
+def fetch_slpdb(
+    out: Path, records: list[str] | None = None, base_url: str = SLPDB_URL, signals: bool = False
+) -> Dataset:
+    """Download slpdb's WFDB records (header, beat and stage annotations; the 250-Hz
+    signals too with ``signals``), verify each file's sha256 against the server's
+    ``SHA256SUMS.txt``, resume partial files, and import them into the dataset layout
+    (:func:`edgesleep.io.imports.import_slpdb`); the downloads stay in ``out/raw``.
+
+    Parameters
+    ----------
+    records : record names such as "slp01a" (default: every record with stage annotations)
+
+    Raises
+    ------
+    InputError
+        An unknown record (the known ones are named), an HTTP error, a checksum mismatch.
+    """
+    from edgesleep.io.imports import import_slpdb
+
+    if not base_url.endswith("/"):
+        base_url += "/"
+    sums = fetch_checksums(base_url)
+    known = sorted(key.removesuffix(".st") for key in sums if re.fullmatch(r"\w+\.st", key))
+    if not known:
+        raise InputError(f"{base_url}SHA256SUMS.txt lists no .st files; is the URL right?")
+    chosen = records or known
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise InputError(f"slpdb: no records {unknown}; there are {known}")
+    exts = ("hea", "ecg", "st", "dat") if signals else ("hea", "ecg", "st")
+    raw = download_listed(base_url, sums, [f"{r}.{e}" for r in chosen for e in exts], out / "raw")
+    (raw / "RECORDS").write_text("\n".join(chosen) + "\n")
+    return import_slpdb(raw, out)

@@ -8,7 +8,8 @@ series (``records/<record>.csv``, :mod:`edgesleep.io.heart`) and a CSV hypnogram
   days of samples before it, not always sorted) and ``labels/<id>_labeled_sleep.txt``
   (``time_s stage``: 0 W, 1 N1, 2 N2, 3 N3, 4 N4 -> N3, 5 REM, -1 unscored). The hour of
   samples before the PSG start is kept as context; earlier ones are dropped.
-- ``slpdb``: the MIT-BIH Polysomnographic Database's CSV export (``records.csv``,
+- ``slpdb``: the MIT-BIH Polysomnographic Database, PhysioNet's WFDB records (``RECORDS``,
+  ``<record>.hea``/``.ecg``/``.st``) or its CSV export (``records.csv``,
   ``<record>_beats.csv``, ``<record>_stages.csv``; :mod:`edgesleep.io.slpdb`): beat times
   and R&K stages; slp01a/b and slp02a/b are one subject each.
 
@@ -137,17 +138,19 @@ def import_walch(
 def import_slpdb(
     src: Path, out: Path, progress: Callable[[int, int], None] | None = None
 ) -> Dataset:
-    """The slpdb CSV export (see the module docstring) -> ``out``: beat series and stages.
+    """slpdb's WFDB records or CSV export (see the module docstring) -> ``out``: beat series
+    and stages.
 
     Raises
     ------
     InputError
-        Not that export (WFDB originals need converting first; see the README), a checksum
-        mismatch, a bad file.
+        Neither layout, a checksum mismatch, a bad or missing file.
     """
-    if not (src / "records.csv").is_file():
-        hint = " (WFDB files: this needs the CSV export)" if list(src.glob("*.hea")) else ""
-        raise InputError(f"{src}: no records.csv of the slpdb CSV export{hint}")
+    if not (src / "records.csv").is_file() and not slpdb.is_wfdb(src):
+        raise InputError(
+            f"{src}: neither slpdb's WFDB records (RECORDS, <record>.hea/.ecg/.st) nor its CSV "
+            "export (records.csv); fetch it with `edgesleep data fetch slpdb`"
+        )
     log.info("%s: %d files checked against SHA256SUMS", src, verify_sums(src))
     names = slpdb.record_names(src)
     entries = []

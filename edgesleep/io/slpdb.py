@@ -1,15 +1,28 @@
 """MIT-BIH Polysomnographic Database (slpdb): real beat times and expert stages.
 
-Reads the CSV export described in ``shared/data/README.md``:
-``<record>_beats.csv`` (``time_s,label``) and ``<record>_stages.csv``
-(``onset_s,duration_s,stage,events``, R&K stages). Cite Ichimaru & Moody 1999 and
-Goldberger et al. 2000 wherever results from these data are shown.
+Reads either
+
+- PhysioNet's original WFDB records (``RECORDS``, ``<record>.hea``, beat annotations
+  ``<record>.ecg``, sleep-stage annotations ``<record>.st``: NOTE annotations whose aux
+  text is the R&K stage (``W``, ``1``-``4``, ``R``, ``MT``) followed by the respiratory
+  events of the epoch; each applies to the 30 s that follow it). Header and beats are read
+  with the ``wfdb`` package (host side: ``pip install 'edgesleep[physionet]'``); beat
+  annotations are the MIT-BIH beat codes (``N``, ``V``, ...), other annotations (rhythm,
+  noise) are dropped. The stage notes are read by :func:`read_notes`, because
+  ``wfdb.rdann`` removes every NOTE at sample 0 as a possible file definition, and slpdb's
+  first stage note is at sample 0; or
+- the CSV export described in ``shared/data/README.md``: ``<record>_beats.csv``
+  (``time_s,label``) and ``<record>_stages.csv`` (``onset_s,duration_s,stage,events``).
+
+Cite Ichimaru & Moody 1999 and Goldberger et al. 2000 wherever results from these data are
+shown.
 """
 
 from __future__ import annotations
 
 import csv
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +31,8 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.stages import UNSCORED, stage_from_string
+
+BEAT_CODES = frozenset("NLRBAaJSVrFejnE/fQ?")  # MIT-BIH beat annotation codes
 
 
 def subject_of(record: str) -> str:
@@ -54,31 +69,136 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def record_names(root: str | Path) -> list[str]:
-    """Record names listed in ``records.csv``."""
-    return [row["record"] for row in _rows(Path(root) / "records.csv")]
+    """Record names listed in ``records.csv`` (CSV export) or ``RECORDS`` (WFDB)."""
+    root = Path(root)
+    if is_wfdb(root):
+        listed = root / "RECORDS"
+        if listed.is_file():
+            return [r.strip() for r in listed.read_text().split() if r.strip()]
+        return sorted(p.stem for p in root.glob("*.hea"))
+    return [row["record"] for row in _rows(root / "records.csv")]
+
+
+def is_wfdb(root: Path) -> bool:
+    """Whether ``root`` holds WFDB records (rather than the CSV export)."""
+    return not (root / "records.csv").is_file() and (
+        (root / "RECORDS").is_file() or any(root.glob("*.hea"))
+    )
+
+
+def _record(
+    where: Path, record: str, beat_times_s: np.ndarray, beat_labels: np.ndarray,
+    onsets_s: np.ndarray, stage_texts: list[str], events: list[str],
+) -> SlpdbRecord:  # fmt: skip
+    first = int(round(onsets_s[0] / EPOCH_S)) if onsets_s.size else 0
+    expected = (first + np.arange(onsets_s.size)) * EPOCH_S
+    if np.any(np.abs(onsets_s - expected) > 0.01):
+        raise InputError(
+            f"{where}: stage annotations are not consecutive 30-s epochs starting on a 30-s "
+            "boundary"
+        )
+    # epochs before the first scored one (some records start scoring late) are unscored
+    stages = np.full(first + onsets_s.size, UNSCORED, dtype=np.int8)
+    try:
+        stages[first:] = [stage_from_string(t) if t else UNSCORED for t in stage_texts]
+    except ValueError as err:
+        raise InputError(f"{where}: {err}") from None
+    return SlpdbRecord(record, beat_times_s, beat_labels, stages, [""] * first + events)
 
 
 def read_record(root: str | Path, record: str) -> SlpdbRecord:
-    """Read beats and stages of one record (e.g. ``"slp01a"``)."""
+    """Read beats and stages of one record (e.g. ``"slp01a"``), WFDB or CSV export."""
     root = Path(root)
+    if is_wfdb(root):
+        return read_wfdb_record(root, record)
     beats = _rows(root / f"{record}_beats.csv")
     stage_rows = _rows(root / f"{record}_stages.csv")
-    onsets = np.array([float(r["onset_s"]) for r in stage_rows])
-    first = int(round(onsets[0] / EPOCH_S)) if onsets.size else 0
-    expected = (first + np.arange(onsets.size)) * EPOCH_S
-    if np.any(np.abs(onsets - expected) > 1e-6):
+    return _record(
+        root / f"{record}_stages.csv", record,
+        np.array([float(r["time_s"]) for r in beats]), np.array([r["label"] for r in beats]),
+        np.array([float(r["onset_s"]) for r in stage_rows]),
+        [r["stage"] for r in stage_rows], [r["events"] for r in stage_rows],
+    )  # fmt: skip
+
+
+def read_wfdb_record(root: Path, record: str) -> SlpdbRecord:
+    """One WFDB record: ``<record>.hea`` (sampling rate), ``.ecg`` (beats), ``.st`` (stages).
+
+    Raises
+    ------
+    InputError
+        A file is missing (which one is named) or ``wfdb`` is not installed.
+    """
+    try:
+        import wfdb
+    except ImportError:
         raise InputError(
-            f"{root / (record + '_stages.csv')}: epochs are not consecutive 30-s epochs "
-            "starting on a 30-s boundary"
-        )
-    # epochs before the first scored one (some records start scoring late) are unscored
-    stages = np.full(first + onsets.size, UNSCORED, dtype=np.int8)
-    stages[first:] = [stage_from_string(r["stage"]) if r["stage"] else UNSCORED for r in stage_rows]
-    events = [""] * first + [r["events"] for r in stage_rows]
-    return SlpdbRecord(
-        record=record,
-        beat_times_s=np.array([float(r["time_s"]) for r in beats]),
-        beat_labels=np.array([r["label"] for r in beats]),
-        stages=stages,
-        events=events,
-    )
+            "reading slpdb's WFDB records needs the wfdb package: "
+            "pip install 'edgesleep[physionet]'"
+        ) from None
+    for ext in ("hea", "ecg", "st"):
+        if not (root / f"{record}.{ext}").is_file():
+            raise InputError(
+                f"{root / record}.{ext}: no such file (a WFDB record of slpdb needs .hea, .ecg "
+                "and .st; fetch it with `edgesleep data fetch slpdb`)"
+            )
+    path = str(root / record)
+    with warnings.catch_warnings():  # wfdb's own use of pandas deprecations, not ours
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sfreq = float(wfdb.rdheader(path).fs)
+        beats = wfdb.rdann(path, "ecg")
+    is_beat = np.isin(np.asarray(beats.symbol), sorted(BEAT_CODES))
+    samples, notes = read_notes(root / f"{record}.st")
+    texts = [t.split() for t in notes]
+    return _record(
+        root / f"{record}.st", record,
+        np.asarray(beats.sample, dtype=np.float64)[is_beat] / sfreq,
+        np.asarray(beats.symbol)[is_beat],
+        samples / sfreq, [t[0] if t else "" for t in texts], [" ".join(t[1:]) for t in texts],
+    )  # fmt: skip
+
+
+NOTE, SKIP, AUX = 22, 59, 63  # MIT annotation format codes (WFDB's annot(5))
+
+
+def read_notes(path: Path) -> tuple[np.ndarray, list[str]]:
+    """The NOTE annotations of a WFDB annotation file in MIT format: samples and aux texts.
+
+    Each 16-bit little-endian word holds a 6-bit code and a 10-bit interval; SKIP adds a
+    32-bit interval (high word first), AUX carries the previous annotation's text (padded
+    to an even length), NUM/SUB/CHN set fields, code 0 with interval 0 ends the file.
+    Definition notes (text starting with ``##``, e.g. wfdb's time resolution) are skipped.
+
+    Returns
+    -------
+    samples : ndarray of shape (n_notes,), int64
+    texts : list of str
+    """
+    data = path.read_bytes()
+    time, i = 0, 0
+    samples: list[int] = []
+    texts: list[str] = []
+    codes: list[int] = []
+    while i + 1 < len(data):
+        word = data[i] | data[i + 1] << 8
+        code, value = word >> 10, word & 0x3FF
+        i += 2
+        if code == 0 and value == 0:
+            break
+        if code == SKIP:
+            high, low = data[i] | data[i + 1] << 8, data[i + 2] | data[i + 3] << 8
+            skip = high << 16 | low
+            time += skip - (1 << 32) if skip >= 1 << 31 else skip
+            i += 4
+        elif code == AUX:
+            if codes:
+                texts[-1] = data[i : i + value].decode("latin-1").rstrip("\0").strip()
+            i += value + (value & 1)
+        elif code < SKIP:  # an annotation (NUM, SUB, CHN: 60-62 only set fields)
+            time += value
+            samples.append(time)
+            codes.append(code)
+            texts.append("")
+    keep = [k for k, (c, t) in enumerate(zip(codes, texts, strict=True))
+            if c == NOTE and not t.startswith("##")]  # fmt: skip
+    return np.array([samples[k] for k in keep], dtype=np.int64), [texts[k] for k in keep]
