@@ -52,6 +52,7 @@ log = logging.getLogger("edgesleep")
 CALIBRATION_EPOCHS = 1024  # encoder calibration: epochs drawn evenly from the nights
 CALIBRATION_WINDOWS = 128  # sequence / whole-model calibration windows
 PARITY_NIGHTS = 4
+CALIBRATION_NIGHTS = 200
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,23 @@ class ExportOptions:
 def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
     dataset = read_dataset(path)
     entries = dataset.entries[:limit]
+    return load_features(
+        dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries, kind=ckpt.input_kind
+    )
+
+
+def calibration_nights(path: Path, ckpt: Checkpoint) -> list[NightFeatures]:
+    """The nights int8 is calibrated on: every night of the checkpoint's training subjects
+    in ``path`` (every night there if none of them is; at most ``CALIBRATION_NIGHTS``,
+    spread evenly over the list), so the ranges cover every subject trained on."""
+    dataset = read_dataset(path)
+    trained = set(map(str, ckpt.provenance.get("train_subjects", ())))
+    entries = [e for e in dataset.entries if e.subject in trained] or list(dataset.entries)
+    if len(entries) > CALIBRATION_NIGHTS:
+        keep = np.linspace(0, len(entries) - 1, CALIBRATION_NIGHTS).round().astype(int)
+        entries = [entries[i] for i in keep]
+    log.info("int8 calibration: %d nights of %d subjects", len(entries),
+             len({e.subject for e in entries}))  # fmt: skip
     return load_features(
         dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries, kind=ckpt.input_kind
     )
@@ -124,6 +142,7 @@ def quantize_graphs(
         "scheme": scheme.name,
         "reduce_range": scheme.reduce_range,
         "calibration_epochs": int(sum(b.shape[0] for b in batches["encoder"])),
+        "calibration_windows": int(sum(b.shape[0] for b in batches["model"])),
     }
     return graphs, record, dict(scheme.session_options)
 
@@ -228,15 +247,16 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
     }
     Variant = tuple[dict[str, onnx.ModelProto], dict[str, Any] | None, dict[str, str]]
     variants: dict[str, Variant] = {"fp32": (fp32, None, {})}
-    cal_nights = (
-        _nights(opts.calibration, ckpt, PARITY_NIGHTS) if opts.calibration is not None else None
-    )
     if opts.quantize:
-        batches = (
-            calibration_batches(cal_nights, fp32, ckpt.seq_len) if cal_nights is not None else None
-        )
         method = model_class(ckpt.model).quantization
-        variants["int8"] = quantize_graphs(fp32, method, SCHEMES[opts.target], batches)
+        batches, calibrated = None, {}
+        if method == "static-qdq" and opts.calibration is not None:
+            cal = calibration_nights(opts.calibration, ckpt)
+            batches = calibration_batches(cal, fp32, ckpt.seq_len)
+            calibrated = {"calibration_nights": len(cal),
+                          "calibration_subjects": len({n.subject for n in cal})}  # fmt: skip
+        int8, quant, options = quantize_graphs(fp32, method, SCHEMES[opts.target], batches)
+        variants["int8"] = (int8, {**quant, **calibrated}, options)
     shared = metadata(ckpt, epoch_dim, flop_counts, export_id)
     for variant, (graphs, record, session_options) in variants.items():
         sizes = {}
@@ -259,7 +279,8 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
             "session_options": session_options,
         }
     report["graphs"] = checks
-    nights = _nights(opts.data, ckpt, PARITY_NIGHTS) if opts.data is not None else cal_nights
+    data = opts.data or opts.calibration
+    nights = _nights(data, ckpt, PARITY_NIGHTS) if data is not None else None
     if nights is not None:
         report["parity_data"] = {
             "path": str(opts.data or opts.calibration),

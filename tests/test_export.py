@@ -94,6 +94,11 @@ def test_int8_parity(exported: dict) -> None:
     if exported["name"] == "seqsleepnet":  # weight-only int8 shrinks even a tiny model
         sizes = report["int8"]["bytes"], report["fp32"]["bytes"]
         assert sizes[0]["model"] < sizes[1]["model"]
+    else:  # calibrated on every night of the subjects it was trained on (2 nights each)
+        trained = exported["ckpt"].provenance["train_subjects"]
+        quant = report["int8"]["quantization"]
+        assert quant["calibration_subjects"] == len(trained)
+        assert quant["calibration_nights"] == 2 * len(trained)
 
 
 def test_tampered_and_foreign_files_are_refused(exported: dict, tmp_path: Path) -> None:
