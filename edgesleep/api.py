@@ -167,7 +167,7 @@ def score_file(
     """Score a night from an EDF file: the model's channel (or ``channel``) at the file's
     rate, through the same front end as streaming."""
     exported = load_model(model)
-    signal, pieces = read_chunks(path, channel or exported.info.channel)
+    signal, pieces = read_chunks(path, channel or exported.info.signal_channel)
     _warn_synthetic(exported)
     results = score_signal(
         exported, pieces, signal.sfreq, delay, signal.full_scale_uv, signal.channel

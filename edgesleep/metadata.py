@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgesleep import __version__
-from edgesleep.dsp.inputs import get_kind
+from edgesleep.dsp.inputs import HEART, SIGNAL_OF_SERIES, get_kind
 from edgesleep.errors import InputError
 from edgesleep.stages import CLASS_LABELS
 
@@ -63,6 +63,14 @@ class ModelInfo:
     @property
     def channel(self) -> str:
         return str(self.raw["channel"])
+
+    @property
+    def signal_channel(self) -> str:
+        """The channel this model reads from a recording or a signal stream: its channel, or
+        ECG for a model trained on heart series (whose channel names a series, e.g.
+        ``heart``, not a signal)."""
+        series = get_kind(str(self.input["kind"])).series
+        return SIGNAL_OF_SERIES if self.channel in (HEART, *series) else self.channel
 
     @property
     def input(self) -> dict[str, Any]:

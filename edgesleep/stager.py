@@ -278,7 +278,7 @@ def check_stream(model: ExportedModel, sfreq: float, channel: str | None) -> Non
     """Refuse a stream the model cannot take; warn about a synthetic model on real data."""
     info = model.info
     if channel is not None:
-        want, have = channel_kind(info.channel), channel_kind(channel)
+        want, have = channel_kind(info.signal_channel), channel_kind(channel)
         if want and have and want != have:
             raise InputError(
                 f"the model was trained on {info.channel!r} ({want.upper()}), the stream is "
@@ -320,7 +320,7 @@ class Stager:
     ) -> None:
         check_stream(model, sfreq, channel)
         self._readout(model, delay, revisions)
-        kind, sensor = model.info.input["kind"], channel or model.info.channel
+        kind, sensor = model.info.input["kind"], channel or model.info.signal_channel
         self.front = FrontEnd(sfreq, full_scale_uv, kind, sensor)
         self.reset()
 

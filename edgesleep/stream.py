@@ -86,7 +86,7 @@ def stream_to_csv(
         stager = SeriesStager(model, opts.source, opts.delay, opts.revisions)
         index, label = -1, opts.source
     else:
-        index = pick_channel(info, model.info.channel, opts.channel)
+        index = pick_channel(info, model.info.signal_channel, opts.channel)
         label = info.channels[index]
         stager = Stager(model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, label)
     night.start({"device_id": info.device_id, "stream_id": info.stream_id,

@@ -245,3 +245,29 @@ def test_fetch_slpdb_from_a_local_mirror(data_dir: Path, tmp_path: Path) -> None
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_merged_heart_cohorts_train_on_channel_heart(
+    walch_src: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """Two cohorts of different heart series (watch heart rate, ECG beats) as one dataset:
+    prefixed ids, files not copied, `--channel heart` reads both; a wrong channel names
+    the fix."""
+    runner = CliRunner()
+    assert runner.invoke(app, ["data", "import", "walch", str(walch_src), "--out",
+                               str(tmp_path / "w")]).exit_code == 0  # fmt: skip
+    import_slpdb(data_dir / "slpdb", tmp_path / "s")
+    merged = tmp_path / "heart"
+    result = runner.invoke(app, ["data", "merge", f"walch={tmp_path / 'w'}",
+                                 f"slpdb={tmp_path / 's'}", "--out", str(merged)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "5 nights of 5 subjects from walch, slpdb" in result.output
+    ds = read_dataset(merged)
+    assert [e.record for e in ds.entries][-1] == "slpdb-slp01a"
+    assert ds.subjects[-1] == "walch:104" and not (merged / "records").exists()
+    nights = load_features(ds, "heart", 4, kind="beats", crop="none")
+    assert {n.images.shape[1:] for n in nights} == {(27, 20)} and len(nights) == 5
+    with pytest.raises(InputError, match="or --channel heart"):
+        load_features(ds, "heart-rate", 4, kind="beats", crop="none")
+    bad = runner.invoke(app, ["data", "merge", str(tmp_path / "w"), "--out", str(merged)])
+    assert bad.exit_code == 2 and "NAME=DIR" in bad.output

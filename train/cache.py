@@ -38,7 +38,7 @@ import numpy as np
 
 import edgesleep
 from edgesleep.dsp import EPOCH_SAMPLES
-from edgesleep.dsp.inputs import get_kind
+from edgesleep.dsp.inputs import HEART, get_kind
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, Dataset, Entry, crop_epochs, load_night
 from edgesleep.io.edf import read_signal
@@ -165,10 +165,10 @@ def _series_night(
             f"{entry.psg}: a {series.source} series; {req.kind!r} input cannot be made from "
             f"it (only from a signal{''.join(', ' + n for n in kind.series)})"
         )
-    if req.channel != series.source:
+    if req.channel not in (series.source, HEART):
         raise InputError(
             f"{entry.record}: a {series.source} series has no channel {req.channel!r}; "
-            f"use --channel {series.source}"
+            f"use --channel {series.source} (or --channel {HEART}: any heart series)"
         )
     make = kind.series[series.source].images
     if req.crop == "unlabelled":

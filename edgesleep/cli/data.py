@@ -137,6 +137,27 @@ def data_features(
     typer.echo(f"{root}: {len(found)} nights, {n_epochs} epochs of {channel!r} ({input_kind})")
 
 
+@data_app.command("merge")
+def data_merge(
+    sources: Annotated[
+        list[str], typer.Argument(help="NAME=DIR for each dataset, e.g. walch=data/walch.")
+    ],
+    out: Annotated[Path, typer.Option(help="Dataset directory to write (a manifest only).")],
+) -> None:
+    """One dataset over several, e.g. two heart cohorts to train one model on (train with
+    --channel heart: any heart series). Records and subjects get their dataset's name as
+    a prefix; no file is copied."""
+    from edgesleep.errors import UsageError
+    from edgesleep.io.dataset import merge_datasets
+
+    parts = dict(s.split("=", 1) for s in sources if "=" in s)
+    if len(parts) != len(sources):
+        raise UsageError(f"give each dataset as NAME=DIR, got {sources}")
+    ds = merge_datasets({name: Path(root) for name, root in parts.items()}, out)
+    typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects from "
+               f"{', '.join(parts)}")  # fmt: skip
+
+
 @data_app.command("import")
 def data_import(
     dataset: Annotated[Importer, typer.Argument(help="What SRC holds.")],
@@ -144,7 +165,7 @@ def data_import(
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
 ) -> None:
     """Read a real heart dataset in its own layout (walch: heart_rate/ + labels/; slpdb: its
-    CSV export) into the dataset layout that train, cv and distill read."""
+    WFDB records or CSV export) into the dataset layout that train, cv and distill read."""
     from edgesleep.io.imports import IMPORTERS
 
     ds = IMPORTERS[dataset](src, out)

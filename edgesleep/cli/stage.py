@@ -157,7 +157,7 @@ def stream(
 
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     exported = ExportedModel(model, precision)
-    source = open_source(port, replay, synthetic, channel or exported.info.channel, sfreq,
+    source = open_source(port, replay, synthetic, channel or exported.info.signal_channel, sfreq,
                          baud, speed or None, seed, epochs)  # fmt: skip
     opts = StreamOptions(channel, delay, revisions, overwrite, resume, input_source)
     n_classes = exported.info.n_classes

@@ -22,6 +22,9 @@ import numpy as np
 
 from edgesleep.errors import UsageError
 
+HEART = "heart"  # the channel of a model trained on heart series of any source (pooled)
+SIGNAL_OF_SERIES = "ECG"  # the EDF channel such a model reads when given a recording
+
 # name -> module that defines ``KIND``: one line per built-in kind
 BUILTIN = {"stft": "edgesleep.dsp.stft", "beats": "edgesleep.dsp.beats"}
 _KINDS: dict[str, InputKind] = {}

@@ -20,9 +20,10 @@ from the recording start; empty when unknown (then the in-bed crop is the whole 
 from __future__ import annotations
 
 import csv
+import os
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -107,6 +108,35 @@ def write_dataset(root: Path, entries: list[Entry], info: dict[str, object]) -> 
             row = {k: ("" if v is None else v) for k, v in asdict(entry).items()}
             writer.writerow(row)
     (root / INFO).write_text(json.dumps({"layout": LAYOUT_VERSION, **info}, indent=2) + "\n")
+
+
+def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
+    """One dataset over several (no copy: the manifest points at their files, relative to
+    ``out``), e.g. two heart cohorts to train one model on.
+
+    Records (``walch-101``) and subjects (``walch:101``) are prefixed with their dataset's
+    name, so ids never collide and a subject stays one subject; ``dataset.json`` lists the
+    sources, and the merge is synthetic if any source is.
+
+    Parameters
+    ----------
+    sources : name -> dataset directory
+    """
+    if len(sources) < 2:
+        raise UsageError("merging needs at least two datasets, given as NAME=DIR")
+    out.mkdir(parents=True, exist_ok=True)
+    entries, parts = [], {}
+    for name, root in sources.items():
+        dataset = read_dataset(root)
+        base = Path(os.path.relpath(dataset.root.resolve(), out.resolve()))
+        parts[name] = {"path": str(root), **dataset.info}
+        entries += [replace(e, record=f"{name}-{e.record}", subject=f"{name}:{e.subject}",
+                            psg=str(base / e.psg), hypnogram=str(base / e.hypnogram))
+                    for e in dataset.entries]  # fmt: skip
+    synthetic = any(bool(p.get("synthetic", False)) for p in parts.values())
+    write_dataset(out, entries, {"name": "+".join(sources), "synthetic": synthetic,
+                                 "merged": parts})  # fmt: skip
+    return read_dataset(out)
 
 
 def _optional_float(text: str) -> float | None:
