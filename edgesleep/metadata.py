@@ -8,7 +8,8 @@ runtimes). Each file carries, as ONNX metadata (``custom_metadata_map``):
 - ``edgesleep``: one JSON document (:class:`ModelInfo`): model (name, version, config),
   input kind and its parameters, channel, unit, labels, L, readout (causal, receptive field,
   streaming mode), FLOPs, normalisation, provenance, the session options the runtime must
-  set, the edgesleep version, an export id shared by the three graphs;
+  set, the edgesleep version, an export id shared by the three graphs, and a model card
+  (``card``: data, protocol, metrics, intended use, limits; null unless one was given);
 - ``edgesleep.sha256``: the SHA-256 of the file's bytes with these 64 hex digits replaced
   by 64 zeros. The runtime checks it with :mod:`hashlib` alone (no onnx package): any
   change to weights, graph or metadata is refused.
@@ -63,6 +64,13 @@ class ModelInfo:
     @property
     def channel(self) -> str:
         return str(self.raw["channel"])
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        """The model card (data, protocol, cross-validated metrics, intended use, limits) of
+        a shipped model; None for an export without one."""
+        card = self.raw.get("card")
+        return dict(card) if card else None
 
     @property
     def signal_channel(self) -> str:

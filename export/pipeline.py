@@ -62,6 +62,7 @@ class ExportOptions:
     calibration: Path | None = None
     data: Path | None = None  # labelled nights for parity (default: the calibration set)
     latency_repeats: int = 200
+    card: dict[str, Any] | None = None  # a model card carried in the metadata
 
 
 def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
@@ -257,7 +258,7 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
                           "calibration_subjects": len({n.subject for n in cal})}  # fmt: skip
         int8, quant, options = quantize_graphs(fp32, method, SCHEMES[opts.target], batches)
         variants["int8"] = (int8, {**quant, **calibrated}, options)
-    shared = metadata(ckpt, epoch_dim, flop_counts, export_id)
+    shared = {**metadata(ckpt, epoch_dim, flop_counts, export_id), "card": opts.card}
     for variant, (graphs, record, session_options) in variants.items():
         sizes = {}
         for name in GRAPHS:

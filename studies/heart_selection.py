@@ -5,7 +5,9 @@ Run: ``python studies/heart_selection.py [--walch ../shared/data/walch] [--slpdb
 / ``.md``).
 
 Data (real): Walch et al. 2019 (21 subjects, Apple Watch heart rate) and slpdb (12 subjects,
-14 records, ECG beat times), read as in ``studies/heart_pooled.py``.
+14 records, ECG beat times), imported and merged by :mod:`edgesleep.train.heart_models`,
+whose procedure (split, training, offsets) this study runs in every outer fold and the
+shipped models are built with.
 
 Outer protocol: leave one of the 33 subjects out (pooled). In each outer fold, 4 subjects
 of the training set (2 per cohort, drawn per fold) are the *inner validation* subjects:
@@ -41,114 +43,50 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from heart_pooled import cohort, hr_statistics  # the sibling study reads the cohorts
+from heart_pooled import hr_statistics  # the floor's features, as in the sibling study
 
 from edgesleep.io.writers import markdown_table, write_report
 from edgesleep.metrics import evaluate
-from edgesleep.readout import probabilities
 from edgesleep.stages import class_labels, collapse_labels
 from edgesleep.train.baselines import floor_probabilities
 from edgesleep.train.data import NightFeatures
-from edgesleep.train.training import per_pass_options
-from edgesleep.train.transfer import train_features
+from edgesleep.train.heart_models import (
+    choose_offsets,
+    heart_nights,
+    inner_split,
+    kappa,
+    log_probs,
+    train_student,
+    with_classes,
+)
 
 SEEDS = (0, 1, 2)
-MODEL = {"dilations": (1, 2, 4, 8)}
-OFFSET_GRID = np.arange(-2.0, 2.01, 0.25)
-VAL_PER_COHORT = 2
-PASSES = 20
 FOUR = ("single", "single + prior offset", "ensemble of 3", "ensemble of 3 + prior offset")
 SHIPPABLE = FOUR[:2]
 
 
-def kappa(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    return float(evaluate(truth, pred, n_classes)["kappa"])  # type: ignore[arg-type]
-
-
-def fit_offsets(logp: np.ndarray, truth: np.ndarray, n_classes: int, fixed: int) -> np.ndarray:
-    """Per-class offsets added to log-probabilities that maximise κ on (logp, truth);
-    class ``fixed`` stays at 0. Two sweeps of coordinate ascent over ``OFFSET_GRID``."""
-    offsets = np.zeros(n_classes)
-    scored = truth >= 0
-    logp, truth = logp[scored], truth[scored]
-    for _ in range(2):
-        for c in range(n_classes):
-            if c == fixed:
-                continue
-            best, best_k = offsets[c], -np.inf
-            for value in OFFSET_GRID:
-                offsets[c] = value
-                k = kappa(truth, (logp + offsets).argmax(1), n_classes)
-                if k > best_k + 1e-9:
-                    best, best_k = value, k
-            offsets[c] = best
-    return offsets
-
-
-def cross_fitted_kappa(val: dict[str, tuple[np.ndarray, np.ndarray]], n_classes: int,
-                       fixed: int) -> float:  # fmt: skip
-    """κ over the validation subjects, each scored with offsets fitted on the others."""
-    truth, pred = [], []
-    for subject, (logp, labels) in val.items():
-        others = [v for s, v in val.items() if s != subject]
-        offsets = fit_offsets(np.concatenate([o[0] for o in others]),
-                              np.concatenate([o[1] for o in others]), n_classes, fixed)  # fmt: skip
-        truth.append(labels)
-        pred.append((logp + offsets).argmax(1))
-    return kappa(np.concatenate(truth), np.concatenate(pred), n_classes)
-
-
-def train_probs(fit: Sequence[NightFeatures], val: Sequence[NightFeatures],
-                test: Sequence[NightFeatures], n_classes: int, seed: int,
-                ) -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
-    """Train one student; its delay-0 probabilities on each validation and test night."""
-    ckpt = train_features(
-        fit, val, "heart-rate", "student", n_classes,
-        opts=per_pass_options(sum(n.n_epochs for n in fit), seed, 1e-3, passes=PASSES, patience=4),
-        model_fields=MODEL, input_kind="beats",
-    )  # fmt: skip
-    scorer = ckpt.scorer()
-    return ([probabilities(scorer, n.images, [0])[0] for n in val],
-            [probabilities(scorer, n.images, [0])[0] for n in test])  # fmt: skip
-
-
-def with_classes(nights: Sequence[NightFeatures], n_classes: int) -> list[NightFeatures]:
-    return [NightFeatures(n.record, n.subject, n.images, collapse_labels(n.labels, 4, n_classes))
-            for n in nights]  # fmt: skip
-
-
-Probs = tuple[list[np.ndarray], list[np.ndarray]]  # per validation night, per test night
-
-
-def choose(candidates: dict[str, Probs], val: Sequence[NightFeatures], n_classes: int,
-           names: Sequence[str]) -> dict[str, Any]:  # fmt: skip
-    """Offsets of each "+ prior offset" candidate (fitted on all validation subjects), the
-    inner κ that decides (cross-fitted for offsets) and the test predictions per candidate."""
-    light = 1  # W / Light / Deep / REM and W / NREM / REM: index 1 is Light / NREM
-    labels = [n.labels for n in val]
-    truth = np.concatenate(labels)
+def candidates(val: Sequence[NightFeatures], test_logp: dict[str, list[np.ndarray]],
+               val_logp: dict[str, list[np.ndarray]], n_classes: int, names: Sequence[str],
+               ) -> dict[str, Any]:  # fmt: skip
+    """Per candidate: the inner κ that decides (cross-fitted for offsets), the offsets and
+    the test predictions."""
     out: dict[str, Any] = {"inner_kappa": {}, "offsets": {}, "test": {}}
-    for name in names:
-        base = name.removesuffix(" + prior offset")
-        val_p, test_p = candidates[base]
-        val_logp = [np.log(np.maximum(p, 1e-12)) for p in val_p]
-        offsets = np.zeros(n_classes)
-        if name != base:
-            offsets = fit_offsets(np.concatenate(val_logp), truth, n_classes, light)
-            per_subject: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-            for night, lp, lab in zip(val, val_logp, labels, strict=True):
-                per_subject.setdefault(night.subject, ([], []))
-                per_subject[night.subject][0].append(lp)
-                per_subject[night.subject][1].append(lab)
-            inner = cross_fitted_kappa(
-                {s: (np.concatenate(v[0]), np.concatenate(v[1])) for s, v in per_subject.items()},
-                n_classes, light)  # fmt: skip
-        else:
-            inner = kappa(truth, np.concatenate(val_logp).argmax(1), n_classes)
-        out["inner_kappa"][name] = inner
-        out["offsets"][name] = offsets.round(2).tolist()
-        out["test"][name] = [(np.log(np.maximum(p, 1e-12)) + offsets).argmax(1) for p in test_p]
+    for base in dict.fromkeys(n.removesuffix(" + prior offset") for n in names):
+        choice = choose_offsets(val, val_logp[base], n_classes)
+        out["inner_kappa"][base] = choice.plain_kappa
+        out["offsets"][base] = [0.0] * n_classes
+        out["test"][base] = [lp.argmax(1) for lp in test_logp[base]]
+        name = f"{base} + prior offset"
+        if name in names:
+            out["inner_kappa"][name] = choice.offset_kappa
+            out["offsets"][name] = choice.offsets.round(2).tolist()
+            out["test"][name] = [(lp + choice.offsets).argmax(1) for lp in test_logp[base]]
     return out
+
+
+def mean_log_probs(runs: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Per night, the log of the seeds' mean probabilities."""
+    return [np.log(np.mean([np.exp(r[i]) for r in runs], axis=0)) for i in range(len(runs[0]))]
 
 
 def outer_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
@@ -159,25 +97,21 @@ def outer_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
     nights, held_out, fold = args
     test = [n for n in nights if n.subject == held_out]
     train = [n for n in nights if n.subject != held_out]
-    rng = np.random.default_rng(fold)
-    val_ids: set[str] = set()
-    for prefix in ("walch:", "slpdb:"):
-        pool = sorted({n.subject for n in train if n.subject.startswith(prefix)})
-        val_ids |= set(rng.choice(pool, VAL_PER_COHORT, replace=False).tolist())
-    fit = [n for n in train if n.subject not in val_ids]
-    val = [n for n in train if n.subject in val_ids]
-    runs = [train_probs(fit, val, test, 4, seed) for seed in SEEDS]
-    four = {
-        "single": runs[0],
-        "ensemble of 3": ([np.mean([r[0][i] for r in runs], axis=0) for i in range(len(val))],
-                          [np.mean([r[1][i] for r in runs], axis=0) for i in range(len(test))]),
-    }  # fmt: skip
-    chosen4 = choose(four, val, 4, FOUR)
-    three = {"single": train_probs(with_classes(fit, 3), with_classes(val, 3), test, 3, 0)}
-    chosen3 = choose(three, with_classes(val, 3), 3, SHIPPABLE)
-    for chosen, names, key in ((chosen4, SHIPPABLE, "nested: shippable"),
-                               (chosen4, FOUR, "nested: any"),
-                               (chosen3, SHIPPABLE, "nested: shippable")):  # fmt: skip
+    fit, val = inner_split(train, fold)
+    ckpts = [train_student(fit, val, 4, seed) for seed in SEEDS]
+    val_runs = [log_probs(c, val) for c in ckpts]
+    test_runs = [log_probs(c, test) for c in ckpts]
+    tests = {"single": test_runs[0], "ensemble of 3": mean_log_probs(test_runs)}
+    vals = {"single": val_runs[0], "ensemble of 3": mean_log_probs(val_runs)}
+    four = candidates(val, tests, vals, 4, FOUR)
+    fit3, val3 = with_classes(fit, 3), with_classes(val, 3)
+    ckpt3 = train_student(fit3, val3, 3, 0)
+    three = candidates(val3, {"single": log_probs(ckpt3, test)}, {"single": log_probs(ckpt3, val3)},
+                       3, SHIPPABLE)  # fmt: skip
+    for chosen, names, key in ((four, SHIPPABLE, "nested: shippable"),
+                               (four, FOUR, "nested: any"),
+                               (three, SHIPPABLE, "nested: shippable")):  # fmt: skip
+        # ties keep the plain candidate (max keeps the first), as the shipped build does
         pick = max(names, key=lambda name: chosen["inner_kappa"][name])
         chosen["test"][key] = chosen["test"][pick]
         chosen.setdefault("picked", {})[key] = pick
@@ -189,9 +123,9 @@ def outer_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
     return {
         "subject": held_out,
         "records": [n.record for n in test],
-        "val_subjects": sorted(val_ids),
-        "four": chosen4,
-        "three": chosen3,
+        "val_subjects": sorted({n.subject for n in val}),
+        "four": four,
+        "three": three,
         "baselines": {"HR-statistics LR floor": floor,
                       "majority class": [np.full(n.n_epochs, majority) for n in test]},
     }  # fmt: skip
@@ -256,10 +190,7 @@ def tables(nights: list[NightFeatures], folds: list[dict[str, Any]]) -> dict[str
 def run(sources: dict[str, Path], jobs: int) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        nights = [n for name, src in sources.items() for n in cohort(name, src, Path(tmp))]
-        # the images leave the memory maps before the workers get them
-        nights = [NightFeatures(n.record, n.subject, np.array(n.images), n.labels)
-                  for n in nights]  # fmt: skip
+        nights, _ = heart_nights(sources, Path(tmp))  # arrays, not memory maps
     subjects = sorted({n.subject for n in nights})
     work = [(nights, s, i) for i, s in enumerate(subjects)]
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:

@@ -168,3 +168,37 @@ def emulated_wearable(cwd: Path, link: Path, *args: str) -> Iterator[dict[str, s
     finally:
         ended["printed"], _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, ended["printed"]
+
+
+CODES = [-1, 0, 1, 2, 3, 4, 5]
+
+
+@pytest.fixture
+def walch_src(tmp_path: Path) -> Path:
+    """Walch et al.'s layout, SYNTHETIC content: 4 subjects, unsorted watch samples from
+    two days before the PSG start, stage codes 0-5 and -1, SUBJECTS and SHA256SUMS."""
+    root = tmp_path / "walch"
+    (root / "heart_rate").mkdir(parents=True)
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    ids = ["101", "102", "103", "104"]
+    for i, sid in enumerate(ids):
+        t = np.concatenate([[-172800.0, -90000.0], np.arange(-4000.0, 8 * 3600, 5.0)])
+        t = t + rng.uniform(0, 1, t.size)
+        bpm = 60 + 8 * np.sin(t / 900) + rng.normal(0, 1, t.size)
+        order = rng.permutation(t.size) if i == 0 else np.arange(t.size)
+        (root / "heart_rate" / f"{sid}_heartrate.txt").write_text(
+            "".join(f"{a:.5f},{b:.0f}\n" for a, b in zip(t[order], bpm[order], strict=True))
+        )
+        codes = rng.choice(CODES, 960, p=[0.05, 0.15, 0.1, 0.4, 0.05, 0.05, 0.2])
+        (root / "labels" / f"{sid}_labeled_sleep.txt").write_text(
+            "".join(f"{30 * k} {c}\n" for k, c in enumerate(codes))
+        )
+    (root / "SUBJECTS").write_text("\n".join(ids) + "\n")
+    files = sorted(p for p in root.rglob("*.txt"))
+    (root / "SHA256SUMS").write_text(
+        "".join(
+            f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.relative_to(root)}\n" for p in files
+        )
+    )
+    return root

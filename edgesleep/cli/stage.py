@@ -13,11 +13,38 @@ import typer
 from edgesleep.cli.app import app, fail
 from edgesleep.cli.common import HeartSource, Precision, print_table
 
-ModelPath = Annotated[Path, typer.Option(help="Exported model folder or .onnx file.")]
+ModelPath = Annotated[
+    Path | None,
+    typer.Option(help="Exported model folder or .onnx file (default: the shipped heart model)."),
+]
+Classes = Annotated[
+    int | None,
+    typer.Option(help="Without --model: the shipped heart model's classes, 4 (W/Light/Deep/"
+                 "REM, the default) or 3 (W/NREM/REM)."),
+]  # fmt: skip
 Delay = Annotated[int | None, typer.Option(help="Readout delay K in epochs (default: L - 1).")]
 PrecisionOption = Annotated[
     Precision | None, typer.Option(help="Precision (default: int8 when exported).")
 ]
+
+
+def load_model(model: Path | None, precision: str | None, classes: int | None) -> Any:
+    """``--model``, or the shipped heart model (said on stderr)."""
+    from edgesleep.errors import UsageError
+    from edgesleep.ort import ExportedModel
+    from edgesleep.shipped import default_model
+
+    if model is not None:
+        if classes is not None:
+            raise UsageError("--classes picks a shipped model; a --model has its own classes")
+        return ExportedModel(model, precision)
+    exported = default_model(classes)
+    typer.echo(
+        f"no --model: the shipped {exported.folder.name} ({' / '.join(exported.info.labels)}; "
+        "trained on 33 adults of two cohorts, see `edgesleep models`)",
+        err=True,
+    )
+    return exported
 
 
 def check_delay(model: Any, delay: int | None) -> None:
@@ -45,7 +72,8 @@ def stage(
         list[Path],
         typer.Argument(help="EDF/EDF+ recordings, or beat / heart-rate CSV files, to score."),
     ],
-    model: ModelPath,
+    model: ModelPath = None,
+    classes: Classes = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("staged"),
     channel: Annotated[
         str | None, typer.Option(help="Channel to score (default: the model's).")
@@ -66,9 +94,8 @@ def stage(
 
     from edgesleep.api import stage_night
     from edgesleep.errors import InputError
-    from edgesleep.ort import ExportedModel
 
-    exported = ExportedModel(model, precision)
+    exported = load_model(model, precision, classes)
     check_delay(exported, delay)
     rows, failed = [], 0
     for night in track(nights, description="staging", disable=len(nights) < 2):
@@ -109,7 +136,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 @app.command("stream")
 def stream(
-    model: ModelPath,
+    model: ModelPath = None,
+    classes: Classes = None,
     port: Annotated[
         str | None, typer.Option(help="Serial port of the wearable, or - for CSV on stdin.")
     ] = None,
@@ -151,12 +179,11 @@ def stream(
     from rich.console import Console
     from rich.live import Live
 
-    from edgesleep.ort import ExportedModel
     from edgesleep.sources import open_source
     from edgesleep.stream import StreamOptions, stream_to_csv
 
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
-    exported = ExportedModel(model, precision)
+    exported = load_model(model, precision, classes)
     source = open_source(port, replay, synthetic, channel or exported.info.signal_channel, sfreq,
                          baud, speed or None, seed, epochs)  # fmt: skip
     opts = StreamOptions(channel, delay, revisions, overwrite, resume, input_source)

@@ -64,9 +64,20 @@ def demo(
 
 @app.command("models")
 def models() -> None:
-    """The registered architectures (what each declares) and input kinds."""
-    need("train")
+    """The models shipped in the package (with their cards' data and cross-validated κ),
+    the registered architectures (what each declares) and the input kinds."""
     from edgesleep.dsp.inputs import get_kind, kind_names
+    from edgesleep.shipped import card_summary, shipped_model, shipped_names
+
+    summaries = {name: card_summary(shipped_model(name)) for name in shipped_names()}
+    columns = ["classes", "input", "KB", "data", "kappa"]
+    print_table("shipped models (`stage` and `stream` without --model; --classes 3|4)",
+                ["model", *columns[:-1], "LOSO κ pooled (subject mean ± sd)"],
+                [[name, *(s[c] for c in columns)] for name, s in summaries.items()])  # fmt: skip
+    kinds = [[k, "x".join(map(str, get_kind(k).image_shape)), get_kind(k).help]
+             for k in kind_names()]  # fmt: skip
+    print_table("input kinds", ["input", "image", "what"], kinds)
+    need("train")
     from edgesleep.train.models import model_class, model_names
 
     rows = []
@@ -76,10 +87,7 @@ def models() -> None:
         rows.append([name, str(d.version), "yes" if d.causal else "no", d.quantization,
                      d.streaming, d.classifier, parts])  # fmt: skip
     columns = ["model", "version", "causal", "int8", "streams", "classifier", "finetune parts"]
-    print_table("architectures", columns, rows)
-    kinds = [[k, "x".join(map(str, get_kind(k).image_shape)), get_kind(k).help]
-             for k in kind_names()]  # fmt: skip
-    print_table("input kinds", ["input", "image", "what"], kinds)
+    print_table("architectures (to train)", columns, rows)
 
 
 @app.command("compare")

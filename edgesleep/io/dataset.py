@@ -20,8 +20,8 @@ from the recording start; empty when unknown (then the in-bed crop is the whole 
 from __future__ import annotations
 
 import csv
-import os
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path

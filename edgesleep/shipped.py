@@ -1,0 +1,75 @@
+"""Models shipped inside the package, and the one ``stage`` and ``stream`` use when no
+``--model`` is given.
+
+The heart models (``heart-4class``: W / Light / Deep / REM, ``heart-3class``: W / NREM /
+REM) are built by ``python -m edgesleep.train.heart_models`` from the real heart cohorts
+(int8 encoder and sequence graphs, a model card in their metadata). They are exports like
+any other: a change of the export format or of the streaming graphs means building them
+again (the runtime refuses graphs of another format version).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgesleep.errors import UsageError
+from edgesleep.ort import ExportedModel
+
+SHIPPED_DIR = Path(__file__).parent / "data" / "models"
+HEART_MODELS = {4: "heart-4class", 3: "heart-3class"}  # classes -> shipped name
+
+
+def shipped_names() -> list[str]:
+    """Names of the shipped models (folders holding ``encoder.onnx``)."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "encoder.onnx").is_file())
+
+
+def shipped_model(name: str, threads: int = 1) -> ExportedModel:
+    """A shipped model by name.
+
+    Raises
+    ------
+    UsageError
+        No such shipped model (the shipped ones are named).
+    """
+    if name not in shipped_names():
+        raise UsageError(f"no shipped model {name!r}; there are {shipped_names()}")
+    return ExportedModel(SHIPPED_DIR / name, threads=threads)
+
+
+def default_model(n_classes: int | None = None, threads: int = 1) -> ExportedModel:
+    """The model used without ``--model``: the shipped heart model of ``n_classes`` (4 by
+    default; 3 for W / NREM / REM).
+
+    Raises
+    ------
+    UsageError
+        A class count no shipped model has.
+    """
+    n = 4 if n_classes is None else n_classes
+    if n not in HEART_MODELS:
+        raise UsageError(
+            f"--classes {n}: the shipped heart models have {sorted(HEART_MODELS)} classes; "
+            "for another class set pass --model with a model of your own"
+        )
+    return shipped_model(HEART_MODELS[n], threads)
+
+
+def card_summary(model: ExportedModel) -> dict[str, Any]:
+    """One row about a shipped model: classes, input, size, data, cross-validated κ."""
+    card = model.info.card or {}
+    data = card.get("data", {})
+    both = card.get("evaluation", {}).get("both", {})
+    size = sum(p.stat().st_size for p in model.folder.glob("*.onnx"))
+    kappa = (f"{both['kappa']:.2f} (subject {both['subject_kappa_mean']:.2f} ± "
+             f"{both['subject_kappa_sd']:.2f})" if both else "-")  # fmt: skip
+    return {
+        "classes": " / ".join(model.info.labels),
+        "input": "ECG, beat times or heart rate",
+        "KB": f"{size / 1024:.0f}",
+        "data": ", ".join(f"{k} {v['subjects']} subjects" for k, v in data.items()) or "-",
+        "kappa": kappa,
+    }
