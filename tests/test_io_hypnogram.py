@@ -28,7 +28,7 @@ def test_overrun_is_trimmed_with_an_info_log(
     with caplog.at_level(logging.INFO, logger="edgesleep"):
         fitted = hypnogram.fit_to_signal(stages, 79500 // 30, "SC4001")
     assert fitted.shape == (2650,)
-    assert "trimmed 230 unscored epochs" in caplog.text
+    assert "trimmed 230 epochs past the end of the signal (0 scored)" in caplog.text
 
 
 def test_scored_epochs_beyond_the_signal_are_an_error(data_dir: Path) -> None:
@@ -36,6 +36,8 @@ def test_scored_epochs_beyond_the_signal_are_an_error(data_dir: Path) -> None:
     scored_end = int(np.flatnonzero(stages != -2)[-1]) + 1
     with pytest.raises(InputError, match="7 scored epochs lie beyond the end"):
         hypnogram.fit_to_signal(stages, scored_end - 7)
+    partial = hypnogram.fit_to_signal(stages, scored_end - 1)  # the signal's last, partial epoch
+    assert partial.shape == (scored_end - 1,)
 
 
 def test_in_bed_crop_from_the_shipped_table() -> None:

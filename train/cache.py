@@ -124,6 +124,13 @@ def compute(root: Path, dataset: Dataset, entry: Entry, req: Request) -> dict[st
         images, stages, first = _series_night(dataset, entry, req)
     elif labelled:
         night = load_night(dataset, entry, req.channel, req.crop)  # type: ignore[arg-type]
+        if not night.contiguous and not get_kind(req.kind).epoch_local:
+            raise InputError(
+                f"{entry.record}: its scored epochs overlap or leave gaps (e.g. MASS's 20-s "
+                f"epochs, expanded to 30 s), so the {req.kind!r} input, which reads context "
+                "across epochs, cannot be made from them; use --input stft, or nights scored "
+                "in consecutive 30-s epochs"
+            )
         images, stages, first = make(night.signal), night.stages, night.first_epoch
     else:
         signal = read_signal(dataset.root / entry.psg, req.channel).data

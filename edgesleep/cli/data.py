@@ -10,6 +10,7 @@ import typer
 from edgesleep.cli.app import app
 from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices, need, print_table
 from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL, SLPDB_URL, WALCH_URL
+from edgesleep.io.imports import IMPORTERS
 from edgesleep.synth.night import HYPNOGRAM_SOURCES
 
 data_app = typer.Typer(
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     Importer: TypeAlias = str
 else:
     Hypnograms, Dataset = choices(HYPNOGRAM_SOURCES), choices(DATASETS)
-    Importer = choices(("walch", "slpdb"))
+    Importer = choices(IMPORTERS)
 
 
 @data_app.command("synth")
@@ -164,10 +165,10 @@ def data_import(
     src: Annotated[Path, typer.Argument(help="The dataset's files (its original layout).")],
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
 ) -> None:
-    """Read a real heart dataset in its own layout (walch: heart_rate/ + labels/; slpdb: its
-    WFDB records or CSV export) into the dataset layout that train, cv and distill read."""
-    from edgesleep.io.imports import IMPORTERS
-
+    """Read a real dataset in its own layout into the dataset layout that train, cv and
+    distill read: walch (heart_rate/ + labels/), slpdb (WFDB records or CSV export), mass
+    ('<id> PSG.edf' + '<id> Base.edf'), nsrr (EDFs + NSRR XML). MASS and NSRR are not
+    copied: the manifest points at their files."""
     ds = IMPORTERS[dataset](src, out)
     kinds = {Path(e.psg).suffix for e in ds.entries}
     typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects "

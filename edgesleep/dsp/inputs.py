@@ -94,6 +94,9 @@ class InputKind:
     metadata : what this runtime computes, as export metadata (``kind`` is ``name``)
     series : the time series (beyond a signal) the same images can be made from, by name;
         a model of this kind then stages from any of them
+    epoch_local : whether an epoch's image depends on that epoch's 30 s only (then epochs
+        cut out of a recording one by one, e.g. MASS's expanded 20-s epochs, give the same
+        images as a continuous recording)
     """
 
     name: str
@@ -104,6 +107,7 @@ class InputKind:
     stream: Callable[[], ImageStream]
     metadata: dict[str, Any]
     series: dict[str, SeriesSource] = field(default_factory=dict)
+    epoch_local: bool = False
 
     def spec(self) -> dict[str, Any]:
         """The export metadata: the kind's parameters, its name and image shape."""

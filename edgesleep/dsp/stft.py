@@ -192,6 +192,7 @@ KIND = InputKind(
     spectral=True,
     images=stft_signal,
     stream=StftStream,
+    epoch_local=True,  # frames never cross epoch boundaries
     metadata={
         "sfreq": SFREQ,
         "epoch_s": EPOCH_S,

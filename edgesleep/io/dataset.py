@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
@@ -29,21 +30,28 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from edgesleep.dsp import EPOCH_SAMPLES
+from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io import edf
-from edgesleep.io.edf import read_signal
+from edgesleep.io.edf import Signal, read_annotations, read_signal
 from edgesleep.io.hypnogram import (
     fit_to_signal,
     in_bed_epochs,
     read_hypnogram,
+    scored_epochs,
     sleep_window_epochs,
 )
+from edgesleep.stages import STAGE_NAMES
+
+log = logging.getLogger("edgesleep")
 
 LAYOUT_VERSION = 1
 MANIFEST = "manifest.csv"
 INFO = "dataset.json"
 Crop = Literal["in-bed", "sleep", "none"]
+# "grid": 30-s epochs from the recording start; "annotated": a 30-s window around each
+# stage annotation at its own onset (MASS; 20-s epochs get 5 s either side)
+Epochs = Literal["grid", "annotated"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,7 @@ class Entry:
     hypnogram: str
     lights_off_s: float | None = None
     lights_on_s: float | None = None
+    epochs: Epochs = "grid"
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,11 @@ class Night:
     signal : ndarray of shape (n_epochs * 3000,), float64, µV at 100 Hz
     stages : ndarray of shape (n_epochs,), int8, YASA stage integers
     first_epoch : int
-        Index of the first kept epoch in the uncropped recording.
+        Index of the first kept epoch in the uncropped recording (its scored epochs, for an
+        "annotated" entry).
+    contiguous : bool
+        Whether the epochs follow each other in time without gap or overlap (False for
+        expanded 20-s epochs): input kinds with context across epochs need it.
     """
 
     record: str
@@ -92,6 +105,7 @@ class Night:
     signal: np.ndarray
     stages: np.ndarray
     first_epoch: int
+    contiguous: bool = True
 
     @property
     def n_epochs(self) -> int:
@@ -108,6 +122,13 @@ def write_dataset(root: Path, entries: list[Entry], info: dict[str, object]) -> 
             row = {k: ("" if v is None else v) for k, v in asdict(entry).items()}
             writer.writerow(row)
     (root / INFO).write_text(json.dumps({"layout": LAYOUT_VERSION, **info}, indent=2) + "\n")
+
+
+def manifest_path(path: Path, out: Path) -> str:
+    """``path`` as the manifest of dataset folder ``out`` holds it: relative to ``out``
+    (a manifest may point at files outside its folder, e.g. an imported cohort's)."""
+    out.mkdir(parents=True, exist_ok=True)
+    return os.path.relpath(path.resolve(), out.resolve())
 
 
 def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
@@ -128,7 +149,7 @@ def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
     entries, parts = [], {}
     for name, root in sources.items():
         dataset = read_dataset(root)
-        base = Path(os.path.relpath(dataset.root.resolve(), out.resolve()))
+        base = Path(manifest_path(dataset.root, out))
         parts[name] = {"path": str(root), **dataset.info}
         entries += [replace(e, record=f"{name}-{e.record}", subject=f"{name}:{e.subject}",
                             psg=str(base / e.psg), hypnogram=str(base / e.hypnogram))
@@ -137,6 +158,12 @@ def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
     write_dataset(out, entries, {"name": "+".join(sources), "synthetic": synthetic,
                                  "merged": parts})  # fmt: skip
     return read_dataset(out)
+
+
+def _epochs(text: str, root: Path) -> Epochs:
+    if text not in get_args(Epochs):
+        raise InputError(f"{root / MANIFEST}: epochs {text!r}; expected one of {get_args(Epochs)}")
+    return text  # type: ignore[return-value]
 
 
 def _optional_float(text: str) -> float | None:
@@ -170,6 +197,7 @@ def read_dataset(root: str | Path) -> Dataset:
                     hypnogram=row["hypnogram"],
                     lights_off_s=_optional_float(row.get("lights_off_s", "")),
                     lights_on_s=_optional_float(row.get("lights_on_s", "")),
+                    epochs=_epochs(row.get("epochs") or "grid", root),
                 )
             )
     missing = [e.psg for e in entries if not (root / e.psg).is_file()]
@@ -197,6 +225,8 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
     """
     check_crop(crop)
     signal = read_signal(dataset.root / entry.psg, channel)
+    if entry.epochs == "annotated":
+        return _annotated_night(dataset, entry, signal, crop)
     n_epochs = signal.data.shape[0] // EPOCH_SAMPLES
     hyp_path = dataset.root / entry.hypnogram
     stages = fit_to_signal(read_hypnogram(hyp_path), n_epochs, hyp_path)
@@ -208,6 +238,33 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
         signal=signal.data[keep.start * EPOCH_SAMPLES : keep.stop * EPOCH_SAMPLES],
         stages=stages[keep],
         first_epoch=keep.start,
+    )
+
+
+def _annotated_night(dataset: Dataset, entry: Entry, signal: Signal, crop: Crop) -> Night:
+    """A night scored at annotation onsets: one 30-s window per stage annotation (a 20-s
+    epoch widened by 5 s either side, as seed 1 expands MASS's R&K epochs), the windows
+    concatenated. Windows that would reach before the recording's start or past its end
+    (annotations that overrun the signal) are dropped and counted in the log."""
+    hyp_path = dataset.root / entry.hypnogram
+    onsets, durations, stages = scored_epochs(read_annotations(hyp_path), hyp_path)
+    starts = np.round((onsets - (EPOCH_S - durations) / 2) * SFREQ).astype(np.int64)
+    inside = (starts >= 0) & (starts + EPOCH_SAMPLES <= signal.data.shape[0])
+    if not inside.all():
+        log.info("%s: %d of %d scored epochs reach past the recording; dropped",
+                 entry.record, int((~inside).sum()), inside.size)  # fmt: skip
+    starts, stages = starts[inside], stages[inside]
+    keep = crop_epochs(entry, stages, crop)
+    starts, stages = starts[keep], stages[keep]
+    windows = [signal.data[s : s + EPOCH_SAMPLES] for s in starts]
+    return Night(
+        record=entry.record,
+        subject=entry.subject,
+        channel=signal.channel,
+        signal=np.concatenate(windows) if windows else np.zeros(0),
+        stages=stages,
+        first_epoch=keep.start,
+        contiguous=bool(np.all(np.diff(starts) == EPOCH_SAMPLES)),
     )
 
 
@@ -236,7 +293,13 @@ def describe(path: Path) -> tuple[str, list[str], list[list[str]], list[str]]:
             f"{path}: {len(ds.entries)} nights, {len(ds.subjects)} subjects, {kind} "
             f"({ds.info.get('name', '?')})"
         )
-        return title, [], [], []
+        lines = [f"  {k}: {v}" for k, v in ds.info.items() if k in ("subsets", "merged")]
+        return title, [], [], lines
+    if path.suffix.lower() == ".xml":
+        stages = read_hypnogram(path)
+        counts = Counter(STAGE_NAMES[int(s)] for s in stages)
+        lines = [f"  {n:6d}  {name}" for name, n in counts.most_common()]
+        return f"{path.name}: NSRR stages, {stages.size} epochs of 30 s", [], [], lines
     head = edf.header(path)
     rows = [
         [str(ch.index), ch.label, f"{ch.sfreq:g}", ch.unit, str(ch.n_times)]

@@ -39,8 +39,9 @@ ALIASES: tuple[frozenset[str], ...] = (
     frozenset({"eog horizontal", "horizontal", "heog", "eog h", "eog", "loc-roc", "e1-e2"}),
     frozenset({"eeg fpz-cz", "fpz-cz"}),
     frozenset({"eeg pz-oz", "pz-oz"}),
-    frozenset({"eeg c4-a1", "c4-a1", "c4-m1", "eeg c4-m1"}),
-    frozenset({"eeg c3-a2", "c3-a2", "c3-m2", "eeg c3-m2"}),
+    # MASS references C3/C4 to computed linked ears (CLE) or linked ears (LER)
+    frozenset({"eeg c4-a1", "c4-a1", "c4-m1", "eeg c4-m1", "c4-cle", "c4-ler"}),
+    frozenset({"eeg c3-a2", "c3-a2", "c3-m2", "eeg c3-m2", "c3-cle", "c3-ler"}),
 )
 CHUNK_S = 120.0  # seconds per piece when a night is read in pieces
 _TYPE_PREFIX = re.compile(r"^(eeg|eog|ecg|ekg|emg)\s+")

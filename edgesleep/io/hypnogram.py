@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import Annotation, read_annotations
-from edgesleep.stages import ARTEFACT, CLASS_LABELS, UNSCORED, W, stage_from_string
+from edgesleep.stages import ARTEFACT, CLASS_LABELS, N1, N2, N3, REM, UNSCORED, W, stage_from_string
 
 log = logging.getLogger("edgesleep")
 
@@ -68,14 +69,102 @@ def stages_from_annotations(
     return stages
 
 
+def scored_epochs(
+    annotations: Sequence[Annotation], source: str | Path = ""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every stage annotation as a scored epoch at its own onset (MASS: 30-s epochs that
+    need not start on a 30-s grid from the recording start, or 20-s R&K epochs).
+
+    Returns
+    -------
+    onset_s : ndarray of shape (n_epochs,), float64, s from the recording start, sorted
+    duration_s : ndarray of shape (n_epochs,), float64 (20 or 30)
+    stages : ndarray of shape (n_epochs,), int8, YASA integers (R&K 4 -> N3; "?" and
+        movement -> unscored)
+
+    Raises
+    ------
+    InputError
+        No stage annotation, an unknown stage, or an epoch that is neither 20 nor 30 s.
+    """
+    staged = sorted((a for a in annotations if _is_stage_annotation(a.description)),
+                    key=lambda a: a.onset_s)  # fmt: skip
+    if not staged:
+        raise InputError(f"{source}: no sleep-stage annotations ('Sleep stage W', ...) found")
+    durations = np.array([a.duration_s for a in staged])
+    odd = ~np.isclose(durations, 20.0) & ~np.isclose(durations, EPOCH_S)
+    if odd.any():
+        raise InputError(
+            f"{source}: stage annotations of {sorted(set(durations[odd].tolist()))} s; "
+            "scored epochs must last 20 s (R&K, expanded to 30 s) or 30 s"
+        )
+    try:
+        stages = np.array([stage_from_string(a.description) for a in staged], dtype=np.int8)
+    except ValueError as err:
+        raise InputError(f"{source}: {err}") from None
+    return np.array([a.onset_s for a in staged]), durations, stages
+
+
+NSRR_CODES = {0: W, 1: N1, 2: N2, 3: N3, 4: N3, 5: REM, 6: UNSCORED, 9: UNSCORED}
+
+
+def read_nsrr_xml(path: str | Path) -> np.ndarray:
+    """One stage per 30-s epoch from the recording start, from an NSRR XML file
+    (:mod:`edgesleep.io.nsrr`: ``ScoredEvent`` elements of type ``Stages|Stages``).
+
+    Returns
+    -------
+    ndarray of shape (n_epochs,), int8, YASA integers; epochs no stage event covers are
+        unscored
+
+    Raises
+    ------
+    InputError
+        Not NSRR XML, no stage events, an epoch length other than 30 s, an unknown stage
+        code, or a stage event off the 30-s grid.
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as err:
+        raise InputError(f"{path}: not readable as NSRR XML ({err})") from None
+    epoch = root.findtext("EpochLength")
+    if epoch is not None and abs(float(epoch) - EPOCH_S) > 1e-6:
+        raise InputError(f"{path}: EpochLength {epoch} s; edgesleep stages 30-s epochs")
+    events = []
+    for event in root.iter("ScoredEvent"):
+        if (event.findtext("EventType") or "").split("|")[0].strip().lower() != "stages":
+            continue
+        concept = event.findtext("EventConcept") or ""
+        code = concept.rsplit("|", 1)[-1].strip()
+        if not code.isdigit() or int(code) not in NSRR_CODES:
+            raise InputError(f"{path}: unknown stage concept {concept!r}")
+        start = float(event.findtext("Start") or 0)
+        duration = float(event.findtext("Duration") or 0)
+        events.append((start / EPOCH_S, duration / EPOCH_S, NSRR_CODES[int(code)], concept))
+    if not events:
+        raise InputError(f"{path}: no stage events (EventType 'Stages|Stages')")
+    stages = np.full(int(round(max(a + n for a, n, _, _ in events))), UNSCORED, dtype=np.int8)
+    for first, n, stage, concept in events:
+        if abs(first - round(first)) > 1e-6 or abs(n - round(n)) > 1e-6:
+            raise InputError(
+                f"{path}: stage event {concept!r} at {first * EPOCH_S} s lasting "
+                f"{n * EPOCH_S} s is not on the 30-s epoch grid"
+            )
+        stages[int(round(first)) : int(round(first + n))] = stage
+    return stages
+
+
 def read_hypnogram(path: str | Path) -> np.ndarray:
-    """Read the stage annotations of an EDF+ file (a Sleep-EDF hypnogram or any EDF+), or
-    the stages of a CSV hypnogram (:func:`read_labels_csv`, 5 stages).
+    """Read the stage annotations of an EDF+ file (a Sleep-EDF hypnogram or any EDF+), the
+    stages of a CSV hypnogram (:func:`read_labels_csv`, 5 stages) or of an NSRR XML file
+    (:func:`read_nsrr_xml`).
 
     Returns
     -------
     ndarray of shape (n_epochs,), int8
     """
+    if Path(path).suffix.lower() == ".xml":
+        return read_nsrr_xml(path)
     if Path(path).suffix.lower() == ".csv":
         values, n_classes = read_labels_csv(path)
         if n_classes != 5:
@@ -91,26 +180,26 @@ def fit_to_signal(stages: np.ndarray, n_epochs: int, source: str | Path = "") ->
     """Make a hypnogram as long as the signal's whole epochs.
 
     Trailing unscored epochs past the signal (Sleep-EDF hypnograms run on to 24 h with
-    "Sleep stage ?") are trimmed with an info log; a hypnogram shorter than the signal is
-    padded with unscored epochs.
+    "Sleep stage ?") are trimmed with an info log, and so is one scored epoch (the signal's
+    last, partial epoch: NSRR scores it); a hypnogram shorter than the signal is padded
+    with unscored epochs.
 
     Raises
     ------
     InputError
-        If scored epochs lie beyond the end of the signal.
+        If more than one scored epoch lies beyond the end of the signal.
     """
     if stages.shape[0] > n_epochs:
         beyond = stages[n_epochs:]
         n_scored = int(np.count_nonzero(beyond != UNSCORED))
-        if n_scored:
+        if n_scored > 1:
             raise InputError(
                 f"{source}: {n_scored} scored epochs lie beyond the end of the signal "
                 f"({stages.shape[0]} epochs scored, signal has {n_epochs}); "
                 "is this the right hypnogram for this recording?"
             )
-        log.info(
-            "%s: trimmed %d unscored epochs past the end of the signal", source, beyond.shape[0]
-        )
+        log.info("%s: trimmed %d epochs past the end of the signal (%d scored)", source,
+                 beyond.shape[0], n_scored)  # fmt: skip
         return stages[:n_epochs].copy()
     if stages.shape[0] < n_epochs:
         pad = np.full(n_epochs - stages.shape[0], UNSCORED, dtype=np.int8)

@@ -1,7 +1,9 @@
-"""Real heart datasets into the dataset layout (:mod:`edgesleep.io.dataset`), so that
-``train``, ``cv`` and ``distill`` read them with no glue: each night becomes a heart time
-series (``records/<record>.csv``, :mod:`edgesleep.io.heart`) and a CSV hypnogram
-(``hypnograms/<record>.csv``: onset, duration, label with the five stages).
+"""Real datasets into the dataset layout (:mod:`edgesleep.io.dataset`), so that ``train``,
+``cv`` and ``distill`` read them with no glue. The heart datasets become heart time series
+(``records/<record>.csv``, :mod:`edgesleep.io.heart`) and CSV hypnograms
+(``hypnograms/<record>.csv``: onset, duration, label with the five stages); PSG cohorts
+(``mass``: :mod:`edgesleep.io.mass`, ``nsrr``: :mod:`edgesleep.io.nsrr`) get a manifest
+that points at their original files.
 
 - ``walch``: Walch et al. 2019 (PhysioNet "sleep-accel" 1.0.0), Apple Watch heart rate and
   PSG stages: ``heart_rate/<id>_heartrate.txt`` (``time_s,bpm``, s from the PSG start,
@@ -30,6 +32,8 @@ from edgesleep.errors import InputError
 from edgesleep.io import slpdb
 from edgesleep.io.dataset import Dataset, Entry, read_dataset, write_dataset
 from edgesleep.io.heart import Series, read_series, write_series
+from edgesleep.io.mass import import_mass
+from edgesleep.io.nsrr import import_nsrr
 from edgesleep.io.writers import seconds
 from edgesleep.stages import ARTEFACT, N1, N2, N3, REM, STAGE_NAMES, UNSCORED, W
 
@@ -169,4 +173,5 @@ def import_slpdb(
     return read_dataset(out)
 
 
-IMPORTERS = {"walch": import_walch, "slpdb": import_slpdb}
+IMPORTERS = {"walch": import_walch, "slpdb": import_slpdb, "mass": import_mass,
+             "nsrr": import_nsrr}  # fmt: skip
