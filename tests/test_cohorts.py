@@ -49,8 +49,9 @@ RK = ["W", "1", "2", "3", "4", "R", "?"]
 
 @pytest.fixture
 def mass_src(tmp_path: Path) -> Path:
-    """SS2 (20-s R&K epochs; one Base file in another folder) and SS3 (30-s AASM epochs,
-    one night referenced to LER), SYNTHETIC signals in MASS's names and layout."""
+    """SS2 (20-s R&K epochs; the Base file in another folder) and SS3 (30-s AASM epochs in
+    an Annotations file, referenced to LER), SYNTHETIC signals in MASS's names and
+    layout."""
     root = tmp_path / "MASS"
     # SS2: 20-s epochs from 2 s (the first window would start at -3 s) to past the end
     onsets = 2.0 + 20.0 * np.arange(40)  # the signal lasts 780 s: the last epochs overrun
@@ -58,11 +59,12 @@ def mass_src(tmp_path: Path) -> Path:
     labels = ["EEG C4-CLE", "EEG C3-CLE", "ECG I", "EOG Left Horiz", "EOG Right Horiz"]
     write_edf(root / "SS2" / "bio" / "01-02-0001 PSG.edf", labels, 780.0)
     write_edf(root / "SS2" / "annotations" / "01-02-0001 Base.edf", [], 0, base)
-    # SS3: 30-s epochs from 12.3 s, consecutive
+    # SS3: 30-s epochs from 12.3 s, consecutive, in an Annotations file with other events
     base3 = [(12.3 + 30.0 * i, 30.0, f"Sleep stage {s}") for i, s in enumerate("W12R3?W")]
+    base3.insert(2, (50.0, 3.0, "<Event channel=EEG C3-LER groupName=MicroArousal />"))
     write_edf(root / "SS3" / "01-03-0001 PSG.edf", ["EEG C3-LER", "EEG C4-LER", "ECG I"],
               240.0, seed=1)  # fmt: skip
-    write_edf(root / "SS3" / "01-03-0001 Base.edf", [], 0, base3)
+    write_edf(root / "SS3" / "01-03-0001 Annotations.edf", [], 0, base3)
     return root
 
 
@@ -113,11 +115,14 @@ def test_mass_import_expands_20s_epochs_and_points_at_the_files(
 
 
 def test_mass_errors_name_what_is_missing(mass_src: Path, tmp_path: Path) -> None:
-    (mass_src / "SS3" / "01-03-0001 Base.edf").unlink()
+    (mass_src / "SS3" / "01-03-0001 Annotations.edf").unlink()
     with pytest.raises(InputError, match=r"no stage annotation file for \['01-03-0001'\]"):
         import_mass(mass_src, tmp_path / "a")
     with pytest.raises(InputError, match="no MASS night here"):
         import_mass(tmp_path / "a", tmp_path / "b")
+    write_edf(mass_src / "SS3" / "01-03-0001 Base.edf", [], 0, [(0.0, 1.0, "Lights off")])
+    with pytest.raises(InputError, match="no sleep-stage annotations"):
+        import_mass(mass_src, tmp_path / "c")
     write_edf(mass_src / "SS3" / "01-03-0001 Base.edf", [], 0, [(0.0, 25.0, "Sleep stage W")])
     with pytest.raises(InputError, match="must last 20 s"):
         import_mass(mass_src, tmp_path / "c")

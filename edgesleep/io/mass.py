@@ -3,11 +3,13 @@
 Each night is a pair of EDF files named by the night's id ``01-SS-NNNN`` (cohort 01,
 subset SS = 01..05, subject NNNN): ``<id> PSG.edf`` (the signals, 256 Hz) and
 ``<id> Base.edf`` (an EDF+ with the expert stages as annotations: ``Sleep stage W``,
-``1``, ``2``, ``3``, ``4``, ``R``, ``?``), in one folder per subset (``SS3/`` or
-``SS3/bio/``; the Base files may sit in another folder under the same root). A subset's
-nights are one subject each (200 subjects in SS1-SS5). The same names are read by
-jesperstroem/CSDP (``csdp_datastore/mass/mass_base.py``) and by public MASS
-preprocessing scripts that pair ``*PSG.edf`` with ``*Base.edf``; see the README.
+``1``, ``2``, ``3``, ``4``, ``R``, ``?``, ``Movement time``; where a night has no Base
+file, the stage annotations of ``<id> Annotations.edf`` are read, other events ignored),
+in one folder per subset or in subfolders (``SS2/version2014/``, ``SS2/annotations/``,
+``SS3/bio/``...: the files are found anywhere under the root). Every night is its own
+subject (200 subjects in SS1-SS5). Names and stage strings as read by two independent
+readers: gist-ailab/SleePyCo ``preprocess_utils/prepare_mass.py`` and jesperstroem/CSDP
+``csdp_datastore/mass/mass_base.py`` (README, "MASS and NSRR").
 
 Stages: SS1 and SS3 are scored in 30-s epochs (AASM), SS2, SS4 and SS5 in 20-s epochs
 (R&K); R&K 3 and 4 -> N3, ``?`` -> unscored. C3 and C4 are referenced to CLE (computed
@@ -30,7 +32,7 @@ from edgesleep.io import edf
 from edgesleep.io.dataset import Dataset, Entry, manifest_path, read_dataset, write_dataset
 from edgesleep.io.hypnogram import scored_epochs
 
-NIGHT_ID = re.compile(r"(?P<id>\d{2}-(?P<subset>\d{2})-\d{4}) (?P<kind>PSG|Base)\.edf",
+NIGHT_ID = re.compile(r"(?P<id>\d{2}-(?P<subset>\d{2})-\d{4}) (?P<kind>PSG|Base|Annotations)\.edf",
                       re.IGNORECASE)  # fmt: skip
 CITATION = (
     "O'Reilly C, Gosselin N, Carrier J, Nielsen T. Montreal Archive of Sleep Studies: an "
@@ -59,13 +61,15 @@ def find_nights(src: Path) -> list[tuple[str, str, Path, Path]]:
             f"{src}: no MASS night here (expected files named '01-03-0001 PSG.edf' with "
             "'01-03-0001 Base.edf' beside them)"
         )
-    missing = [i for i in ids if (i, "base") not in files]
+    stages = {i: files.get((i, "base")) or files.get((i, "annotations")) for i in ids}
+    missing = [i for i, path in stages.items() if path is None]
     if missing:
         raise InputError(
             f"{src}: no stage annotation file for {missing[:5]} (expected '<id> Base.edf', "
-            "the EDF+ with the expert stages, somewhere under the same folder)"
+            "the EDF+ with the expert stages, or '<id> Annotations.edf', somewhere under "
+            "the same folder)"
         )
-    return [(i, f"SS{int(i.split('-')[1])}", files[(i, "psg")], files[(i, "base")])
+    return [(i, f"SS{int(i.split('-')[1])}", files[(i, "psg")], stages[i])  # type: ignore[misc]
             for i in ids]  # fmt: skip
 
 
