@@ -37,7 +37,8 @@ def write_edf(
     start: dt.datetime = dt.datetime(1989, 4, 24, 16, 13, 0),
     annotations: list[tuple[float, float, str]] = (),  # type: ignore[assignment]
 ) -> Path:
-    """Write an EDF+ file: label -> (data in the given unit, sfreq, unit)."""
+    """Write an EDF+ file: label -> (data in the given unit, sfreq, unit); no signals and
+    only annotations for a hypnogram."""
     import pyedflib
 
     writer = pyedflib.EdfWriter(str(path), len(signals), file_type=pyedflib.FILETYPE_EDFPLUS)
@@ -59,7 +60,8 @@ def write_edf(
         )
     writer.setSignalHeaders(headers)
     writer.setStartdatetime(start)
-    writer.writeSamples([data for data, _, _ in signals.values()])
+    if signals:  # an annotation-only EDF+ (a hypnogram) has none
+        writer.writeSamples([data for data, _, _ in signals.values()])
     for onset, duration, text in annotations:
         writer.writeAnnotation(onset, duration, text)
     writer.close()

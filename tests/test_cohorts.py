@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_edf
 from typer.testing import CliRunner
 
 from edgesleep.cli import app
@@ -22,26 +23,15 @@ from edgesleep.train.data import load_features
 SFREQ = 256
 
 
-def write_edf(path: Path, labels: list[str], seconds: float, annotations=(), seed: int = 0) -> None:  # type: ignore[no-untyped-def]
-    """An EDF(+) at 256 Hz, µV, noise on every channel (annotations -> EDF+)."""
-    import pyedflib
-
+def cohort_edf(
+    path: Path, labels: list[str], seconds: float, annotations=(), seed: int = 0
+) -> None:  # type: ignore[no-untyped-def]
+    """An EDF+ at 256 Hz, µV, noise on every channel (no channels: annotations only)."""
+    rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    kind = pyedflib.FILETYPE_EDFPLUS if annotations or not labels else pyedflib.FILETYPE_EDF
-    writer = pyedflib.EdfWriter(str(path), len(labels), file_type=kind)
-    try:
-        rng = np.random.default_rng(seed)
-        writer.setSignalHeaders([{"label": label, "dimension": "uV", "sample_frequency": SFREQ,
-                                  "physical_max": 500.0, "physical_min": -500.0,
-                                  "digital_max": 32767, "digital_min": -32768}
-                                 for label in labels])  # fmt: skip
-        if labels:
-            n = int(seconds * SFREQ)
-            writer.writeSamples([rng.normal(0, 40, n) for _ in labels])
-        for onset, duration, text in annotations:
-            writer.writeAnnotation(onset, duration, text)
-    finally:
-        writer.close()
+    n = int(seconds * SFREQ)
+    write_edf(path, {label: (rng.normal(0, 40, n), SFREQ, "uV") for label in labels},
+              annotations=list(annotations))  # fmt: skip
 
 
 RK = ["W", "1", "2", "3", "4", "R", "?"]
@@ -57,14 +47,14 @@ def mass_src(tmp_path: Path) -> Path:
     onsets = 2.0 + 20.0 * np.arange(40)  # the signal lasts 780 s: the last epochs overrun
     base = [(float(t), 20.0, f"Sleep stage {RK[i % 7]}") for i, t in enumerate(onsets)]
     labels = ["EEG C4-CLE", "EEG C3-CLE", "ECG I", "EOG Left Horiz", "EOG Right Horiz"]
-    write_edf(root / "SS2" / "bio" / "01-02-0001 PSG.edf", labels, 780.0)
-    write_edf(root / "SS2" / "annotations" / "01-02-0001 Base.edf", [], 0, base)
+    cohort_edf(root / "SS2" / "bio" / "01-02-0001 PSG.edf", labels, 780.0)
+    cohort_edf(root / "SS2" / "annotations" / "01-02-0001 Base.edf", [], 0, base)
     # SS3: 30-s epochs from 12.3 s, consecutive, in an Annotations file with other events
     base3 = [(12.3 + 30.0 * i, 30.0, f"Sleep stage {s}") for i, s in enumerate("W12R3?W")]
     base3.insert(2, (50.0, 3.0, "<Event channel=EEG C3-LER groupName=MicroArousal />"))
-    write_edf(root / "SS3" / "01-03-0001 PSG.edf", ["EEG C3-LER", "EEG C4-LER", "ECG I"],
+    cohort_edf(root / "SS3" / "01-03-0001 PSG.edf", ["EEG C3-LER", "EEG C4-LER", "ECG I"],
               240.0, seed=1)  # fmt: skip
-    write_edf(root / "SS3" / "01-03-0001 Annotations.edf", [], 0, base3)
+    cohort_edf(root / "SS3" / "01-03-0001 Annotations.edf", [], 0, base3)
     return root
 
 
@@ -120,10 +110,10 @@ def test_mass_errors_name_what_is_missing(mass_src: Path, tmp_path: Path) -> Non
         import_mass(mass_src, tmp_path / "a")
     with pytest.raises(InputError, match="no MASS night here"):
         import_mass(tmp_path / "a", tmp_path / "b")
-    write_edf(mass_src / "SS3" / "01-03-0001 Base.edf", [], 0, [(0.0, 1.0, "Lights off")])
+    cohort_edf(mass_src / "SS3" / "01-03-0001 Base.edf", [], 0, [(0.0, 1.0, "Lights off")])
     with pytest.raises(InputError, match="no sleep-stage annotations"):
         import_mass(mass_src, tmp_path / "c")
-    write_edf(mass_src / "SS3" / "01-03-0001 Base.edf", [], 0, [(0.0, 25.0, "Sleep stage W")])
+    cohort_edf(mass_src / "SS3" / "01-03-0001 Base.edf", [], 0, [(0.0, 25.0, "Sleep stage W")])
     with pytest.raises(InputError, match="must last 20 s"):
         import_mass(mass_src, tmp_path / "c")
 
@@ -154,12 +144,12 @@ def nsrr_src(tmp_path: Path) -> Path:
               (STAGE, "Stage 3 sleep|3", 240.0, 30.0)]  # fmt: skip
     for visit in ("shhs1", "shhs2"):
         # 255 s of signal: the last scored epoch (240-270 s) is partial and trimmed
-        write_edf(root / "edfs" / visit / f"{visit}-200001.edf", ["EEG", "ECG"], 255.0)
+        cohort_edf(root / "edfs" / visit / f"{visit}-200001.edf", ["EEG", "ECG"], 255.0)
         xml = root / "annotations-events-nsrr" / visit / f"{visit}-200001-nsrr.xml"
         xml.parent.mkdir(parents=True, exist_ok=True)
         xml.write_text(nsrr_xml(events))
     mesa = tmp_path / "shhs" / "mesa"
-    write_edf(mesa / "mesa-sleep-0002.edf", ["EKG", "EEG1"], 300.0)
+    cohort_edf(mesa / "mesa-sleep-0002.edf", ["EKG", "EEG1"], 300.0)
     (mesa / "mesa-sleep-0002-nsrr.xml").write_text(nsrr_xml(events[:2]))
     return tmp_path / "shhs"
 

@@ -94,3 +94,56 @@ def test_fetch_then_quick_cv_of_the_paper_recipe(
     assert "quick smoke run" in (out / "cv.md").read_text()
     # the features were cached next to the dataset, keyed by channel and crop
     assert len(list(Path("data/sleep-edf/cache").glob("stft-*/*.npy"))) == 16
+
+
+def stand_in_mass(root: Path, night_id: str, epoch_s: float, seed: int) -> None:
+    """A SYNTHETIC MASS night in MASS's names and format: ``<id> PSG.edf`` (EEG C4-CLE and
+    ECG I at 256 Hz) and ``<id> Base.edf`` (stage annotations from 17 s on, ``epoch_s``
+    long, R&K strings), stages from a shipped Sleep-EDF hypnogram (plumbing, not accuracy)."""
+    rec = sorted(records().values(), key=lambda r: r.record)[seed]
+    stages = read_hypnogram(rec.hypnogram_path)
+    scored = stages[np.flatnonzero(stages >= 0)[0] :][:120]
+    rng = np.random.default_rng(seed)
+    sfreq, seconds = 256.0, 17.0 + epoch_s * scored.size + 60.0
+    t = np.arange(int(seconds * sfreq)) / sfreq
+    which = np.clip(((t - 17.0) // epoch_s).astype(int), 0, scored.size - 1)
+    hz = np.choose(np.clip(scored[which], 0, 4), [10.0, 6.0, 13.0, 1.5, 7.0])
+    eeg = 30 * np.sin(2 * np.pi * hz * t) + 10 * rng.standard_normal(t.size)
+    ecg = 200 * np.sin(2 * np.pi * 1.1 * t) ** 15 + 5 * rng.standard_normal(t.size)
+    subset = root / f"SS{int(night_id.split('-')[1])}"
+    subset.mkdir(parents=True, exist_ok=True)
+    write_edf(subset / f"{night_id} PSG.edf",
+              {"EEG C4-CLE": (eeg, sfreq, "uV"), "ECG I": (ecg, sfreq, "uV")})  # fmt: skip
+    rk = {0: "W", 1: "1", 2: "2", 3: "4", 4: "R"}
+    base = [(17.0 + epoch_s * i, epoch_s, f"Sleep stage {rk[int(s)]}")
+            for i, s in enumerate(scored)]  # fmt: skip
+    write_edf(subset / f"{night_id} Base.edf", {}, annotations=base)
+
+
+def test_import_mass_then_quick_cv_of_seed_1(
+    mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 1's recipe end to end: MASS (SS2 20-s and SS3 30-s nights) imported, pretrained
+    on C4-A1 (the CLE derivation by alias), transferred to Sleep-EDF's EOG."""
+    monkeypatch.chdir(tmp_path)
+    for i, night_id in enumerate(["01-02-0001", "01-02-0002", "01-03-0001", "01-03-0002"]):
+        stand_in_mass(tmp_path / "MASS", night_id, 20.0 if "-02-" in night_id else 30.0, i)
+    runner = CliRunner()
+    imported = runner.invoke(app, ["data", "import", "mass", "MASS", "--out", "data/mass"])
+    assert imported.exit_code == 0, imported.output
+    assert "4 nights of 4 subjects" in imported.output
+    fetched = runner.invoke(app, ["data", "fetch", "sleep-edf", "--out", "data/sleep-edf",
+                                  "--subjects", "0-3", "--base-url", mirror])  # fmt: skip
+    assert fetched.exit_code == 0, fetched.output
+    result = runner.invoke(app, ["cv", "--recipe", "mass_to_sleepedf_eeg_to_eog", "--quick"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "runs" / "cv" / "mass_to_sleepedf_eeg_to_eog-quick"
+    report = json.loads((out / "cv.json").read_text())
+    assert report["source_channel"] == "C4-A1" and report["target_channel"] == "EOG horizontal"
+    assert set(report["results"]) == {"scratch", "none", "softmax", "softmax+epoch",
+                                      "softmax+sequence", "all"}  # fmt: skip
+    assert len(list((out / "pretrain").glob("*.pt"))) == 1  # one source for every fold
+    # one 30-s window per scored epoch, also for the 20-s nights (the first window starts
+    # 12 s into the file, the last ends 35 s before its end: none is dropped)
+    cached = sorted(Path("data/mass/cache").glob("stft-*/*.json"))
+    assert [json.loads(p.read_text())["n_epochs"] for p in cached] == [120] * 4
