@@ -107,8 +107,18 @@ def test_csv_formats(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="line 3"):
         read_series(tmp_path / "bad.csv")
     (tmp_path / "other.csv").write_text("t,hr\n1,60\n")
-    with pytest.raises(InputError, match="is not time_s or time_s,bpm"):
+    with pytest.raises(InputError, match="has no time_s column"):
         read_series(tmp_path / "other.csv")
+    # other columns are ignored: an annotated beat export, a rate with a quality column
+    (tmp_path / "labelled.csv").write_text("time_s,label\n0.8,N\n1.6,V\n")
+    labelled = read_series(tmp_path / "labelled.csv")
+    assert labelled.source == "beats" and labelled.time_s.tolist() == [0.8, 1.6]
+    (tmp_path / "q.csv").write_text("quality, bpm ,time_s\ngood,61,0\nbad,60,5\n")
+    q = read_series(tmp_path / "q.csv")
+    assert q.source == "heart-rate" and q.values.tolist() == [61, 60] and q.time_s[1] == 5
+    (tmp_path / "short.csv").write_text("time_s,label\n0.8\n")
+    with pytest.raises(InputError, match="line 2.*1 fields, expected 2"):
+        read_series(tmp_path / "short.csv")
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data/walch")

@@ -8,10 +8,13 @@ Two formats, told apart by their header line (the first line that is not blank o
 - **heart-rate**: header ``time_s,bpm``, then one sample per line: its time in s from the
   recording start and the heart rate in beats/min.
 
-Times may be negative (before the recording start: context) and in any order; fields are
-separated by a comma (spaces around it are ignored). A file without a header line (such as
-Walch et al.'s ``<id>_heartrate.txt``, comma- or whitespace-separated) is read when the
-caller names its source (``--input beats|heart-rate``).
+Other columns may follow or come between (``time_s,label`` as in an annotated beat export;
+``time_s,bpm,quality``): they are ignored, so the header names the columns and a
+``bpm`` column makes a heart-rate file. Times may be negative (before the recording start:
+context) and in any order; fields are separated by a comma (spaces around it are
+ignored). A file without a header line (such as Walch et al.'s ``<id>_heartrate.txt``,
+comma- or whitespace-separated) is read when the caller names its source
+(``--input beats|heart-rate``).
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import numpy as np
 
 from edgesleep.errors import InputError
 
-HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}
+HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}  # the columns each needs
 SOURCES = ("beats", "heart-rate")
 SERIES_SUFFIXES = (".csv", ".txt")  # a dataset's recording with one of these is a series
 _SPLIT = re.compile(r"\s*,\s*|\s+")
+_COMMA = re.compile(r"\s*,\s*")
 
 
 @dataclass(frozen=True)
@@ -71,35 +75,42 @@ def read_series(path: str | Path, source: str | None = None) -> Series:
     rows = [(n, line) for n, line in rows if line and not line.startswith("#")]
     if not rows:
         raise InputError(f"{path}: no samples")
-    first = tuple(f.lower() for f in _SPLIT.split(rows[0][1]))
-    if first in HEADERS:
-        found = HEADERS[first]
+    first = [f.strip().lower() for f in rows[0][1].split(",")]
+    split = _COMMA.split
+    if "time_s" in first:
+        found = "heart-rate" if "bpm" in first else "beats"
         if source is not None and source != found:
-            raise InputError(f"{path}: a {found} file (header {','.join(first)}), not {source}")
-        source, rows = found, rows[1:]
-    elif not _is_number(first[0]):
+            raise InputError(f"{path}: a {found} file (header {rows[0][1]}), not {source}")
+        source, rows, n_fields = found, rows[1:], len(first)
+        columns = [first.index(name) for name in ("time_s", "bpm")[: 2 if found != "beats" else 1]]
+    elif not _is_number(_SPLIT.split(rows[0][1])[0]):
         expected = " or ".join(",".join(h) for h in HEADERS)
-        raise InputError(f"{path}: header {rows[0][1]!r} is not {expected}")
+        raise InputError(
+            f"{path}: header {rows[0][1]!r} has no time_s column (expected {expected}; other "
+            "columns are ignored)"
+        )
     elif source is None:
         raise InputError(
             f"{path}: no header line ({' or '.join(','.join(h) for h in HEADERS)}); say what "
             "it holds with --input beats or --input heart-rate"
         )
-    width = 1 if source == "beats" else 2
-    table = np.empty((len(rows), width))
+    else:  # no header: exactly the columns of the source, comma- or space-separated
+        n_fields = 1 if source == "beats" else 2
+        columns, split = list(range(n_fields)), _SPLIT.split
+    table = np.empty((len(rows), len(columns)))
     for i, (n, line) in enumerate(rows):
-        fields = _SPLIT.split(line)
+        fields = split(line)
         try:
-            if len(fields) != width:
-                raise ValueError(f"{len(fields)} fields, expected {width}")
-            table[i] = [float(f) for f in fields]
+            if len(fields) != n_fields:
+                raise ValueError(f"{len(fields)} fields, expected {n_fields}")
+            table[i] = [float(fields[c]) for c in columns]
         except ValueError as err:
             raise InputError(
                 f"{path}, line {n}: {line!r} is not a {source} sample ({err})"
             ) from None
     if table.shape[0] == 0:
         raise InputError(f"{path}: no samples after the header")
-    return Series(source, table[:, 0], table[:, 1] if width == 2 else None)
+    return Series(source, table[:, 0], table[:, 1] if len(columns) == 2 else None)
 
 
 def write_series(path: str | Path, series: Series) -> None:
