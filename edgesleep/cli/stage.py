@@ -39,9 +39,11 @@ def load_model(model: Path | None, precision: str | None, classes: int | None) -
             raise UsageError("--classes picks a shipped model; a --model has its own classes")
         return ExportedModel(model, precision)
     exported = default_model(classes)
+    data = (exported.info.card or {}).get("data", {})
+    subjects = sum(cohort["subjects"] for cohort in data.values())
     typer.echo(
         f"no --model: the shipped {exported.folder.name} ({' / '.join(exported.info.labels)}; "
-        "trained on 33 adults of two cohorts, see `edgesleep models`)",
+        f"trained on {subjects} adults of {len(data)} cohorts, see `edgesleep models`)",
         err=True,
     )
     return exported
