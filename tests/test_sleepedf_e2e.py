@@ -97,8 +97,8 @@ def test_fetch_then_quick_cv_of_the_paper_recipe(
 
 
 def stand_in_mass(root: Path, night_id: str, epoch_s: float, seed: int) -> None:
-    """A SYNTHETIC MASS night in MASS's names and format: ``<id> PSG.edf`` (EEG C4-CLE and
-    ECG I at 256 Hz) and ``<id> Base.edf`` (stage annotations from 17 s on, ``epoch_s``
+    """A SYNTHETIC MASS night in MASS's names and format: ``<id> PSG.edf`` (EEG C4-CLE,
+    C3-CLE and ECG I at 256 Hz) and ``<id> Base.edf`` (stage annotations from 17 s on, ``epoch_s``
     long, R&K strings), stages from a shipped Sleep-EDF hypnogram (plumbing, not accuracy)."""
     rec = sorted(records().values(), key=lambda r: r.record)[seed]
     stages = read_hypnogram(rec.hypnogram_path)
@@ -112,19 +112,20 @@ def stand_in_mass(root: Path, night_id: str, epoch_s: float, seed: int) -> None:
     ecg = 200 * np.sin(2 * np.pi * 1.1 * t) ** 15 + 5 * rng.standard_normal(t.size)
     subset = root / f"SS{int(night_id.split('-')[1])}"
     subset.mkdir(parents=True, exist_ok=True)
-    write_edf(subset / f"{night_id} PSG.edf",
-              {"EEG C4-CLE": (eeg, sfreq, "uV"), "ECG I": (ecg, sfreq, "uV")})  # fmt: skip
+    channels = {"EEG C4-CLE": eeg, "EEG C3-CLE": eeg[::-1].copy(), "ECG I": ecg}
+    write_edf(subset / f"{night_id} PSG.edf", {k: (v, sfreq, "uV") for k, v in channels.items()})
     rk = {0: "W", 1: "1", 2: "2", 3: "4", 4: "R"}
     base = [(17.0 + epoch_s * i, epoch_s, f"Sleep stage {rk[int(s)]}")
             for i, s in enumerate(scored)]  # fmt: skip
     write_edf(subset / f"{night_id} Base.edf", {}, annotations=base)
 
 
-def test_import_mass_then_quick_cv_of_seed_1(
+def test_import_mass_then_quick_cv_of_both_papers(
     mirror: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Seed 1's recipe end to end: MASS (SS2 20-s and SS3 30-s nights) imported, pretrained
-    on C4-A1 (the CLE derivation by alias), transferred to Sleep-EDF's EOG."""
+    """Both papers' recipes end to end: MASS (SS2 20-s and SS3 30-s nights) imported;
+    seed 1 pretrained on C4-A1 (the CLE derivation by alias) and transferred to Sleep-EDF's
+    EOG; seed 2's C3-A2 teacher distilled into an ECG student (4 and 3 classes)."""
     monkeypatch.chdir(tmp_path)
     for i, night_id in enumerate(["01-02-0001", "01-02-0002", "01-03-0001", "01-03-0002"]):
         stand_in_mass(tmp_path / "MASS", night_id, 20.0 if "-02-" in night_id else 30.0, i)
@@ -147,3 +148,10 @@ def test_import_mass_then_quick_cv_of_seed_1(
     # 12 s into the file, the last ends 35 s before its end: none is dropped)
     cached = sorted(Path("data/mass/cache").glob("stft-*/*.json"))
     assert [json.loads(p.read_text())["n_epochs"] for p in cached] == [120] * 4
+    for name, classes in (("mass_eeg_to_ecg_distill", 4), ("mass_eeg_to_ecg_distill_3class", 3)):
+        result = runner.invoke(app, ["cv", "--recipe", name, "--quick"])
+        assert result.exit_code == 0, result.output
+        report = json.loads((tmp_path / "runs" / "cv" / f"{name}-quick" / "cv.json").read_text())
+        assert set(report["results"]) == {"teacher", "scratch", "distill"}
+        assert len(report["classes"]) == classes and report["source_channel"] == "C3-A2"
+        assert "weighted F1" in (tmp_path / "runs" / "cv" / f"{name}-quick" / "cv.md").read_text()

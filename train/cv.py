@@ -1,4 +1,5 @@
-"""Subject-wise cross-validation of transfer learning, shaped like seed 1's Tables I/II.
+"""Subject-wise cross-validation of transfer learning and distillation, shaped like seed
+1's Tables I/II and seed 2's weighted-F1 comparison.
 
 A recipe (TOML, see ``train/recipes/``) names a source dataset and channel to pretrain on,
 a target dataset and channel, the folds, the strategies and the seeds. For each seed: pretrain
@@ -6,6 +7,13 @@ on every source subject (a few held out for validation), then for each fold of t
 subjects train each strategy on the other target subjects (some held out for validation)
 and score the fold's subjects. Test epochs are pooled over folds (as the paper does);
 numbers are mean ± sd over seeds.
+
+Strategies: ``scratch`` (the target model on the target channel alone), the finetuning
+strategies of the pretrained source, and for distillation (source and target one cohort,
+paired by record): ``teacher`` (the pretrained source scored on the test subjects' source
+channel) and ``distill`` (a fresh target model taught by the frozen pretrained source,
+``[distill]`` options). ``model`` and ``input`` choose the target model and its input kind,
+``source_model`` the pretrained one.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import numpy as np
 import torch
 
 from edgesleep.config import check_keys, from_mapping
+from edgesleep.dsp.inputs import kind_names
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.dataset import Crop, read_dataset
 from edgesleep.io.writers import write_report
@@ -34,8 +43,10 @@ from edgesleep.stages import CLASS_LABELS, class_labels
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features
+from edgesleep.train.distill import DistillOptions, distill_features
 from edgesleep.train.evaluate import predict_nights
 from edgesleep.train.models import STRATEGIES as FINETUNE
+from edgesleep.train.models import model_names
 from edgesleep.train.training import (
     TrainOptions,
     read_toml,
@@ -46,7 +57,7 @@ from edgesleep.train.training import (
 from edgesleep.train.transfer import train_features
 
 log = logging.getLogger("edgesleep")
-STRATEGIES = ("scratch", *FINETUNE)
+STRATEGIES = ("scratch", *FINETUNE, "teacher", "distill")
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,12 @@ class Recipe:
     crop: Crop = "in-bed"
     strategies: tuple[str, ...] = STRATEGIES
     delays: tuple[int, ...] = (0, 1, 2, 5, 19)
+    model: str = "seqsleepnet"
+    source_model: str = "seqsleepnet"
+    input: str = "stft"
     train: TrainOptions = field(default_factory=TrainOptions)
     pretrain: TrainOptions = field(default_factory=TrainOptions)
+    distill: DistillOptions = field(default_factory=DistillOptions)
 
 
 SECTIONS = {
@@ -84,6 +99,9 @@ SECTIONS = {
         "crop",
         "strategies",
         "delays",
+        "model",
+        "source_model",
+        "input",
     ),  # fmt: skip
     "synthetic": ("source_nights", "source_seed", "target_nights", "target_seed"),
 }
@@ -122,7 +140,7 @@ def load_recipe(path: Path) -> Recipe:
         An unknown section or key (the closest valid one is named), a bad value.
     """
     raw = read_toml(path, "recipe")
-    check_keys(raw, ["name", "train", "pretrain", *SECTIONS], str(path))
+    check_keys(raw, ["name", "train", "pretrain", "distill", *SECTIONS], str(path))
     for section, keys in SECTIONS.items():
         check_keys(raw.get(section, {}), keys, f"{path} [{section}]")
     data, cv = raw.get("data", {}), raw.get("cv", {})
@@ -137,6 +155,7 @@ def load_recipe(path: Path) -> Recipe:
         recipe,
         train=from_mapping(TrainOptions, raw.get("train", {}), f"{path} [train]"),
         pretrain=from_mapping(TrainOptions, raw.get("pretrain", {}), f"{path} [pretrain]"),
+        distill=from_mapping(DistillOptions, raw.get("distill", {}), f"{path} [distill]"),
     )
     check_recipe(recipe, str(path))
     return recipe
@@ -153,6 +172,17 @@ def check_recipe(recipe: Recipe, where: str) -> None:
         raise UsageError(f'{where}: folds {recipe.folds!r}; "loso" or a number >= 2')
     if any(not 0 <= k < 20 for k in recipe.delays):
         raise UsageError(f"{where}: delays {list(recipe.delays)}; each in 0..19 (L - 1)")
+    for key in ("model", "source_model"):
+        if getattr(recipe, key) not in model_names():
+            raise UsageError(f"{where}: {key} {getattr(recipe, key)!r}; choose {model_names()}")
+    if recipe.input not in kind_names():
+        raise UsageError(f"{where}: input {recipe.input!r}; choose one of {kind_names()}")
+    pairs = {"teacher", "distill"} & set(recipe.strategies)
+    if pairs and recipe.source != recipe.target:
+        raise UsageError(
+            f"{where}: {sorted(pairs)} pair each night's source and target channels, so "
+            "[data] source and target must be one dataset"
+        )
 
 
 def make_synthetic(recipe: Recipe) -> None:
@@ -243,9 +273,8 @@ class Study:
         self.recipe, self.out = recipe, out
         target = read_dataset(recipe.target)
         self.synthetic = target.synthetic
-        nights = load_features(
-            target, recipe.target_channel, recipe.n_classes, recipe.crop, cache=cache
-        )
+        nights = load_features(target, recipe.target_channel, recipe.n_classes, recipe.crop,
+                               kind=recipe.input, cache=cache)  # fmt: skip
         self.by_subject: dict[str, list[NightFeatures]] = {}
         for night in nights:
             self.by_subject.setdefault(night.subject, []).append(night)
@@ -307,12 +336,43 @@ class Study:
             [n for n in self.source_nights if n.subject in train_ids],
             [n for n in self.source_nights if n.subject in val_ids],
             recipe.source_channel or "",
+            recipe.source_model,
             n_classes=recipe.n_classes,
             opts=replace(recipe.pretrain, seed=cell.seed),
             state_path=state_file(path, resume=True),
         )
         ckpt.save(path)
         return ckpt
+
+    def paired(self, subjects: Sequence[str]) -> list[NightFeatures]:
+        """The source-channel nights of ``subjects``, in the order of their target nights
+        (one cohort: the same records through the other channel)."""
+        by_record = {n.record: n for n in self.source_nights}
+        return [by_record[n.record] for s in subjects for n in self.by_subject[s]]
+
+    def train_cell(self, cell: Cell, train_ids: Sequence[str], val_ids: Sequence[str],
+                   path: Path) -> Checkpoint:  # fmt: skip
+        """The cell's model: its strategy on the target channel of the training subjects."""
+        recipe = self.recipe
+        train_n = [n for s in train_ids for n in self.by_subject[s]]
+        val_n = [n for s in val_ids for n in self.by_subject[s]]
+        source = self.pretrained(cell)
+        opts = replace(recipe.train, seed=cell.seed)
+        state = state_file(path, resume=True)
+        if cell.strategy == "distill":
+            assert source is not None
+            return distill_features(
+                source, train_n, val_n, self.paired(train_ids), recipe.target_channel,
+                recipe.source_channel, recipe.n_classes, recipe.model, opts, recipe.distill,
+                input_kind=recipe.input, state_path=state,
+            )  # fmt: skip
+        scratch = cell.strategy == "scratch"
+        return train_features(
+            train_n, val_n, recipe.target_channel, recipe.model if scratch else recipe.source_model,
+            n_classes=recipe.n_classes, source=source,
+            opts=replace(opts, finetune="all" if scratch else cell.strategy),
+            input_kind=recipe.input, state_path=state,
+        )  # fmt: skip
 
     def run_cell(self, cell: Cell) -> dict[str, Any]:
         """Train and score one cell; write and return its result."""
@@ -321,20 +381,14 @@ class Study:
         rest = [s for s in self.by_subject if s not in test_ids]
         train_ids, val_ids = split_subjects(rest, recipe.n_val_subjects, cell.seed)
         test_n = [n for s in test_ids for n in self.by_subject[s]]
-        source = self.pretrained(cell)
         path = self.cell_path(cell)
-        ckpt = train_features(
-            [n for s in train_ids for n in self.by_subject[s]],
-            [n for s in val_ids for n in self.by_subject[s]],
-            recipe.target_channel,
-            n_classes=recipe.n_classes,
-            source=source,
-            opts=replace(recipe.train, seed=cell.seed,
-                         finetune="all" if cell.strategy == "scratch" else cell.strategy),
-            state_path=state_file(path, resume=True),
-        )  # fmt: skip
+        if cell.strategy == "teacher":  # the pretrained source on its own channel
+            ckpt, scored = self.pretrained(cell), self.paired(test_ids)
+            assert ckpt is not None
+        else:
+            ckpt, scored = self.train_cell(cell, train_ids, val_ids, path), test_n
         scorer = ckpt.scorer(resolve_device(recipe.train.device))
-        preds = predict_nights(scorer, test_n, recipe.delays)
+        preds = predict_nights(scorer, scored, recipe.delays)
         result = {
             "cell": cell.name,
             "test_records": [n.record for n in test_n],
@@ -521,10 +575,11 @@ def to_markdown(result: dict[str, Any]) -> str:
         "",
         f"Source {result['source_channel']} → target {result['target_channel']}; "
         f"folds {result['folds']}, seeds {result['seeds']}; test epochs pooled over folds; "
-        f"mean ± sd over seeds; readout: fusion over all windows (K = {k_paper}).",
+        f"mean ± sd over seeds; readout at K = {k_paper} epochs of look-ahead (fusion over "
+        "the windows for models that look both ways).",
         "",
-        "| strategy | Acc % | κ | MF1 % | Sens % | Spec % |",
-        "|---|---|---|---|---|---|",
+        "| strategy | Acc % | κ | MF1 % | weighted F1 % | Sens % | Spec % |",
+        "|---|---|---|---|---|---|---|",
     ]
 
     def cell(stats: dict[str, Any], metric: str, scale: float) -> str:
@@ -532,12 +587,18 @@ def to_markdown(result: dict[str, Any]) -> str:
         digits = 1 if scale == 100 else 3
         return f"{m['mean'] * scale:.{digits}f} ± {m['sd'] * scale:.{digits}f}"
 
-    names = {"scratch": "from scratch (target only)", "none": "direct transfer (none)"}
+    names = {
+        "scratch": "from scratch (target only)",
+        "none": "direct transfer (none)",
+        "teacher": "teacher (source channel)",
+        "distill": "distilled from the teacher",
+    }
     for strategy, per_delay in result["results"].items():
         s = per_delay[k_paper]
         lines.append(
             f"| {names.get(strategy, 'finetune ' + strategy)} | {cell(s, 'accuracy', 100)} | "
             f"{cell(s, 'kappa', 1)} | {cell(s, 'macro_f1', 100)} | "
+            f"{cell(s, 'weighted_f1', 100)} | "
             f"{cell(s, 'sensitivity', 100)} | {cell(s, 'specificity', 100)} |"
         )
     delays = list(next(iter(result["results"].values())))
