@@ -29,12 +29,15 @@ inner κ (an ensemble triples size and time and cannot ship within 100 KB); ``ne
 picks among all four, to show what an ensemble would buy. W / NREM / REM: a student
 trained on 3 classes (seed 0, offsets chosen the same way) beside the 4-class selection
 collapsed. Beside them on the same folds: the HR-statistics logistic regression floor
-and the majority class (trained on all of the fold's training subjects).
+and the majority class (trained on all of the fold's training subjects), and on slpdb's
+W / NREM / REM epochs sleepecg's pretrained model (``studies/sleepecg/``, run in its own
+environment; no training, so no folds).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import tempfile
 import time
@@ -225,6 +228,25 @@ def run(sources: dict[str, Path], jobs: int) -> dict[str, Any]:
     }
 
 
+def add_sleepecg(result: dict[str, Any], sources: dict[str, Path], path: Path) -> None:
+    """sleepecg's pretrained ``wrn-gru-mesa`` (``studies/sleepecg/``, own environment; it
+    needs no training, so every fold is the same) in the W / NREM / REM table of slpdb, on
+    exactly these epochs; an epoch it leaves without a prediction counts as wake (an
+    error)."""
+    data = json.loads(path.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        nights, _ = heart_nights(sources, Path(tmp))
+    slpdb = [n for n in nights if n.subject.startswith("slpdb:")]
+    pred = {}
+    for n in slpdb:
+        p = np.asarray(data["predictions"][n.record.removeprefix("slpdb-")], dtype=np.int64)
+        if p.shape[0] != n.n_epochs:
+            raise ValueError(f"{path}: {n.record} has {p.shape[0]} epochs, not {n.n_epochs}")
+        pred[n.record] = np.where(p < 0, 0, p)
+    row = f"sleepecg {data['versions'].get('sleepecg', '')} (pretrained {data['model']})"
+    result["tables"]["3-class, tested on slpdb"][row] = metrics(slpdb, pred, 3)
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Nested selection of the heart model (REAL data)",
@@ -263,8 +285,17 @@ def main() -> None:
     parser.add_argument("--slpdb", type=Path, default=Path("../shared/data/slpdb"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("studies/results"))
+    parser.add_argument("--sleepecg", type=Path,
+                        default=Path("studies/results/sleepecg_slpdb.json"))  # fmt: skip
+    parser.add_argument("--from-json", type=Path, help="render an earlier run's JSON again")
     args = parser.parse_args()
-    result = run({"walch": args.walch, "slpdb": args.slpdb}, args.jobs)
+    sources = {"walch": args.walch, "slpdb": args.slpdb}
+    if args.from_json is not None:
+        result = json.loads(args.from_json.read_text())
+    else:
+        result = run(sources, args.jobs)
+    if args.sleepecg.is_file():
+        add_sleepecg(result, sources, args.sleepecg)
     text = markdown(result)
     write_report(args.out, "heart_selection", result, text)
     print(text)
