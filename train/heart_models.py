@@ -11,8 +11,10 @@ scored with offsets fitted on the others), so fitting and choosing never share d
 offsets are folded into the classifier's bias, so the exported graphs carry them.
 
 Build: ``python -m edgesleep.train.heart_models [--walch DIR] [--slpdb DIR] [--selection
-studies/results/heart_selection.json] [--out edgesleep/data/models]`` (int8, calibrated on
-every training subject's nights; the model card from the study's results).
+studies/results/heart_selection.json] [--out edgesleep/data/models] [--report
+studies/results/heart_models.json]`` (int8, calibrated on every training subject's nights;
+the model card from the study's results; the report holds each card, the graph sizes and
+the int8-vs-fp32 parity).
 """
 
 from __future__ import annotations
@@ -251,9 +253,11 @@ def _metric(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None = None,
-          passes: float = PASSES, **fields: Any) -> dict[str, dict[str, Any]]:  # fmt: skip
+          passes: float = PASSES, keep: Path | None = None, **fields: Any,
+          ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Train, export (int8) and write each shipped model to ``out/<name>/`` (encoder and
-    sequence graphs: what the runtime loads); returns each model's card and sizes."""
+    sequence graphs: what the runtime loads); returns each model's card, sizes and int8
+    parity. With ``keep``, each model's checkpoint and export report are copied there."""
     from edgesleep.export.pipeline import ExportOptions, export_model
 
     built = {}
@@ -271,7 +275,12 @@ def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None 
                 shutil.copyfile(Path(tmp) / name / "int8" / f"{graph}.onnx",
                                 out / name / f"{graph}.onnx")  # fmt: skip
             int8 = report["variants"]["int8"]
-            built[name] = {"card": card, "bytes": int8["bytes"], "parity": int8.get("parity")}
+            built[name] = {"card": card, "bytes": int8["bytes"], "parity": int8.get("parity"),
+                           "quantization": int8["quantization"]}  # fmt: skip
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, keep / f"{name}.pt")
+                shutil.copyfile(Path(tmp) / name / "report.json", keep / f"{name}-export.json")
     return built
 
 
@@ -282,13 +291,19 @@ def main() -> None:
     parser.add_argument("--selection", type=Path,
                         default=Path("studies/results/heart_selection.json"))  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("edgesleep/data/models"))
+    parser.add_argument("--keep", type=Path, help="also keep checkpoints and export reports")
+    parser.add_argument("--report", type=Path, default=Path("studies/results/heart_models.json"))
     args = parser.parse_args()
     selection = json.loads(args.selection.read_text()) if args.selection.is_file() else None
-    built = build({"walch": args.walch, "slpdb": args.slpdb}, args.out, selection)
+    built = build({"walch": args.walch, "slpdb": args.slpdb}, args.out, selection, keep=args.keep)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(built, indent=1) + "\n")
     for name, b in built.items():
-        sizes = b["bytes"]
-        print(f"{name}: encoder + sequence {(sizes['encoder'] + sizes['sequence']) / 1024:.1f} KB"
-              f", int8 epoch agreement {b['parity']['epoch_agreement']:.4f}")  # fmt: skip
+        sizes, parity = b["bytes"], b["parity"]
+        kb = (sizes["encoder"] + sizes["sequence"]) / 1024
+        print(f"{name}: encoder + sequence {kb:.1f} KB, int8 vs fp32: epoch agreement "
+              f"{parity['epoch_agreement']:.4f}, accuracy {parity['accuracy_delta_points']:+.2f} "
+              f"points on {parity['epochs']} epochs")  # fmt: skip
 
 
 if __name__ == "__main__":
