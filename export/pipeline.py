@@ -63,6 +63,7 @@ class ExportOptions:
     data: Path | None = None  # labelled nights for parity (default: the calibration set)
     latency_repeats: int = 200
     card: dict[str, Any] | None = None  # a model card carried in the metadata
+    parity_nights: int = PARITY_NIGHTS  # the first nights of the parity data compared
 
 
 def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
@@ -281,7 +282,7 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
         }
     report["graphs"] = checks
     data = opts.data or opts.calibration
-    nights = _nights(data, ckpt, PARITY_NIGHTS) if data is not None else None
+    nights = _nights(data, ckpt, opts.parity_nights) if data is not None else None
     if nights is not None:
         report["parity_data"] = {
             "path": str(opts.data or opts.calibration),

@@ -268,7 +268,8 @@ def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None 
             path = Path(tmp) / f"{name}.pt"
             ckpt.save(path)
             card = model_card(n_classes, nights, choice, selection)
-            options = ExportOptions(quantize=True, calibration=merged, card=card)
+            options = ExportOptions(quantize=True, calibration=merged, card=card,
+                                    parity_nights=len(nights))  # every night  # fmt: skip
             report = export_model(path, Path(tmp) / name, options)
             (out / name).mkdir(parents=True, exist_ok=True)
             for graph in ("encoder", "sequence"):
