@@ -10,6 +10,7 @@ import typer
 
 from edgesleep.cli.app import app
 from edgesleep.cli.common import need, print_table
+from edgesleep.errors import InputError
 
 
 @app.command("bench")
@@ -77,7 +78,11 @@ def models() -> None:
     kinds = [[k, "x".join(map(str, get_kind(k).image_shape)), get_kind(k).help]
              for k in kind_names()]  # fmt: skip
     print_table("input kinds", ["input", "image", "what"], kinds)
-    need("train")
+    try:
+        need("train")
+    except InputError:
+        typer.echo("architectures to train: install the train extra to list them")
+        return
     from edgesleep.train.models import model_class, model_names
 
     rows = []
