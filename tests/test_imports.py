@@ -1,9 +1,11 @@
-"""The device side never imports torch or onnx, and the streaming path never imports scipy."""
+"""The device side never imports torch or onnx, and the runtime never imports scipy."""
 
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 
@@ -38,6 +40,25 @@ def test_streaming_dsp_imports_no_scipy() -> None:
         "r = StreamingResampler(256); s = StreamingSTFT(); s.push(r.push(np.zeros(9000)))"
     )
     assert "scipy" not in mods
+
+
+def test_scoring_a_256_hz_file_imports_no_scipy(tmp_path: Path) -> None:
+    """The runtime install has no scipy: reading and resampling a 256-Hz EDF and the CLI's
+    staging path do without it."""
+    import pyedflib
+
+    path = tmp_path / "night.edf"
+    writer = pyedflib.EdfWriter(str(path), 1, file_type=pyedflib.FILETYPE_EDFPLUS)
+    writer.setSignalHeaders([{"label": "EEG Fpz-Cz", "dimension": "uV", "sample_frequency": 256,
+                              "physical_max": 500.0, "physical_min": -500.0,
+                              "digital_max": 32767, "digital_min": -32768}])  # fmt: skip
+    writer.writeSamples([np.zeros(256 * 90)])
+    writer.close()
+    mods = _modules_after(
+        f"from edgesleep.io.edf import read_signal\nimport edgesleep.api, edgesleep.cli.stage\n"
+        f"assert read_signal({str(path)!r}, 'Fpz-Cz').data.shape == (9000,)"
+    )
+    assert not {"scipy", "torch", "onnx"} & mods
 
 
 def test_streaming_runtime_imports_no_scipy_torch_or_onnx() -> None:

@@ -31,6 +31,19 @@ def test_streaming_equals_batch(sfreq: int) -> None:
 
 
 @pytest.mark.parametrize("sfreq", RATES)
+def test_batch_equals_scipy_resample_poly(sfreq: int) -> None:
+    """The numpy resampler is scipy's polyphase filter with the same taps (scipy is only
+    the reference here: the runtime does not depend on it)."""
+    from scipy.signal import resample_poly
+
+    for n in (sfreq * 37 + 5, 3, 1):
+        x = np.random.default_rng(sfreq + n).standard_normal(n)
+        up, down = rs.rational_factors(sfreq)
+        ref = resample_poly(x, up, down, window=rs.lowpass_taps(up, down)) if up != down else x
+        np.testing.assert_allclose(rs.resample(x, sfreq), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("sfreq", RATES)
 def test_delay_is_compensated(sfreq: int) -> None:
     """Output sample m is the instant m / 100 s: a 3 Hz sine stays in phase."""
     t_in = np.arange(sfreq * 40) / sfreq

@@ -1,6 +1,6 @@
 """Signal processing shared by training and the device: the one STFT and the resamplers.
 
-Importing this package imports numpy only; the batch resampler imports scipy when called.
+Importing this package imports numpy only, and so does calling it: no scipy at run time.
 """
 
 from edgesleep.dsp.resampling import StreamingResampler, rational_factors, resample

@@ -84,8 +84,28 @@ def lowpass_taps(up: int, down: int) -> np.ndarray:
     return taps / taps.sum()
 
 
+def phase_taps(up: int, down: int) -> tuple[np.ndarray, int]:
+    """The polyphase filter: ``taps[p, r]`` multiplies input sample ``i_max - r`` for an
+    output sample of phase ``p`` (``pos = m * down + half``, ``i_max = pos // up``,
+    ``p = pos % up``), and ``half``, the filter's centre (its delay in input samples * up).
+
+    Returns
+    -------
+    taps : ndarray of shape (up, n_phase_taps), float64 (gain ``up`` included)
+    half : int
+    """
+    taps = lowpass_taps(up, down)
+    n_phase_taps = -(-taps.shape[0] // up)
+    padded = np.zeros(n_phase_taps * up)
+    padded[: taps.shape[0]] = taps * up
+    return padded.reshape(n_phase_taps, up).T.copy(), (taps.shape[0] - 1) // 2
+
+
 def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
-    """Resample a whole signal to 100 Hz (batch path, for files).
+    """Resample a whole signal to 100 Hz (batch path, for files), numpy only: per output
+    phase, one product of the taps with a strided view of the signal (no copy), equal to
+    ``scipy.signal.resample_poly`` with :func:`lowpass_taps` and to the streaming
+    resampler (the tests check both).
 
     Parameters
     ----------
@@ -99,13 +119,26 @@ def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
     ndarray of shape (ceil(n_times * up / down),), float64
         The signal at 100 Hz; sample ``m`` is the instant ``m / 100`` s.
     """
-    from scipy.signal import resample_poly
-
     up, down = rational_factors(sfreq)
-    signal = np.asarray(signal, dtype=np.float64)
+    x = np.asarray(signal, dtype=np.float64).reshape(-1)
     if up == down == 1:
-        return signal.copy()
-    return resample_poly(signal, up, down, window=lowpass_taps(up, down))
+        return x.copy()
+    taps, half = phase_taps(up, down)
+    k = taps.shape[1]
+    n_out = -(-x.shape[0] * up // down)
+    last = ((n_out - 1) * down + half) // up  # the newest input any output needs
+    padded = np.zeros(k + last)  # input i at k - 1 + i; zeros before and after (as flush)
+    padded[k - 1 : k - 1 + x.shape[0]] = x
+    out = np.empty(n_out)
+    step = padded.strides[0]
+    for r in range(min(up, n_out)):  # outputs r, r + up, ...: same phase, inputs down apart
+        pos = r * down + half
+        rows = len(range(r, n_out, up))
+        view = np.lib.stride_tricks.as_strided(
+            padded[pos // up :], shape=(rows, k), strides=(down * step, step), writeable=False
+        )  # row j: inputs i_max - k + 1 .. i_max of output r + j * up
+        out[r::up] = np.einsum("ij,j->i", view, taps[pos % up, ::-1])
+    return out
 
 
 class StreamingResampler:
@@ -125,13 +158,9 @@ class StreamingResampler:
     def __init__(self, sfreq: float) -> None:
         self.sfreq = float(sfreq)
         self.up, self.down = rational_factors(sfreq)
-        taps = lowpass_taps(self.up, self.down)
-        self._half_len = (taps.shape[0] - 1) // 2
-        self._n_phase_taps = -(-taps.shape[0] // self.up)
-        padded = np.zeros(self._n_phase_taps * self.up)
-        padded[: taps.shape[0]] = taps * self.up
         # _phases[p, r] multiplies input sample i_max - r for output phase p.
-        self._phases = padded.reshape(self._n_phase_taps, self.up).T.copy()
+        self._phases, self._half_len = phase_taps(self.up, self.down)
+        self._n_phase_taps = self._phases.shape[1]
         self._hist_len = self._n_phase_taps - 1
         self._buf = np.zeros(self._hist_len + 1024)
         self.reset()
