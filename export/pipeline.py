@@ -140,7 +140,8 @@ def quantize_graphs(
         )
     graphs = {name: static_qdq(proto, batches[name], scheme) for name, proto in fp32.items()}
     record = {
-        "method": "static QDQ, uint8 activations, int8 weights per channel, MinMax calibration",
+        "method": "static QDQ, uint8 activations, int8 weights per channel, MinMax "
+        "calibration; the classifier in fp32",
         "scheme": scheme.name,
         "reduce_range": scheme.reduce_range,
         "calibration_epochs": int(sum(b.shape[0] for b in batches["encoder"])),

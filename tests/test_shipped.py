@@ -18,7 +18,13 @@ from edgesleep.io.heart import Series, read_series, write_series
 from edgesleep.io.slpdb import read_record
 from edgesleep.metadata import FORMAT_VERSION
 from edgesleep.ort import ExportedModel
-from edgesleep.shipped import HEART_MODELS, default_model, shipped_model, shipped_names
+from edgesleep.shipped import (
+    HEART_MODELS,
+    card_summary,
+    default_model,
+    shipped_model,
+    shipped_names,
+)
 from edgesleep.train.data import NightFeatures
 from edgesleep.train.heart_models import (
     build,
@@ -134,7 +140,9 @@ def test_stage_without_a_model_uses_the_shipped_heart_model(data_dir: Path, tmp_
     assert both.exit_code == 2 and "--classes picks a shipped model" in both.output
     listed = runner.invoke(app, ["models"])
     assert listed.exit_code == 0 and "heart-4class" in listed.output
-    assert "walch 21 subjects, slpdb 12 subjects" in listed.output
+    summary = card_summary(default_model(3))
+    assert summary["data"] == "slpdb 12 subjects, walch 21 subjects"
+    assert summary["classes"] == "W / NREM / REM" and int(summary["KB"]) <= 100
 
 
 def test_stream_without_a_model_from_a_watch(tmp_path: Path) -> None:
