@@ -336,7 +336,7 @@ class Study:
             [n for n in self.source_nights if n.subject in train_ids],
             [n for n in self.source_nights if n.subject in val_ids],
             recipe.source_channel or "",
-            recipe.source_model,
+            model_name=recipe.source_model,
             n_classes=recipe.n_classes,
             opts=replace(recipe.pretrain, seed=cell.seed),
             state_path=state_file(path, resume=True),
@@ -368,7 +368,8 @@ class Study:
             )  # fmt: skip
         scratch = cell.strategy == "scratch"
         return train_features(
-            train_n, val_n, recipe.target_channel, recipe.model if scratch else recipe.source_model,
+            train_n, val_n, recipe.target_channel,
+            model_name=recipe.model if scratch else recipe.source_model,
             n_classes=recipe.n_classes, source=source,
             opts=replace(opts, finetune="all" if scratch else cell.strategy),
             input_kind=recipe.input, state_path=state,
