@@ -179,6 +179,9 @@ def test_nsrr_errors(nsrr_src: Path, tmp_path: Path) -> None:
     ds = import_nsrr(nsrr_src, tmp_path / "b")
     with pytest.raises(InputError, match="3 scored epochs lie beyond the end"):
         load_night(ds, ds.entries[0], "ECG")
+    xml.write_text(nsrr_xml([(STAGE, "Wake|0", 0.0, 30.0)]).replace("<Start>0.0", "<Start>x"))
+    with pytest.raises(InputError, match="without a numeric Start"):
+        import_nsrr(nsrr_src, tmp_path / "d")
     xml.unlink()
     with pytest.raises(InputError, match=r"no NSRR XML for \['mesa-sleep-0002.edf'\]"):
         import_nsrr(nsrr_src, tmp_path / "c")

@@ -166,6 +166,10 @@ def test_slpdb_wfdb_records_import_as_the_csv_export(data_dir: Path, tmp_path: P
     a, b = import_slpdb(root, tmp_path / "a"), import_slpdb(data_dir / "slpdb", tmp_path / "b")
     for rel in ("records/slp01a.csv", "hypnograms/slp01a.csv"):
         assert (a.root / rel).read_bytes() == (b.root / rel).read_bytes()
+    st = (root / "slp01a.st").read_bytes()
+    (root / "slp01a.st").write_bytes(st[:16])  # cut inside the second note's SKIP interval
+    with pytest.raises(InputError, match="truncated WFDB annotation file"):
+        import_slpdb(root, tmp_path / "d")
     (root / "slp01a.st").unlink()
     with pytest.raises(InputError, match=r"slp01a\.st: no such file"):
         import_slpdb(root, tmp_path / "c")

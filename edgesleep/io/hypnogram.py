@@ -138,8 +138,12 @@ def read_nsrr_xml(path: str | Path) -> np.ndarray:
         code = concept.rsplit("|", 1)[-1].strip()
         if not code.isdigit() or int(code) not in NSRR_CODES:
             raise InputError(f"{path}: unknown stage concept {concept!r}")
-        start = float(event.findtext("Start") or 0)
-        duration = float(event.findtext("Duration") or 0)
+        try:
+            start = float(event.findtext("Start") or "")
+            duration = float(event.findtext("Duration") or "")
+        except ValueError:
+            raise InputError(f"{path}: stage event {concept!r} without a numeric Start and "
+                             "Duration") from None  # fmt: skip
         events.append((start / EPOCH_S, duration / EPOCH_S, NSRR_CODES[int(code)], concept))
     if not events:
         raise InputError(f"{path}: no stage events (EventType 'Stages|Stages')")

@@ -173,6 +173,11 @@ def read_notes(path: Path) -> tuple[np.ndarray, list[str]]:
     -------
     samples : ndarray of shape (n_notes,), int64
     texts : list of str
+
+    Raises
+    ------
+    InputError
+        A truncated file.
     """
     data = path.read_bytes()
     time, i = 0, 0
@@ -186,6 +191,8 @@ def read_notes(path: Path) -> tuple[np.ndarray, list[str]]:
         if code == 0 and value == 0:
             break
         if code == SKIP:
+            if i + 4 > len(data):
+                raise InputError(f"{path}: truncated WFDB annotation file (a SKIP at byte {i})")
             high, low = data[i] | data[i + 1] << 8, data[i + 2] | data[i + 3] << 8
             skip = high << 16 | low
             time += skip - (1 << 32) if skip >= 1 << 31 else skip
