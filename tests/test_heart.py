@@ -98,9 +98,13 @@ def test_csv_formats(tmp_path: Path) -> None:
     assert back.source == "heart-rate" and back.values.tolist() == [61, 60, 58.5]
     bare = tmp_path / "bare.txt"
     bare.write_text("12.5 70\n-4,71\n")
-    with pytest.raises(InputError, match="--input beats or --input heart-rate"):
-        read_series(bare)
     assert read_series(bare, "heart-rate").time_s.tolist() == [12.5, -4.0]
+    assert read_series(bare).source == "heart-rate"  # no header: two columns
+    (tmp_path / "bare1.txt").write_text("0.8\n1.6\n")
+    assert read_series(tmp_path / "bare1.txt").source == "beats"  # one column
+    (tmp_path / "bare3.txt").write_text("1 2 3\n")
+    with pytest.raises(InputError, match="no header line and 3 columns"):
+        read_series(tmp_path / "bare3.txt")
     with pytest.raises(InputError, match="a heart-rate file .* not beats"):
         read_series(rate, "beats")
     (tmp_path / "bad.csv").write_text("time_s,bpm\n1,60\n2,sixty\n")
@@ -147,7 +151,7 @@ def test_staging_from_beats_and_heart_rate(tiny_export: object, tmp_path: Path) 
     results += stager.end(time_s[-1])  # a stream that ends with its last sample
     np.testing.assert_allclose(np.stack([r.probabilities for r in results]),
                                from_rate.probabilities, atol=1e-5)  # fmt: skip
-    # the CLI: a CSV with a header, one without (needs --input), a model of another kind
+    # the CLI: a CSV with a header, one without (2 columns: heart rate), a model of another kind
     write_series(tmp_path / "night.csv", Series("heart-rate", time_s, bpm))
     rows = zip(time_s, bpm, strict=True)
     (tmp_path / "bare.txt").write_text("".join(f"{t},{b}\n" for t, b in rows))
@@ -158,11 +162,17 @@ def test_staging_from_beats_and_heart_rate(tiny_export: object, tmp_path: Path) 
     assert (tmp_path / "out" / "night.csv").is_file() and (
         tmp_path / "out" / "night.json"
     ).is_file()
-    bare = CliRunner().invoke(app, [*args[:1], str(tmp_path / "bare.txt"), *args[2:]])
-    assert bare.exit_code == 1 and "--input" in bare.output
-    ok = CliRunner().invoke(app, [*args[:1], str(tmp_path / "bare.txt"), *args[2:],
-                                  "--input", "heart-rate"])  # fmt: skip
-    assert ok.exit_code == 0, ok.output
+    bare_args = [*args[:1], str(tmp_path / "bare.txt"), *args[2:]]
+    named = CliRunner().invoke(
+        app, [*bare_args, "--input", "heart-rate", "--out", str(tmp_path / "n")]
+    )
+    assert named.exit_code == 0, named.output
+    bare = CliRunner().invoke(app, bare_args)
+    assert bare.exit_code == 0, bare.output  # two columns, no header: heart rate
+    assert (tmp_path / "out" / "bare.csv").read_text() == (tmp_path / "n" / "bare.csv").read_text()
+    (tmp_path / "three.txt").write_text("1,60,9\n")
+    three = CliRunner().invoke(app, [*args[:1], str(tmp_path / "three.txt"), *args[2:]])
+    assert three.exit_code == 1 and "--input" in three.output
 
 
 def test_a_signal_model_refuses_a_heart_series(tiny_export: object) -> None:

@@ -13,12 +13,13 @@ Other columns may follow or come between (``time_s,label`` as in an annotated be
 ``bpm`` column makes a heart-rate file. Times may be negative (before the recording start:
 context) and in any order; fields are separated by a comma (spaces around it are
 ignored). A file without a header line (such as Walch et al.'s ``<id>_heartrate.txt``,
-comma- or whitespace-separated) is read when the caller names its source
-(``--input beats|heart-rate``).
+comma- or whitespace-separated) holds beat times if it has one column and heart-rate
+samples if it has two, unless the caller names its source (``--input beats|heart-rate``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,9 @@ import numpy as np
 
 from edgesleep.errors import InputError
 
+log = logging.getLogger("edgesleep")
 HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}  # the columns each needs
-SOURCES = ("beats", "heart-rate")
+SOURCES = ("beats", "heart-rate")  # in the order of their columns' count
 SERIES_SUFFIXES = (".csv", ".txt")  # a dataset's recording with one of these is a series
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 _COMMA = re.compile(r"\s*,\s*")
@@ -89,12 +91,17 @@ def read_series(path: str | Path, source: str | None = None) -> Series:
             f"{path}: header {rows[0][1]!r} has no time_s column (expected {expected}; other "
             "columns are ignored)"
         )
-    elif source is None:
-        raise InputError(
-            f"{path}: no header line ({' or '.join(','.join(h) for h in HEADERS)}); say what "
-            "it holds with --input beats or --input heart-rate"
-        )
     else:  # no header: exactly the columns of the source, comma- or space-separated
+        if source is None:  # told apart by the number of columns: time, or time and bpm
+            width = len(_SPLIT.split(rows[0][1]))
+            if width not in (1, 2):
+                raise InputError(
+                    f"{path}: no header line and {width} columns; add a header "
+                    f"({' or '.join(','.join(h) for h in HEADERS)}) or say what it holds with "
+                    "--input beats or --input heart-rate"
+                )
+            source = SOURCES[width - 1]
+            log.info("%s: no header line; %d column(s) read as %s", path, width, source)
         n_fields = 1 if source == "beats" else 2
         columns, split = list(range(n_fields)), _SPLIT.split
     table = np.empty((len(rows), len(columns)))
