@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import UsageError
 from edgesleep.ort import ExportedModel
 
@@ -68,7 +69,7 @@ def card_summary(model: ExportedModel) -> dict[str, Any]:
              f"{both['subject_kappa_sd']:.2f})" if both else "-")  # fmt: skip
     return {
         "classes": " / ".join(model.info.labels),
-        "input": "ECG, beat times or heart rate",
+        "input": ", ".join([model.info.signal_channel, *get_kind(model.info.input["kind"]).series]),
         "KB": f"{size / 1024:.0f}",
         "data": ", ".join(f"{k} {v['subjects']} subjects" for k, v in data.items()) or "-",
         "kappa": kappa,

@@ -36,7 +36,7 @@ from edgesleep.export.graphs import (
     save,
 )
 from edgesleep.export.quantize import SCHEMES, Scheme, static_qdq, weight_only
-from edgesleep.io.dataset import read_dataset
+from edgesleep.io.dataset import Dataset, Entry, read_dataset
 from edgesleep.metadata import GRAPHS
 from edgesleep.metrics import evaluate
 from edgesleep.ort import ExportedModel
@@ -66,12 +66,16 @@ class ExportOptions:
     parity_nights: int = PARITY_NIGHTS  # the first nights of the parity data compared
 
 
-def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
-    dataset = read_dataset(path)
-    entries = dataset.entries[:limit]
+def _load(dataset: Dataset, entries: Sequence[Entry], ckpt: Checkpoint) -> list[NightFeatures]:
+    """The checkpoint's input of ``entries`` (its channel, classes and kind; in bed)."""
     return load_features(
         dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries, kind=ckpt.input_kind
     )
+
+
+def _nights(path: Path, ckpt: Checkpoint, limit: int) -> list[NightFeatures]:
+    dataset = read_dataset(path)
+    return _load(dataset, dataset.entries[:limit], ckpt)
 
 
 def calibration_nights(path: Path, ckpt: Checkpoint) -> list[NightFeatures]:
@@ -86,9 +90,7 @@ def calibration_nights(path: Path, ckpt: Checkpoint) -> list[NightFeatures]:
         entries = [entries[i] for i in keep]
     log.info("int8 calibration: %d nights of %d subjects", len(entries),
              len({e.subject for e in entries}))  # fmt: skip
-    return load_features(
-        dataset, ckpt.channel, ckpt.n_classes, "in-bed", entries, kind=ckpt.input_kind
-    )
+    return _load(dataset, entries, ckpt)
 
 
 def _windows(images: np.ndarray, seq_len: int, count: int) -> np.ndarray:

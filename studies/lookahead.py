@@ -19,14 +19,17 @@ shown for the record: what the old default did to a causal model.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from heart_pooled import N_CLASSES, cohort  # the sibling study reads the cohorts the same way
+from heart_pooled import (  # the sibling study reads the cohorts the same way
+    N_CLASSES,
+    cohort,
+    cohort_parser,
+)
 
 from edgesleep.io.writers import markdown_table, write_report
 from edgesleep.metrics import evaluate
@@ -133,11 +136,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--walch", type=Path, default=Path("../shared/data/walch"))
-    parser.add_argument("--slpdb", type=Path, default=Path("../shared/data/slpdb"))
-    parser.add_argument("--out", type=Path, default=Path("studies/results"))
-    args = parser.parse_args()
+    args = cohort_parser(__doc__).parse_args()
     result = run({"walch": args.walch, "slpdb": args.slpdb})
     text = markdown(result)
     write_report(args.out, "lookahead", result, text)

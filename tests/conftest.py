@@ -6,9 +6,12 @@ import datetime as dt
 import hashlib
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +207,21 @@ def walch_src(tmp_path: Path) -> Path:
         )
     )
     return root
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def http_mirror(directory: Path) -> Iterator[str]:
+    """``directory`` served over HTTP on localhost (a PhysioNet stand-in, with Range
+    support); yields the base URL, ending in "/"."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import http_mirror
 from typer.testing import CliRunner
 
 from edgesleep.api import compare
@@ -95,20 +96,9 @@ def test_csv_hypnograms_and_compare(tmp_path: Path) -> None:
 
 def test_fetch_walch_from_a_local_mirror(walch_src: Path, tmp_path: Path) -> None:
     """`data fetch walch` against a local HTTP server laid out as PhysioNet's sleep-accel."""
-    import threading
-    from functools import partial
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
     sums = (walch_src / "SHA256SUMS").read_text()
     (walch_src / "SHA256SUMS.txt").write_text(sums)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(walch_src)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
+    with http_mirror(walch_src) as url:
         out = tmp_path / "walch"
         args = ["data", "fetch", "walch", "--out", str(out), "--base-url", url]
         result = CliRunner().invoke(app, [*args, "--subjects", "101,103"])
@@ -119,9 +109,6 @@ def test_fetch_walch_from_a_local_mirror(walch_src: Path, tmp_path: Path) -> Non
         assert again.exit_code == 0, again.output
         bad = CliRunner().invoke(app, [*args, "--subjects", "999"])
         assert bad.exit_code == 1 and "there are ['101', '102', '103', '104']" in bad.output
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def write_wfdb(csv_export: Path, root: Path) -> Path:
@@ -179,22 +166,11 @@ def test_fetch_slpdb_from_a_local_mirror(data_dir: Path, tmp_path: Path) -> None
     """`data fetch slpdb` against a local HTTP server laid out as PhysioNet's slpdb 1.0.0:
     annotations and headers by default, the signals with --signals, a changed file
     refused."""
-    import threading
-    from functools import partial
-    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
     mirror = write_wfdb(data_dir / "slpdb", tmp_path / "mirror")
     files = sorted(p for p in mirror.iterdir() if p.suffix in (".hea", ".dat", ".ecg", ".st"))
     (mirror / "SHA256SUMS.txt").write_text("".join(
         f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.name}\n" for p in files))  # fmt: skip
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(mirror)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
+    with http_mirror(mirror) as url:
         out = tmp_path / "slpdb"
         args = ["data", "fetch", "slpdb", "--out", str(out), "--base-url", url]
         result = CliRunner().invoke(app, args)
@@ -213,9 +189,6 @@ def test_fetch_slpdb_from_a_local_mirror(data_dir: Path, tmp_path: Path) -> None
         (out / "raw" / "slp01a.ecg").unlink()
         changed = CliRunner().invoke(app, args)
         assert changed.exit_code == 1 and "checksum mismatch" in changed.output
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_merged_heart_cohorts_train_on_channel_heart(

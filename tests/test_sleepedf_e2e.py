@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_edf
+from conftest import http_mirror, write_edf
 from typer.testing import CliRunner
 
 from edgesleep.cli import app
@@ -24,11 +21,6 @@ from edgesleep.io.hypnogram import read_hypnogram
 from edgesleep.io.sleepedf import records
 
 SUBJECTS = (0, 1, 2, 3)
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 def stand_in_psg(path: Path, hypnogram: Path, seed: int) -> None:
@@ -64,12 +56,8 @@ def mirror(tmp_path: Path) -> Iterator[str]:
     lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()} sleep-cassette/{p.name}"
              for p in sorted(sc.iterdir())]  # fmt: skip
     (root / "SHA256SUMS.txt").write_text("\n".join(lines) + "\n")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with http_mirror(root) as url:
+        yield url
 
 
 def test_fetch_then_quick_cv_of_the_paper_recipe(

@@ -214,18 +214,9 @@ def fetch_walch(out: Path, subjects: list[str] | None = None, base_url: str = WA
     """
     from edgesleep.io.imports import import_walch
 
-    if not base_url.endswith("/"):
-        base_url += "/"
-    sums = fetch_checksums(base_url)
-    known = sorted(
-        m[1] for key in sums if (m := re.fullmatch(r"heart_rate/(\w+)_heartrate\.txt", key))
+    base_url, sums, chosen = listed_choice(
+        base_url, r"heart_rate/(\w+)_heartrate\.txt", subjects, "walch: no subjects"
     )
-    if not known:
-        raise InputError(f"{base_url}SHA256SUMS.txt lists no heart_rate/ files; is the URL right?")
-    chosen = subjects or known
-    unknown = sorted(set(chosen) - set(known))
-    if unknown:
-        raise InputError(f"walch: no subjects {unknown}; there are {known}")
     keys = [
         key
         for sid in chosen
@@ -234,6 +225,33 @@ def fetch_walch(out: Path, subjects: list[str] | None = None, base_url: str = WA
     raw = download_listed(base_url, sums, keys, out / "raw")
     (raw / "SUBJECTS").write_text("\n".join(chosen) + "\n")
     return import_walch(raw, out)
+
+
+def listed_choice(
+    base_url: str, pattern: str, chosen: list[str] | None, unknown_what: str
+) -> tuple[str, dict[str, str], list[str]]:
+    """The server's checksums and the ids to fetch: the ids are ``pattern``'s group in the
+    paths ``SHA256SUMS.txt`` lists; ``chosen`` (default: all of them) must be among them.
+
+    Returns
+    -------
+    base_url (ending in "/"), sums (path -> sha256), chosen ids
+
+    Raises
+    ------
+    InputError
+        The list names no such path, or an id is not there (the known ones are named).
+    """
+    if not base_url.endswith("/"):
+        base_url += "/"
+    sums = fetch_checksums(base_url)
+    known = sorted(m[1] for key in sums if (m := re.fullmatch(pattern, key)))
+    if not known:
+        raise InputError(f"{base_url}SHA256SUMS.txt lists no {pattern} files; is the URL right?")
+    unknown = sorted(set(chosen or known) - set(known))
+    if unknown:
+        raise InputError(f"{unknown_what} {unknown}; there are {known}")
+    return base_url, sums, list(chosen or known)
 
 
 def download_listed(base_url: str, sums: dict[str, str], keys: list[str], raw: Path) -> Path:
@@ -271,16 +289,7 @@ def fetch_slpdb(
     """
     from edgesleep.io.imports import import_slpdb
 
-    if not base_url.endswith("/"):
-        base_url += "/"
-    sums = fetch_checksums(base_url)
-    known = sorted(key.removesuffix(".st") for key in sums if re.fullmatch(r"\w+\.st", key))
-    if not known:
-        raise InputError(f"{base_url}SHA256SUMS.txt lists no .st files; is the URL right?")
-    chosen = records or known
-    unknown = sorted(set(chosen) - set(known))
-    if unknown:
-        raise InputError(f"slpdb: no records {unknown}; there are {known}")
+    base_url, sums, chosen = listed_choice(base_url, r"(\w+)\.st", records, "slpdb: no records")
     exts = ("hea", "ecg", "st", "dat") if signals else ("hea", "ecg", "st")
     raw = download_listed(base_url, sums, [f"{r}.{e}" for r in chosen for e in exts], out / "raw")
     (raw / "RECORDS").write_text("\n".join(chosen) + "\n")

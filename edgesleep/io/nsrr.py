@@ -22,7 +22,7 @@ from edgesleep.errors import InputError
 from edgesleep.io.dataset import Dataset, Entry, manifest_path, read_dataset, write_dataset
 from edgesleep.io.hypnogram import read_nsrr_xml
 
-TRAILING_ID = re.compile(r"(?P<prefix>.*?)[-_]?(?P<id>\d+)$")
+TRAILING_ID = re.compile(r"(?P<id>\d+)$")  # the subject: the name's trailing number
 
 
 def annotation_path(edf_path: Path) -> Path | None:
@@ -64,7 +64,7 @@ def import_nsrr(
     entries: list[Entry] = []
     nights: dict[str, int] = {}
     for i, (path, xml) in enumerate(pairs):
-        match = TRAILING_ID.fullmatch(path.stem)
+        match = TRAILING_ID.search(path.stem)
         if match is None:
             raise InputError(f"{path}: no subject id (a trailing number) in the file name")
         subject = match["id"]
