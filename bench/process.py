@@ -1,10 +1,13 @@
 """A fresh streaming process for ``edgesleep bench``: peak RSS and wake-ups per second.
 
-``python -m edgesleep.bench.process FOLDER PRECISION SFREQ REALTIME_S`` streams 40 epochs
-of a numpy test signal in 1-s packets as fast as it can, then ``REALTIME_S`` seconds at real
-time (one packet per second, sleeping in between), and prints JSON: peak RSS (KB), voluntary
-context switches per second of all its threads during the real-time part, and whether scipy or
-torch were imported (they must not be).
+``python -m edgesleep.bench.process FOLDER PRECISION SFREQ REALTIME_S SIGNAL.npy`` streams
+the signal (µV at SFREQ, written by the bench: a synthetic night) in 1-s packets as fast as
+it can through the stager (the step graph, as a device runs it), then ``REALTIME_S`` seconds
+at real time (one packet per second, sleeping in between), and prints JSON: peak RSS (KB),
+voluntary context switches per second of all its threads during the real-time part, and
+whether scipy or torch were imported (they must not be). It makes no random numbers
+(``numpy.random`` would load OpenSSL through :mod:`hashlib`, 3.5 MB a device does not
+pay).
 """
 
 from __future__ import annotations
@@ -41,12 +44,10 @@ def wakeups() -> int:
 
 def main() -> None:
     folder, precision = sys.argv[1], sys.argv[2]
-    sfreq, realtime_s = float(sys.argv[3]), float(sys.argv[4])
+    sfreq, realtime_s, signal = float(sys.argv[3]), float(sys.argv[4]), np.load(sys.argv[5])
     model = ExportedModel(folder, precision, threads=1)
     stager = Stager(model, sfreq, delay=0)
     packet = int(round(sfreq))
-    t = np.arange(40 * 30 * packet) / sfreq
-    signal = 20 * np.sin(2 * np.pi * 10 * t) + np.random.default_rng(0).normal(0, 5, t.shape)
     for start in range(0, signal.shape[0], packet):
         stager.push(signal[start : start + packet])
     switches0, t0 = wakeups(), time.monotonic()

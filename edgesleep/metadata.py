@@ -1,25 +1,28 @@
 """The export format: what every exported graph carries, and its checks (stdlib only).
 
-An export (``edgesleep export``) writes, per precision, a folder with three graphs:
+An export (``edgesleep export``) writes, per precision, a folder with four graphs:
 ``encoder.onnx`` (input images -> epoch vectors), ``sequence.onnx`` (a window of epoch
-vectors -> logits at every position) and ``model.onnx`` (the whole model, for other
-runtimes). Each file carries, as ONNX metadata (``custom_metadata_map``):
+vectors -> logits at every position), ``model.onnx`` (the whole model, for other
+runtimes) and ``step.onnx`` (what a streaming device calls once per new epoch: the new
+image and the cached epoch vectors in, the logits the readout takes and the next cache
+out; exports before it stream in two calls, ``readout.streaming`` "window"). Each file
+carries, as ONNX metadata (``custom_metadata_map``):
 
 - ``edgesleep``: one JSON document (:class:`ModelInfo`): model (name, version, config),
   input kind and its parameters, channel, unit, labels, L, readout (causal, receptive field,
-  streaming mode), FLOPs, normalisation, provenance, the session options the runtime must
-  set, the edgesleep version, an export id shared by the three graphs, and a model card
+  streaming mode, the cached epochs of the step), FLOPs, normalisation, provenance, the
+  session options the runtime must set, the edgesleep version, an export id shared by the
+  graphs, and a model card
   (``card``: data, protocol, metrics, intended use, limits; null unless one was given);
 - ``edgesleep.sha256``: the SHA-256 of the file's bytes with these 64 hex digits replaced
-  by 64 zeros. The runtime checks it with :mod:`hashlib` alone (no onnx package): any
-  change to weights, graph or metadata is refused.
+  by 64 zeros. The runtime checks it with the standard library alone (no onnx package):
+  any change to weights, graph or metadata is refused.
 
 A file of another format version is refused with a message to re-export it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -29,14 +32,78 @@ from edgesleep.dsp.inputs import HEART, SIGNAL_OF_SERIES, get_kind
 from edgesleep.errors import InputError
 from edgesleep.stages import CLASS_LABELS
 
+try:  # CPython's own SHA-256: hashlib's (OpenSSL's) costs a streaming process 3.5 MB
+    from _sha256 import sha256  # Python 3.11
+except ImportError:  # pragma: no cover (other versions and interpreters)
+    try:
+        from _sha2 import sha256  # type: ignore[no-redef]  # Python 3.12+
+    except ImportError:
+        from hashlib import sha256  # type: ignore[assignment]
+
 META_KEY = "edgesleep"
 SHA_KEY = "edgesleep.sha256"
 FORMAT_VERSION = 1
 ZERO_DIGEST = "0" * 64
-GRAPHS = ("encoder", "sequence", "model")
+GRAPHS = ("encoder", "sequence", "model", "step")
 PRECISIONS = ("int8", "fp32")  # preference order when a folder has both
 TARGETS = ("portable", "x86", "arm64")  # int8 schemes (edgesleep.export.quantize)
-STREAMING = ("window",)  # streaming modes this runtime runs (readout.streaming)
+STREAMING = ("step", "window")  # streaming modes this runtime runs (readout.streaming)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _fields(data: bytes) -> list[tuple[int, bytes | int]]:
+    """Top-level (field number, value) pairs of a protobuf message; bytes for
+    length-delimited fields."""
+    out: list[tuple[int, bytes | int]] = []
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+            out.append((number, value))
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("truncated field")
+            out.append((number, data[pos : pos + size]))
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire}")
+    if pos != len(data):
+        raise ValueError("truncated field")
+    return out
+
+
+def read_metadata(data: bytes) -> dict[str, str]:
+    """The ``metadata_props`` of a serialised ONNX ``ModelProto`` (field 14 of
+    ``StringStringEntryProto``: key 1, value 2), read without onnx or an ONNX Runtime
+    session (the protobuf runtime would cost a streaming process 2.5 MB).
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not a protobuf message.
+    """
+    meta = {}
+    for number, value in _fields(data):
+        if number == 14 and isinstance(value, bytes):
+            entry = {n: v for n, v in _fields(value) if isinstance(v, bytes)}
+            meta[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
+    return meta
 
 
 def file_digest(data: bytes, digest: str) -> str:
@@ -44,7 +111,7 @@ def file_digest(data: bytes, digest: str) -> str:
     token = digest.encode()
     if data.count(token) != 1:
         raise ValueError("the digest must occur exactly once in the file")
-    return hashlib.sha256(data.replace(token, ZERO_DIGEST.encode())).hexdigest()
+    return sha256(data.replace(token, ZERO_DIGEST.encode())).hexdigest()
 
 
 @dataclass(frozen=True)

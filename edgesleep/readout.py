@@ -77,12 +77,15 @@ class Fusion:
         self.pending: dict[int, np.ndarray] = {}
 
     def add(self, t: int, logp: np.ndarray) -> range:
-        """Add the log-probabilities of the window ending at epoch ``t``, shape
-        (t - window_start(t) + 1, n_classes); return the epochs it updated."""
-        start = window_start(t, self.seq_len)
-        first = max(start, t - self.delay)  # epochs i with t - delay <= i <= t
+        """Add the log-probabilities of the window ending at epoch ``t``, shape (m,
+        n_classes): its last m positions, at least the ``min(K + 1, window length)`` the
+        readout takes (the whole window, or what a step graph returns); return the epochs
+        it updated."""
+        first = max(window_start(t, self.seq_len), t - self.delay)  # t - K <= i <= t
+        if logp.shape[0] < t + 1 - first:
+            raise ValueError(f"window {t}: {logp.shape[0]} positions, {t + 1 - first} needed")
         for i in range(first, t + 1):
-            self.pending[i] = self.pending.get(i, 0.0) + logp[i - start]
+            self.pending[i] = self.pending.get(i, 0.0) + logp[i - t - 1]
         return range(first, t + 1)
 
     def final(self, t: int) -> tuple[int, np.ndarray] | None:

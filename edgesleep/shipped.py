@@ -3,9 +3,10 @@
 
 The heart models (``heart-4class``: W / Light / Deep / REM, ``heart-3class``: W / NREM /
 REM) are built by ``python -m edgesleep.train.heart_models`` from the real heart cohorts
-(int8 encoder and sequence graphs, a model card in their metadata). They are exports like
-any other: a change of the export format or of the streaming graphs means building them
-again (the runtime refuses graphs of another format version).
+(the int8 step graph alone, with a model card in its metadata: one file that streams, and
+scores a night offline epoch by epoch). They are exports like any other: a change of the
+export format or of the streaming graphs means building them again (the runtime refuses
+graphs of another format version).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ HEART_MODELS = {4: "heart-4class", 3: "heart-3class"}  # classes -> shipped name
 
 
 def shipped_names() -> list[str]:
-    """Names of the shipped models (folders holding ``encoder.onnx``)."""
+    """Names of the shipped models (folders holding ``step.onnx``)."""
     if not SHIPPED_DIR.is_dir():
         return []
-    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "encoder.onnx").is_file())
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "step.onnx").is_file())
 
 
 def shipped_model(name: str, threads: int = 1) -> ExportedModel:

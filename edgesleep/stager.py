@@ -3,9 +3,11 @@
 Chunks of any size at the device rate -> quality bookkeeping and repair -> the streaming
 resampler -> the model's input at 100 Hz, per completed epoch: the incremental STFT, or for a
 beat-interval model the streaming R-peak detector and the beat images (an epoch's image comes
-``RPeakDetector.delay_s`` after its end) -> the epoch encoder once per epoch -> a ring of
-the last L epoch vectors -> the sequence model on the window ending at the new epoch -> the
-readout of :mod:`edgesleep.readout` with a delay of K epochs (a causal model: its
+``RPeakDetector.delay_s`` after its end) -> one call of the model's step graph per epoch
+(:class:`edgesleep.ort.StepStream`: the epoch encoder, the cached epoch vectors, only the
+outputs of the window ending at the new epoch that the readout takes; exports without a step
+graph: the encoder, then the sequence model on the window of the last L cached vectors) ->
+the readout of :mod:`edgesleep.readout` with a delay of K epochs (a causal model: its
 look-ahead). Offline scoring (:func:`score_signal`) runs the same front end and readout
 with batched model calls, so a night streamed in any chunking gives the offline
 probabilities (fp32: to ~1e-6). :class:`SeriesStager` and :func:`score_series` do the same
@@ -37,7 +39,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -47,7 +48,7 @@ from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ, StreamingResampler, rat
 from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
-from edgesleep.ort import ExportedModel
+from edgesleep.ort import ExportedModel, StepStream, WindowStream
 from edgesleep.readout import BATCH, default_delay, log_softmax, readout_for, sequence_log_probs
 from edgesleep.stages import ARTEFACT
 
@@ -341,8 +342,14 @@ class Stager:
         self.front.reset()
         self._reset_readout()
 
+    def _calls(self) -> StepStream | WindowStream:
+        """How the model is called per new epoch: its step graph when the export has one."""
+        if self.model.step is not None:
+            return StepStream(self.model, self.delay)
+        return WindowStream(self.model)
+
     def _reset_readout(self) -> None:
-        self.vectors: deque[np.ndarray] = deque(maxlen=self.seq_len)
+        self.calls = self._calls()
         self.fusion = readout_for(self.model, self.delay)  # on epochs of the segment, from 0
         self.quality: dict[int, _Quality] = {}
         self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
@@ -363,20 +370,14 @@ class Stager:
             out += self._epoch(epoch, image, q)
         return out + self._drain()
 
-    def _window(self, image: np.ndarray) -> np.ndarray:
-        """Encode the new epoch once; the window of cached vectors, (1, min(t + 1, L), dim)."""
-        self.vectors.append(self.model.encode(image[None])[0])
-        return np.stack(self.vectors)[None]
-
     def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[EpochResult]:
         out = []
         if t != self.next_epoch:  # a new segment: windows never reach across its start
             out, self.segment = self._drain(), t
-            self.vectors.clear()
+            self.calls.reset()
         self.next_epoch = t + 1
         self.quality[t] = q
-        window = self._window(image)
-        logp = log_softmax(self.model.logits(window)[0].astype(np.float64))
+        logp = log_softmax(self.calls.logits(image).astype(np.float64))
         out += self._add_window(t - self.segment, logp)
         for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
             del self.quality[old]
@@ -511,6 +512,9 @@ def score_series(
     """
     stager = SeriesStager(model, source, delay)
     images = stager.source.images(np.asarray(time_s), values, n_epochs)
+    if not model.batched:  # a streaming-only export: its step graph, epoch by epoch
+        done = [stager._epoch(t, image, _Quality()) for t, image in enumerate(images)]
+        return [r for results in done for r in results] + stager._drain()
     if images.shape[0] == 0:
         return []
     vectors = np.concatenate(
@@ -531,7 +535,8 @@ def score_signal(
     channel: str | None = None,
 ) -> list[EpochResult]:
     """Score a whole recording offline: the stager's front end and readout, batched model
-    calls. Equal to streaming the same samples through :class:`Stager` (fp32: ~1e-6).
+    calls (a streaming-only export, ``step.onnx`` alone: its step graph per epoch). Equal
+    to streaming the same samples through :class:`Stager` (fp32: ~1e-6).
     Memory does not grow with the sample rate: the signal goes through the front end in
     pieces of ``OFFLINE_CHUNK_S`` and the images through the encoder in batches as they
     come; only the epoch vectors are kept for the night.
@@ -547,14 +552,20 @@ def score_signal(
         pieces = (data[i : i + step] for i in range(0, data.shape[0], step))
     images: list[np.ndarray] = []
     vectors: list[np.ndarray] = []  # images are encoded in batches as they come
+    streamed: list[EpochResult] = []  # a streaming-only export: its step graph per epoch
     for piece in itertools.chain(pieces, [None]):  # None: the end (flush)
         epochs = stager.front.push(piece) if piece is not None else stager.front.flush()
         for t, image, q in epochs:
+            if not model.batched:
+                streamed += stager._epoch(t, image, q)
+                continue
             stager.quality[t] = q
             images.append(image)
         if len(images) >= BATCH or (piece is None and images):
             vectors.append(model.encode(np.stack(images)))
             images = []
+    if not model.batched:
+        return streamed + stager._drain()
     if not vectors:
         return []
     logps = sequence_log_probs(model, np.concatenate(vectors))

@@ -2,13 +2,14 @@
 
 Output folder::
 
-    OUT/fp32/{encoder,sequence,model}.onnx
-    OUT/int8/{encoder,sequence,model}.onnx     with --quantize
+    OUT/fp32/{encoder,sequence,model,step}.onnx
+    OUT/int8/{encoder,sequence,model,step}.onnx     with --quantize
     OUT/report.json, OUT/report.md             sizes, ops, FLOPs, parity, latency
 
 Quantization method: what the architecture declares (``quantization``): "weight-only" int8
 (e.g. SeqSleepNet, whose GRUs ONNX Runtime does not quantize) or "static-qdq", calibrated on
-``calibration`` nights (e.g. the student: Conv/MatMul/Gemm only).
+``calibration`` nights (e.g. the student: Conv/MatMul/Gemm only). Each precision's step
+graph (what a streaming device calls) is composed from that precision's graphs.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ import torch
 from edgesleep.errors import UsageError
 from edgesleep.export.graphs import (
     check_graph,
+    compact,
     export_graphs,
     flops,
     metadata,
     new_export_id,
     save,
+    step_of,
 )
 from edgesleep.export.quantize import SCHEMES, Scheme, static_qdq, weight_only
 from edgesleep.io.dataset import Dataset, Entry, read_dataset
@@ -236,8 +239,9 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
         raise UsageError(f"--target {opts.target}: choose one of {sorted(SCHEMES)}")
     ckpt = ckpt_io.load(ckpt_path)
     fp32 = export_graphs(ckpt)
-    checks = {name: check_graph(proto) for name, proto in fp32.items()}
-    flop_counts = flops(fp32, ckpt.seq_len)
+    fp32["step"] = step_of(fp32, ckpt)
+    checks = {name: check_graph(proto) for name, proto in fp32.items() if name in GRAPHS}
+    flop_counts = flops(fp32, ckpt.seq_len, ckpt.build().stream_context)
     export_id = new_export_id()
     epoch_dim = int(fp32["sequence"].graph.input[0].type.tensor_type.shape.dim[2].dim_value)
     report: dict[str, Any] = {
@@ -260,7 +264,9 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
             batches = calibration_batches(cal, fp32, ckpt.seq_len)
             calibrated = {"calibration_nights": len(cal),
                           "calibration_subjects": len({n.subject for n in cal})}  # fmt: skip
-        int8, quant, options = quantize_graphs(fp32, method, SCHEMES[opts.target], batches)
+        parts = {name: proto for name, proto in fp32.items() if name != "step"}
+        int8, quant, options = quantize_graphs(parts, method, SCHEMES[opts.target], batches)
+        int8["step"] = step_of(int8, ckpt)
         variants["int8"] = (int8, {**quant, **calibrated}, options)
     shared = {**metadata(ckpt, epoch_dim, flop_counts, export_id), "card": opts.card}
     for variant, (graphs, record, session_options) in variants.items():
@@ -275,7 +281,7 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
                 "quantization": record,
                 "session_options": session_options,
             }
-            sizes[name] = save(graphs[name], meta, out / variant / f"{name}.onnx")
+            sizes[name] = save(compact(graphs[name]), meta, out / variant / f"{name}.onnx")
             if variant == "int8":
                 checks[f"int8/{name}"] = check_graph(graphs[name])
         report["variants"][variant] = {
@@ -314,9 +320,9 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"(encoder {report['flops']['encoder_per_epoch']:,}, sequence pass "
         f"{report['flops']['sequence_per_window']:,}).",
         "",
-        "| precision | encoder KB | sequence KB | model KB | max logit diff | argmax agree | "
-        "acc delta (points) | encoder ms | sequence ms |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| precision | encoder KB | sequence KB | model KB | step KB | max logit diff | "
+        "argmax agree | acc delta (points) | encoder ms | sequence ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, v in report["variants"].items():
         p, lat = v.get("parity"), v.get("latency_1_thread")

@@ -66,26 +66,36 @@ assert tuple(SCHEMES) == TARGETS, "the int8 targets are named in edgesleep.metad
 def weight_only(proto: onnx.ModelProto, keep: Sequence[str] = ()) -> onnx.ModelProto:
     """Store float initializers of >= 64 elements as int8 + ``DequantizeLinear``.
 
-    ``keep`` names initializers to leave in fp32 (e.g. the baked normalisation).
+    One scale per slice along the first axis (a GRU's direction, a matrix's row; one per
+    tensor for vectors): a step graph's one-direction GRUs then dequantize to the very
+    weights of the bidirectional GRU they were split from, and rows of different ranges (a
+    filterbank with the normalisation folded in) keep their precision. ``keep`` names
+    initializers to leave in fp32 (e.g. the baked normalisation).
     """
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     graph = out.graph
+    # a GRU weight is judged by one direction's size, as the step graph's split GRUs are
+    per_direction = {x for n in graph.node if n.op_type == "GRU" for x in n.input[1:4]}
     kept, nodes = [], []
     for init in graph.initializer:
         w = numpy_helper.to_array(init)
-        if init.data_type != TensorProto.FLOAT or w.size < WEIGHT_ONLY_MIN_ELEMENTS:
+        size = w.size // max(w.shape[0], 1) if init.name in per_direction else w.size
+        if init.data_type != TensorProto.FLOAT or size < WEIGHT_ONLY_MIN_ELEMENTS:
             kept.append(init)
             continue
         if init.name in keep or any(init.name.endswith(k) for k in keep):
             kept.append(init)
             continue
-        scale = float(np.abs(w).max()) / 127 or 1.0
-        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        axis = 0 if w.ndim >= 2 else None
+        peak = np.abs(w).max(axis=None if axis is None else tuple(range(1, w.ndim)))
+        scale = np.where(peak > 0, peak / 127, 1.0).astype(np.float32)
+        shaped = scale if axis is None else scale.reshape(-1, *[1] * (w.ndim - 1))
+        q = np.clip(np.round(w / shaped), -127, 127).astype(np.int8)
         kept += [
             numpy_helper.from_array(q, f"{init.name}_q"),
-            numpy_helper.from_array(np.array(scale, np.float32), f"{init.name}_scale"),
-            numpy_helper.from_array(np.array(0, np.int8), f"{init.name}_zero"),
+            numpy_helper.from_array(scale, f"{init.name}_scale"),
+            numpy_helper.from_array(np.zeros_like(scale, np.int8), f"{init.name}_zero"),
         ]
         nodes.append(
             helper.make_node(
@@ -93,6 +103,7 @@ def weight_only(proto: onnx.ModelProto, keep: Sequence[str] = ()) -> onnx.ModelP
                 [f"{init.name}_q", f"{init.name}_scale", f"{init.name}_zero"],
                 [init.name],
                 name=f"{init.name}_dq",
+                axis=0,  # ignored by a per-tensor (scalar) scale
             )
         )
     del graph.initializer[:]

@@ -84,6 +84,6 @@ def test_bench_quick_runs_a_beat_model(beat_model: dict, tmp_path: Path) -> None
     result = run([beat_model["root"] / "out"], quick=True, realtime_s=1.0, thread_counts=(1,))
     write(result, tmp_path, "bench-beats")
     for r in result["rows"]:
-        assert r["front_end_ms"]["p50"] > 0 and r["stream"]["cpu_s_per_hour"] > 0
+        assert r["front_end_ms"]["p50"] > 0 and r["stream"]["step"]["cpu_s_per_hour"] > 0
     for p in result["processes"].values():
         assert not p["scipy_imported"] and not p["torch_imported"]

@@ -22,6 +22,7 @@ from edgesleep.errors import InputError
 from edgesleep.export.graphs import check_graph, export_graphs
 from edgesleep.metadata import file_digest
 from edgesleep.ort import ExportedModel, cpu_info
+from edgesleep.stager import Stager, score_signal
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.data import normalise
 from edgesleep.train.models import build, make_config
@@ -68,7 +69,7 @@ def test_fp32_graphs_equal_torch_at_any_batch_and_length(
 def test_metadata_round_trip(exported: dict) -> None:
     ckpt, model = exported["ckpt"], ExportedModel(exported["root"] / "out")
     info = model.info
-    assert info.precision == "int8" and model.sequence.info.precision == "int8"
+    assert info.precision == "int8" and model.graphs["sequence"].info.precision == "int8"
     assert info.model == ckpt.model and info.channel == exported["channel"]
     assert info.labels == ckpt.class_labels and info.seq_len == ckpt.seq_len
     assert info.input == get_kind("stft").spec() and info.raw["unit"] == "uV"
@@ -78,7 +79,7 @@ def test_metadata_round_trip(exported: dict) -> None:
     assert info.raw["flops"]["per_new_epoch"] > 0 and info.raw["edgesleep_version"]
     if ckpt.model == "seqsleepnet":
         assert info.session_options == {"session.disable_quant_qdq": "1"}
-    assert model.info.raw["export_id"] == model.sequence.info.raw["export_id"]
+    assert model.info.raw["export_id"] == model.graphs["sequence"].info.raw["export_id"]
 
 
 def test_int8_parity(exported: dict) -> None:
@@ -183,13 +184,19 @@ def test_exports_before_the_streaming_field_load_other_formats_are_refused(
         del meta["readout"]["streaming"]  # as exports made before the model registry
         save(proto, meta, tmp_path / "before" / f"{name}.onnx")
         save(proto, {**meta, "format": 99}, tmp_path / "future" / f"{name}.onnx")
-        save(proto, {**meta, "readout": {**meta["readout"], "streaming": "step"}},
-             tmp_path / "step" / f"{name}.onnx")  # fmt: skip
-    assert ExportedModel(tmp_path / "before").info.streaming == "window"
+        save(proto, {**meta, "readout": {**meta["readout"], "streaming": "state"}},
+             tmp_path / "state" / f"{name}.onnx")  # fmt: skip
+    before = ExportedModel(tmp_path / "before")
+    assert before.info.streaming == "window" and before.step is None
+    signal = np.random.default_rng(0).normal(0, 20, 12 * 3000)
+    stager = Stager(before, 100.0, delay=0)  # two calls per epoch, as before the step graph
+    streamed = stager.push(signal) + stager.flush()
+    offline = score_signal(before, signal, 100.0, delay=0)
+    assert [r.stage for r in streamed] == [r.stage for r in offline] and len(offline) == 12
     with pytest.raises(InputError, match="format 99.*re-export"):
         ExportedModel(tmp_path / "future")
-    with pytest.raises(InputError, match="streaming mode 'step'"):
-        ExportedModel(tmp_path / "step")
+    with pytest.raises(InputError, match="streaming mode 'state'"):
+        ExportedModel(tmp_path / "state")
     ckpt = exported["root"] / "m.pt"
     payload = torch.load(ckpt, weights_only=True)
     torch.save({**payload, "format_version": 2}, tmp_path / "future.pt")

@@ -160,10 +160,15 @@ def test_new_model_trains_finetunes_exports_and_stages(
     night = read_dataset(tiny_dataset).root / read_dataset(tiny_dataset).entries[4].psg
     for precision in ("fp32", "int8"):
         model = ExportedModel(tmp_path / "out", precision)
-        readout = model.encoder.info.raw["readout"]
-        assert model.encoder.info.raw["model"]["version"] == 7 and readout["causal"] is True
+        raw = model.info.raw
+        readout = raw["readout"]
+        assert raw["model"]["version"] == 7 and readout["causal"] is True
         hyp = score_file(night, model)
         assert hyp.n_epochs > 20 and set(hyp.labels) == {"W", "NREM", "REM"}
+        recording = read_signal(night, channel)  # streamed through its step graph
+        stager = Stager(model, recording.sfreq)
+        streamed = [r.stage for r in stager.push(recording.data) + stager.flush()]
+        assert model.step is not None and streamed == [int(s) for s in hyp.stages]
     signal = read_signal(night, channel)
     from edgesleep.dsp import stft_signal
 

@@ -73,14 +73,15 @@ def test_inner_split_draws_validation_subjects_per_cohort() -> None:
 def test_build_trains_exports_and_carries_the_card(
     walch_src: Path, data_dir: Path, tmp_path: Path, tiny_export: object
 ) -> None:
-    """The build on tiny models: int8 encoder and sequence graphs per class set, the card
-    in their metadata, calibrated on the training subjects; offsets fold into the bias."""
+    """The build on tiny models: the int8 step graph per class set (one file), the card in
+    its metadata, calibrated on the training subjects; offsets fold into the bias."""
     out = tmp_path / "models"
     sources = {"walch": walch_src, "slpdb": data_dir / "slpdb"}
     built = build(sources, out, None, passes=0.3, **TINY_MODELS["student"])
     for n_classes, name in HEART_MODELS.items():
         model = ExportedModel(out / name)
-        assert sorted(p.name for p in (out / name).iterdir()) == ["encoder.onnx", "sequence.onnx"]
+        assert sorted(p.name for p in (out / name).iterdir()) == ["step.onnx"]
+        assert model.step is not None and not model.batched
         assert model.info.n_classes == n_classes and model.info.raw["precision"] == "int8"
         card = model.info.card
         assert card is not None and card["name"] == name and "evaluation" not in card

@@ -31,9 +31,11 @@ def _stream(stager: Stager, signal: np.ndarray, seed: int) -> list[EpochResult]:
     return out + stager.flush()
 
 
-@pytest.mark.parametrize("sfreq", [100.0, 256.0])
-def test_streaming_equals_offline(exported: dict, sfreq: float) -> None:
-    model = ExportedModel(exported["root"] / "out", "fp32")
+@pytest.mark.parametrize(
+    ("sfreq", "precision"), [(100.0, "fp32"), (256.0, "fp32"), (100.0, "int8")]
+)
+def test_streaming_equals_offline(exported: dict, sfreq: float, precision: str) -> None:
+    model = ExportedModel(exported["root"] / "out", precision)
     signal = _night(sfreq)
     delays = (0, 3, 19) if model.lookahead is None else (model.lookahead,)  # causal: one
     for delay in delays:

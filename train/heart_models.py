@@ -255,9 +255,9 @@ def _metric(m: dict[str, Any]) -> dict[str, Any]:
 def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None = None,
           passes: float = PASSES, keep: Path | None = None, **fields: Any,
           ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Train, export (int8) and write each shipped model to ``out/<name>/`` (encoder and
-    sequence graphs: what the runtime loads); returns each model's card, sizes and int8
-    parity. With ``keep``, each model's checkpoint and export report are copied there."""
+    """Train, export (int8) and write each shipped model to ``out/<name>/`` (the step
+    graph: what the runtime loads); returns each model's card, sizes and int8 parity.
+    With ``keep``, each model's checkpoint and export report are copied there."""
     from edgesleep.export.pipeline import ExportOptions, export_model
 
     built = {}
@@ -272,9 +272,7 @@ def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None 
                                     parity_nights=len(nights))  # every night  # fmt: skip
             report = export_model(path, Path(tmp) / name, options)
             (out / name).mkdir(parents=True, exist_ok=True)
-            for graph in ("encoder", "sequence"):
-                shutil.copyfile(Path(tmp) / name / "int8" / f"{graph}.onnx",
-                                out / name / f"{graph}.onnx")  # fmt: skip
+            shutil.copyfile(Path(tmp) / name / "int8" / "step.onnx", out / name / "step.onnx")
             int8 = report["variants"]["int8"]
             built[name] = {"card": card, "bytes": int8["bytes"], "parity": int8.get("parity"),
                            "quantization": int8["quantization"]}  # fmt: skip
@@ -301,8 +299,8 @@ def main() -> None:
     args.report.write_text(json.dumps(built, indent=1) + "\n")
     for name, b in built.items():
         sizes, parity = b["bytes"], b["parity"]
-        kb = (sizes["encoder"] + sizes["sequence"]) / 1024
-        print(f"{name}: encoder + sequence {kb:.1f} KB, int8 vs fp32: epoch agreement "
+        kb = sizes["step"] / 1024
+        print(f"{name}: step {kb:.1f} KB, int8 vs fp32: epoch agreement "
               f"{parity['epoch_agreement']:.4f}, accuracy {parity['accuracy_delta_points']:+.2f} "
               f"points on {parity['epochs']} epochs")  # fmt: skip
 

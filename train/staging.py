@@ -29,9 +29,11 @@ SEQSLEEPNET_PARTS: dict[str, tuple[str, ...]] = {
 # included, which ONNX Runtime does not quantize); "static-qdq": calibrated int8 activations
 # and weights (graphs of MatMul/Gemm/Conv only).
 Quantization = Literal["weight-only", "static-qdq"]
-# "window": the device runs the sequence graph over the window of the last L cached epoch
-# vectors at each new epoch (every architecture can). Other modes are declared here.
-Streaming = Literal["window"]
+# "step": the device makes one call of the step graph per new epoch (the new epoch's image and
+# the cached epoch vectors in; the logits the readout needs and the next cache out; see
+# :meth:`EpochSequenceModel.step_tail`). "window": exports before the step graph, two calls
+# (the encoder, then the sequence graph over the window of the last L cached vectors).
+Streaming = Literal["step", "window"]
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,17 @@ class EpochSequenceModel(nn.Module):
       ``n_frames``, ``n_freqs``, ``weight_decay`` and its own fields);
     - ``causal``: position t of the sequence model never sees epochs after t;
     - ``quantization``: its int8 method (see ``Quantization``);
-    - ``streaming``: how the device runs it (see ``Streaming``);
+    - ``streaming``: how the device runs it (see ``Streaming``; :meth:`step_tail` and
+      :attr:`stream_context` say what its step graph computes);
     - ``classifier``: the state-dict prefix of the final classifier, replaced when
       finetuning to another class set;
     - ``finetune_parts``: for each of ``STRATEGIES``, the parts (keys of
       :meth:`parameter_groups`) that train;
     - ``no_decay``: parts without L2 (weight decay).
+
+    An encoder may define ``normalised(mean, std) -> nn.Module``: itself on images before
+    normalisation (e.g. the normalisation folded into its first linear map); export uses
+    it instead of normalising the images in the graph.
     """
 
     name: ClassVar[str]
@@ -73,7 +80,7 @@ class EpochSequenceModel(nn.Module):
     config_class: ClassVar[type]
     causal: ClassVar[bool]
     quantization: ClassVar[Quantization]
-    streaming: ClassVar[Streaming] = "window"
+    streaming: ClassVar[Streaming] = "step"
     classifier: ClassVar[str] = "sequence.classifier"
     finetune_parts: ClassVar[dict[str, tuple[str, ...]]] = SEQSLEEPNET_PARTS
     no_decay: ClassVar[tuple[str, ...]] = ("filterbank",)
@@ -103,6 +110,29 @@ class EpochSequenceModel(nn.Module):
         """Epochs (the current one included) one output of the sequence model depends on;
         None: the whole window."""
         return None
+
+    @property
+    def stream_context(self) -> int:
+        """Epoch vectors before the new one that the streaming step keeps: those the
+        readout's outputs of the window ending at the new epoch depend on (L - 1, or fewer
+        when the receptive field is shorter than L)."""
+        seq_len = int(self.cfg.seq_len)
+        field = self.receptive_field
+        return seq_len - 1 if field is None else min(seq_len, field) - 1
+
+    def step_tail(self) -> nn.Module | None:
+        """What the step graph runs after the encoder.
+
+        None (a causal model): the sequence model on the last ``stream_context + 1``
+        vectors, its last output (what :class:`edgesleep.readout.Lookahead` reads).
+        Otherwise a module ``(window (n, dim), first (1,) int64) -> logits (m, n_classes)``
+        of the window's positions from ``first`` = -(K + 1) on, counted from its end
+        (``m = min(n, K + 1)``: what :class:`edgesleep.readout.Fusion` reads at delay K),
+        equal to the sequence model's outputs there (batch 1, so no batch axis).
+        """
+        if self.causal:
+            return None
+        raise NotImplementedError(f"{type(self).__name__} must define step_tail")
 
     @classmethod
     def declaration(cls) -> Declaration:

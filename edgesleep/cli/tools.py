@@ -37,7 +37,8 @@ def bench(
     result = run(models, quick, sfreq, progress=lambda s: log.info("bench: %s", s),
                  thread_counts=threads)  # fmt: skip
     write(result, out, "bench-quick" if quick else "bench")
-    columns = ["variant", "model ms", "end to end ms", "naive ms", "CPU-s/h", "offline s", "KB"]
+    columns = ["variant", "step ms", "two-call ms", "end to end ms", "CPU-s/h", "offline s",
+               "step KB"]  # fmt: skip
     print_table("edgesleep bench (p50 per new epoch)", columns, summary_rows(result))
     print_table("goals", ["goal", "variant", "measured", "goal", "met"], goals(result))
     typer.echo(f"written: {out}/bench{'-quick' if quick else ''}.json and .md")
