@@ -26,7 +26,7 @@ import numpy as np
 
 from edgesleep import __version__
 from edgesleep.metadata import PRECISIONS
-from edgesleep.ort import ExportedModel, cpu_info
+from edgesleep.ort import ExportedModel, cpu_info, is_variant
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
 N_EPOCHS = 50
@@ -70,13 +70,16 @@ def write_bundle(out: Path, folders: list[Path]) -> dict[str, Any]:
         if name in models:
             raise ValueError(f"{folder}: two model folders named {name!r}; rename one")
         variants = {p: ExportedModel(folder, p) for p in PRECISIONS
-                    if (folder / p / "encoder.onnx").is_file()}  # fmt: skip
+                    if is_variant(folder / p)}  # fmt: skip
+        if not variants and is_variant(folder):  # one variant's graphs (a shipped model)
+            flat = ExportedModel(folder)
+            variants = {flat.info.precision: flat}
         if not variants:
             raise ValueError(f"{folder}: no exported model (fp32/ or int8/) here")
         info = next(iter(variants.values())).info
         dest = out / "models" / name
         shutil.copytree(folder, dest, dirs_exist_ok=True)
-        night = synthetic_night(SFREQ, N_EPOCHS, info.channel)
+        night = synthetic_night(SFREQ, N_EPOCHS, info.signal_channel)
         arrays = {
             "signal": night["signal"],
             "stages": night["stages"],

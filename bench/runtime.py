@@ -332,8 +332,8 @@ def process_costs(
         check=True, capture_output=True, text=True, cwd=neutral,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "signal.npy"
-        np.save(path, signal.astype(np.float64))
+        path = Path(tmp) / "signal.f64"
+        signal.astype(np.float64).tofile(path)
         args = [*interpreter(), "-m", "edgesleep.bench.process", str(folder.resolve()), precision]
         run = subprocess.run(
             [*args, str(sfreq), str(realtime_s), str(path)],
@@ -410,7 +410,7 @@ def run(
     floor = matmul_floor_gflops()
     for folder in folders:
         probe = ExportedModel(folder, "fp32")
-        night = synthetic_night(sfreq, n_epochs, probe.info.channel)
+        night = synthetic_night(sfreq, n_epochs, probe.info.signal_channel)
         reps = max(1, OFFLINE_EPOCHS // n_epochs + 1)
         night["offline"] = np.tile(night["signal"], reps)[: int(OFFLINE_EPOCHS * EPOCH_S * sfreq)]
         night["offline_repeats"] = 1 if quick else 3

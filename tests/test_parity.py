@@ -5,7 +5,8 @@ With ``EDGESLEEP_PARITY_BUNDLE=DIR`` (a bundle written on the host by
 bundle's exported models on this machine (an emulated or real aarch64) and compare with the
 host's outputs on the bundle's SYNTHETIC 50-epoch night. Without it they write a bundle of
 the tiny exports here and check it against itself (the bundle code, and streaming against
-offline scoring on this machine). Only the runtime is imported: no torch on the device.
+offline scoring on this machine), with the shipped heart models. Only the runtime is
+imported: no torch on the device.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from conftest import TINY_EXPORTS
 
 from edgesleep.bench.parity import compare, load_manifest, write_bundle
 from edgesleep.metadata import PRECISIONS
+from edgesleep.shipped import HEART_MODELS, SHIPPED_DIR
 
 pytestmark = pytest.mark.parity
 BUNDLE_ENV = "EDGESLEEP_PARITY_BUNDLE"
@@ -39,7 +41,8 @@ def _variants() -> list[tuple[str, str]]:
     if bundle:
         models = load_manifest(Path(bundle))["models"]
         return [(name, p) for name, entry in sorted(models.items()) for p in entry["precisions"]]
-    return [(name, p) for name in sorted(TINY_EXPORTS) for p in PRECISIONS]
+    shipped = [(name, "int8") for name in HEART_MODELS.values()]
+    return [(name, p) for name in sorted(TINY_EXPORTS) for p in PRECISIONS] + shipped
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +56,7 @@ def bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         folders.append(root / "src" / key)
         folders[-1].parent.mkdir(exist_ok=True)
         folders[-1].symlink_to(tiny_export(key)["root"] / "out")
+    folders += [SHIPPED_DIR / name for name in HEART_MODELS.values()]  # step.onnx alone
     write_bundle(root / "bundle", folders)
     return root / "bundle"
 

@@ -7,7 +7,8 @@
 #
 # ROOT: the folder setup.sh wrote (default runs/arm). MODEL_DIRs: exported model folders
 # for the parity tests (default: those of `python studies/export_table.py --keep
-# runs/export-study` and the beat-interval student of README "Benchmarks"); the bench runs on
+# runs/export-study`, the beat-interval student of README "Benchmarks" and the shipped heart
+# models, step.onnx alone); the bench runs on
 # the first BENCH_MODELS of them (default 2), one thread. Budget: BUDGET_S seconds per CPU
 # (default 1800; ~18 min each here, side by side). Writes ROOT/results/CPU/ and
 # bench/results/arm_emulated.{json,md}; exits non-zero when a parity test fails, errors or is
@@ -19,7 +20,8 @@ ROOT=$(realpath -m "${1:-runs/arm}")
 shift || true
 if [ $# -gt 0 ]; then MODELS=("$@"); else
     MODELS=(runs/export-study/seqsleepnet-portable runs/export-study/student-portable
-            runs/export-study/student-arm64 runs/export-study/student-beats-portable)
+            runs/export-study/student-arm64 runs/export-study/student-beats-portable
+            edgesleep/data/models/heart-4class edgesleep/data/models/heart-3class)
 fi
 mapfile -t MODELS < <(realpath "${MODELS[@]}")
 BENCH=("${MODELS[@]:0:${BENCH_MODELS:-2}}")
