@@ -108,8 +108,10 @@ def markdown(result: dict[str, Any]) -> str:
                                    "max prob diff stream", "agree stream",
                                    "stream vs offline"], parity)]  # fmt: skip
     timings = [
-        [name, f"{r['model']} {r['precision']}", f"{r['model_ms_p50']:.2f}",
-         f"{r['stream']['end_to_end_ms']['p50']:.2f}", f"{r['stream']['cpu_s_per_hour']:.1f}",
+        [name, f"{r['model']} {r['precision']}", f"{r['model_ms']['step_delay_0']['p50']:.2f}",
+         f"{r['model_ms']['two_call']['p50']:.2f}",
+         f"{r['stream']['step']['end_to_end_ms']['p50']:.2f}",
+         f"{r['stream']['step']['cpu_s_per_hour']:.1f}",
          f"{r['offline_s']:.1f}", "-" if agree is None else f"{agree:.2%}"]
         for name, c in cpus
         for r in (c["bench_quick"] or {}).get("rows", [])
@@ -117,8 +119,9 @@ def markdown(result: dict[str, Any]) -> str:
         for agree in [r.get("parity_vs_fp32", {}).get("argmax_agreement")]
     ]  # fmt: skip
     lines += ["", f"**{EMULATED}**", "",
-              *markdown_table(["QEMU_CPU", "variant", "model ms", "end to end ms", "CPU-s/h",
-                               "1000 epochs offline s", "agree vs fp32"], timings)]  # fmt: skip
+              *markdown_table(["QEMU_CPU", "variant", "step ms", "two-call ms", "end to end ms",
+                               "CPU-s/h", "1000 epochs offline s", "agree vs fp32"],
+                              timings)]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
