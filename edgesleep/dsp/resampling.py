@@ -22,7 +22,7 @@ import numpy as np
 TARGET_SFREQ = 100
 MAX_RATIO = 1024  # largest up or down factor we design a filter for
 KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window ("kaiser", 5.0)
-EMIT_BLOCK = 4096  # output samples computed per block (bounds the scratch memory)
+EMIT_BLOCK = 1024  # output samples per block: bounds the scratch memory
 
 
 def rational_factors(sfreq: float, target_sfreq: int = TARGET_SFREQ) -> tuple[int, int]:
@@ -163,6 +163,10 @@ class StreamingResampler:
         self._n_phase_taps = self._phases.shape[1]
         self._hist_len = self._n_phase_taps - 1
         self._buf = np.zeros(self._hist_len + 1024)
+        # the gathered taps and inputs of one block, kept: allocating them per block (1.7 MB
+        # at 4096 outputs) made offline scoring 3x slower in a fresh process (new pages)
+        self._taps = np.empty((0, self._n_phase_taps))
+        self._inputs = np.empty((0, self._n_phase_taps))
         self.reset()
 
     @property
@@ -229,7 +233,7 @@ class StreamingResampler:
         m_end = (n_avail * self.up - 1 - self._half_len) // self.down + 1
         if m_end <= self._n_out:
             return np.zeros(0)
-        blocks = []
+        out = np.empty(m_end - self._n_out)
         for m0 in range(self._n_out, m_end, EMIT_BLOCK):
             m = np.arange(m0, min(m0 + EMIT_BLOCK, m_end))
             pos = m * self.down + self._half_len
@@ -237,6 +241,18 @@ class StreamingResampler:
             phase = pos - i_max * self.up
             # buffer index of input i is i - (self._n_in - self._hist_len)
             idx = (i_max - (self._n_in - self._hist_len))[:, None] - np.arange(self._n_phase_taps)
-            blocks.append(np.einsum("ij,ij->i", self._phases[phase], self._buf[idx]))
+            taps, inputs = self._scratch(m.shape[0])
+            np.take(self._phases, phase, axis=0, out=taps)
+            np.take(self._buf, idx, out=inputs)
+            at = m0 - self._n_out
+            np.einsum("ij,ij->i", taps, inputs, out=out[at : at + m.shape[0]])
         self._n_out = int(m_end)
-        return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+        return out
+
+    def _scratch(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``rows`` rows of the kept gather buffers (grown when a block needs
+        more)."""
+        if self._taps.shape[0] < rows:
+            self._taps = np.empty((rows, self._n_phase_taps))
+            self._inputs = np.empty((rows, self._n_phase_taps))
+        return self._taps[:rows], self._inputs[:rows]
