@@ -204,11 +204,11 @@ class StepStream:
     def __init__(self, model: ExportedModel, delay: int) -> None:
         if model.step is None:
             raise InputError(f"{model.folder}: no step.onnx (an older export); re-export it")
-        self.session = model.step.session
+        self.graph = model.step  # its session is made at the first call
         self.context = int(model.info.raw["readout"]["stream_context"])
         self.empty = np.zeros((0, model.info.epoch_dim), np.float32)
         self.feeds: dict[str, np.ndarray] = {}
-        if any(i.name == "first" for i in self.session.get_inputs()):  # -(K + 1)
+        if model.lookahead is None:  # a fused model's step takes first = -(K + 1)
             self.feeds["first"] = np.array([-1 - delay], np.int64)
         self.reset()
 
@@ -220,7 +220,7 @@ class StepStream:
         """(n_frames, n_freqs) image -> (m, n_classes) logits of the window's last m
         positions."""
         self.feeds["image"] = np.asarray(image, np.float32)[None]
-        logits, window = self.session.run(None, self.feeds)
+        logits, window = self.graph.session.run(None, self.feeds)
         self.feeds["past"] = window[max(0, window.shape[0] - self.context) :]
         return np.asarray(logits)
 
