@@ -5,9 +5,9 @@ composed from them, their FLOPs, and the metadata every exported file carries (f
 The step graph is what a streaming device calls once per new epoch (see
 ``EpochSequenceModel.step_tail``): the encoder graph, a few glue nodes (append the new epoch
 vector to the cached ones; the caller keeps the last ``stream_context``) and either the
-sequence graph on the last vectors (a causal model) or the architecture's readout tail. It is composed from the
-encoder and sequence (or tail) graphs of the same precision, so int8 streaming computes what
-int8 offline scoring computes, node for node.
+sequence graph on the last vectors (a causal model) or the architecture's readout tail. It is
+composed from the encoder and sequence (or tail) graphs of the same precision, so int8
+streaming computes what int8 offline scoring computes, node for node.
 
 The legacy TorchScript exporter is used (``dynamo=False``): it exports in ~0.1 s where the
 dynamo exporter takes 7-17 s, keeps batch and sequence axes dynamic, and writes GRU with
