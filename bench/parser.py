@@ -29,18 +29,26 @@ CASES = ((1, 256), (4, 500))  # (channels, Hz)
 READ_BYTES = 4096
 
 
+def frames_of(counts: np.ndarray, header: Header) -> list[bytes]:
+    """``counts`` (n_samples, n_channels) int16 as the emulator sends them: 0.25-s data
+    frames, ``header`` again every 5 s (the encoded header object is shared by reference,
+    so ``frame is frames[0]`` tells headers apart)."""
+    encoded = encode_header(header)
+    per_frame = int(round(FRAME_S * header.sfreq))
+    every = int(round(HEADER_EVERY_S * header.sfreq))
+    frames = []
+    for first in range(0, counts.shape[0], per_frame):
+        if first % every < per_frame:
+            frames.append(encoded)
+        frames.append(encode_data(first, counts[first : first + per_frame]))
+    return frames
+
+
 def hour_of_frames(n_channels: int, sfreq: int) -> list[bytes]:
     """One hour of frames (header every 5 s, 0.25-s data frames) of random int16 counts."""
     rng = np.random.default_rng(0)
-    header = encode_header(Header(float(sfreq), tuple(f"EEG {i}" for i in range(n_channels))))
-    per_frame = int(FRAME_S * sfreq)
     counts = rng.integers(-2000, 2000, (HOUR_S * sfreq, n_channels)).astype(np.int16)
-    frames = []
-    for first in range(0, counts.shape[0], per_frame):
-        if first % int(HEADER_EVERY_S * sfreq) < per_frame:
-            frames.append(header)
-        frames.append(encode_data(first, counts[first : first + per_frame]))
-    return frames
+    return frames_of(counts, Header(float(sfreq), tuple(f"EEG {i}" for i in range(n_channels))))
 
 
 def cpu_s(chunks: list[bytes], repeats: int = 5) -> float:

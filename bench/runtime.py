@@ -49,18 +49,17 @@ from typing import Any
 import numpy as np
 
 from edgesleep import __version__
+from edgesleep.bench.parser import FRAME_S, frames_of
 from edgesleep.dsp import EPOCH_S
-from edgesleep.emulate import HEADER_EVERY_S
 from edgesleep.io.writers import write_report
 from edgesleep.metadata import PRECISIONS
 from edgesleep.ort import ExportedModel, StepStream, WindowStream, cpu_info
-from edgesleep.protocol import Data, Header, Parser, encode_data, encode_header
+from edgesleep.protocol import Data, Header, Parser
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
 WARMUP_EPOCHS = 5
 OFFLINE_EPOCHS = 1000
 ROUNDS = 5
-FRAME_S = 0.25
 UV_PER_LSB = 0.05  # int16 counts of the serial frames
 PREFIX_ENV = "EDGESLEEP_BENCH_PREFIX"
 
@@ -135,19 +134,19 @@ def synthetic_night(sfreq: float, n_epochs: int, channel: str, seed: int = 0) ->
 
 
 def serial_reads(signal: np.ndarray, sfreq: float) -> list[bytes]:
-    """The night as a device sends it: int16 frames of ``FRAME_S`` (a header every 5 s),
-    grouped into one read per second."""
-    header = encode_header(Header(sfreq, ("EEG",), uv_per_lsb=UV_PER_LSB))
+    """The night as a device sends it (:func:`edgesleep.bench.parser.frames_of`: int16
+    frames of 0.25 s, a header every 5 s), grouped into one read per second."""
     counts = np.clip(np.round(signal / UV_PER_LSB), -32768, 32767).astype(np.int16)[:, None]
-    per_frame, per_read = int(round(FRAME_S * sfreq)), int(round(sfreq))
-    every = int(round(HEADER_EVERY_S * sfreq))
-    reads = []
-    for first in range(0, counts.shape[0], per_read):
-        chunk = [header] if first % every < per_read else []
-        for at in range(first, min(first + per_read, counts.shape[0]), per_frame):
-            chunk.append(encode_data(at, counts[at : at + per_frame]))
-        reads.append(b"".join(chunk))
-    return reads
+    frames = frames_of(counts, Header(sfreq, ("EEG",), uv_per_lsb=UV_PER_LSB))
+    per_read = int(round(1 / FRAME_S))  # data frames per read
+    reads, chunk, n_data = [], [], 0
+    for frame in frames:
+        chunk.append(frame)
+        n_data += frame is not frames[0]
+        if n_data == per_read:
+            reads.append(b"".join(chunk))
+            chunk, n_data = [], 0
+    return reads + ([b"".join(chunk)] if chunk else [])
 
 
 def end_to_end(stager: Stager, reads: Sequence[bytes], hours: float) -> tuple[list[float], float]:

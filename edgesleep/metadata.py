@@ -4,8 +4,8 @@ An export (``edgesleep export``) writes, per precision, a folder with four graph
 ``encoder.onnx`` (input images -> epoch vectors), ``sequence.onnx`` (a window of epoch
 vectors -> logits at every position), ``model.onnx`` (the whole model, for other
 runtimes) and ``step.onnx`` (what a streaming device calls once per new epoch: the new
-image and the cached epoch vectors in, the logits the readout takes and the next cache
-out; exports before it stream in two calls, ``readout.streaming`` "window"). Each file
+image and the cached epoch vectors in, the logits the readout takes and the window out;
+exports before it stream in two calls, ``readout.streaming`` "window"). Each file
 carries, as ONNX metadata (``custom_metadata_map``):
 
 - ``edgesleep``: one JSON document (:class:`ModelInfo`): model (name, version, config),

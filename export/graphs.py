@@ -438,10 +438,17 @@ def new_export_id() -> str:
     return uuid.uuid4().hex
 
 
+def graph_metadata(shared: dict[str, Any], name: str) -> dict[str, Any]:
+    """``shared`` (an export's metadata) for its graph ``name``: the graph's name and whether
+    the normalisation is baked into it (every graph but the sequence model's)."""
+    baked = {**shared["normalisation"], "baked_into_graph": name != "sequence"}
+    return {**shared, "graph": name, "normalisation": baked}
+
+
 def save(proto: onnx.ModelProto, meta: dict[str, Any], path: Path) -> int:
-    """Write ``proto`` with ``meta`` and its SHA-256 field; return the file size in bytes."""
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
+    """Write ``proto`` (:func:`compact`) with ``meta`` and its SHA-256 field; return the
+    file size in bytes."""
+    out = compact(proto)
     del out.metadata_props[:]
     out.producer_name, out.producer_version = "edgesleep", __version__
     helper.set_model_props(out, {META_KEY: json.dumps(meta, sort_keys=True), SHA_KEY: ZERO_DIGEST})

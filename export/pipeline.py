@@ -30,9 +30,9 @@ import torch
 from edgesleep.errors import UsageError
 from edgesleep.export.graphs import (
     check_graph,
-    compact,
     export_graphs,
     flops,
+    graph_metadata,
     metadata,
     new_export_id,
     save,
@@ -277,16 +277,13 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
     for variant, (graphs, record, session_options) in variants.items():
         sizes = {}
         for name in GRAPHS:
-            normalisation = {**shared["normalisation"], "baked_into_graph": name != "sequence"}
             meta = {
-                **shared,
-                "graph": name,
-                "normalisation": normalisation,
+                **graph_metadata(shared, name),
                 "precision": variant,
                 "quantization": record,
                 "session_options": session_options,
             }
-            sizes[name] = save(compact(graphs[name]), meta, out / variant / f"{name}.onnx")
+            sizes[name] = save(graphs[name], meta, out / variant / f"{name}.onnx")
             if variant == "int8":
                 checks[f"int8/{name}"] = check_graph(graphs[name])
         report["variants"][variant] = {

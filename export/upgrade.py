@@ -20,7 +20,7 @@ from pathlib import Path
 import onnx
 
 from edgesleep.errors import InputError
-from edgesleep.export.graphs import compact, compose_step, graph_flops, save
+from edgesleep.export.graphs import compose_step, graph_flops, graph_metadata, save
 from edgesleep.metadata import GRAPHS, PRECISIONS
 from edgesleep.ort import ExportedModel
 
@@ -67,9 +67,7 @@ def add_step(folder: Path) -> list[Path]:
                       "step_per_new_epoch_delay_max": flops},
         }  # fmt: skip
         for name, proto in protos.items():
-            normalisation = {**meta["normalisation"], "baked_into_graph": name != "sequence"}
-            own = {**meta, "graph": name, "normalisation": normalisation}
-            save(compact(proto), own, variant / f"{name}.onnx")
+            save(proto, graph_metadata(meta, name), variant / f"{name}.onnx")
         log.info("%s: step.onnx added (%d cached epochs)", variant, context)
         done.append(variant)
     return done

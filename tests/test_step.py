@@ -24,8 +24,7 @@ from edgesleep.train.models import build, make_config
 def test_tail_equals_the_sequence_model(name: str) -> None:
     """torch: the architecture's step (tail, or the sequence model on the last
     ``stream_context + 1`` vectors) gives the sequence model's outputs the readout takes."""
-    model = build(name, make_config(name, dilations=(1, 2)) if name == "student"
-                  else make_config(name)).eval()  # fmt: skip
+    model = build(name, make_config(name)).eval()  # the student's default dilations: 1, 2
     seq_len, dim = model.cfg.seq_len, model.cfg.epoch_dim
     z = torch.randn(seq_len, dim)
     tail = model.step_tail()

@@ -30,10 +30,10 @@ SEQSLEEPNET_PARTS: dict[str, tuple[str, ...]] = {
 # and weights (graphs of MatMul/Gemm/Conv only).
 Quantization = Literal["weight-only", "static-qdq"]
 # "step": the device makes one call of the step graph per new epoch (the new epoch's image and
-# the cached epoch vectors in; the logits the readout needs and the next cache out; see
-# :meth:`EpochSequenceModel.step_tail`). "window": exports before the step graph, two calls
-# (the encoder, then the sequence graph over the window of the last L cached vectors).
-Streaming = Literal["step", "window"]
+# the cached epoch vectors in; the logits the readout needs and the window out; see
+# :meth:`EpochSequenceModel.step_tail`). Exports made before it say "window" (two calls: the
+# encoder, then the sequence graph over the window); the runtime still reads them.
+Streaming = Literal["step"]
 
 
 @dataclass(frozen=True)
