@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import read_chunks
 from edgesleep.io.heart import SERIES_SUFFIXES, read_series
@@ -23,9 +25,10 @@ from edgesleep.io.hypnogram import read_hypnogram, read_labels_csv
 from edgesleep.io.stats import sleep_statistics
 from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
 from edgesleep.metrics import evaluate
+from edgesleep.night import filler
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import EpochResult, score_series, score_signal
-from edgesleep.stages import class_labels, collapse_labels, to_classes
+from edgesleep.stages import ARTEFACT, class_labels, collapse_labels, to_classes
 
 log = logging.getLogger("edgesleep")
 
@@ -53,7 +56,11 @@ class Hypnogram:
 
     @classmethod
     def from_results(cls, results: list[EpochResult], model: ExportedModel, **kw: Any) -> Hypnogram:
+        """The night from the stager's results: the epochs between two results (a hole
+        that ended a segment) get rows flagged ``gap`` by :func:`edgesleep.night.filler`,
+        as a streamed night does."""
         n_classes = model.info.n_classes
+        results = _with_filler(results, n_classes)
         return cls(
             stages=np.array([r.stage for r in results], dtype=np.int64),
             probabilities=np.stack([r.probabilities for r in results])
@@ -89,10 +96,22 @@ class Hypnogram:
                 sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags)
 
     def to_edf(self, path: str | Path) -> None:
-        write_hypnogram_edf(path, self.stages, self.n_classes, self.start)
+        epochs = np.array([r.index for r in self.results]) if self.results else None
+        write_hypnogram_edf(path, self.stages, self.n_classes, self.start, 0.0, epochs)
 
     def plot(self, path: str | Path, truth: np.ndarray | None = None, title: str = "") -> None:
         plot_hypnogram(path, self.stages, self.n_classes, self.probabilities, truth, title)
+
+
+def _with_filler(results: list[EpochResult], n_classes: int) -> list[EpochResult]:
+    out: list[EpochResult] = []
+    nan = np.full(n_classes, np.nan)
+    for r in results:
+        if out:
+            out += [EpochResult(i, i * EPOCH_S, ARTEFACT, ARTEFACT, nan, ("gap",))
+                    for i in filler(out[-1].index, r.index)]  # fmt: skip
+        out.append(r)
+    return out
 
 
 def stage_night(
@@ -108,7 +127,9 @@ def stage_night(
     ``source`` for one without a header line) into ``out``: ``NAME.csv`` (one row per epoch, with
     probabilities and flags), ``NAME-hypnogram.edf`` (EDF+ annotations), ``NAME.png`` with
     ``plot``, and ``NAME.json`` (summary statistics), written last: its presence means the
-    night is done (``edgesleep stage`` skips such nights unless told to overwrite).
+    night is done (``edgesleep stage`` skips such nights unless told to overwrite). Every
+    file is written whole under a hidden name first, then replaces the old one: a night that
+    fails (a full disk) leaves its old result as it was, and never a cut one marked done.
 
     Raises
     ------
@@ -123,11 +144,6 @@ def stage_night(
     if hyp.n_epochs == 0:
         raise InputError(f"{night}: shorter than one 30-s epoch; nothing to stage")
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / night.stem
-    hyp.to_csv(stem.with_suffix(".csv"))
-    hyp.to_edf(out / f"{night.stem}-hypnogram.edf")
-    if plot:
-        hyp.plot(stem.with_suffix(".png"), title=night.name)
     summary = {
         "night": str(night),
         "model": str(model.folder),
@@ -136,8 +152,36 @@ def stage_night(
         "flagged_epochs": hyp.flagged,
         "statistics": hyp.summary(),
     }
-    stem.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    names = {"csv": f"{night.stem}.csv", "edf": f"{night.stem}-hypnogram.edf"}
+    names |= {"png": f"{night.stem}.png"} if plot else {}
+    new = {key: out / f".new-{name}" for key, name in names.items()}  # suffix kept
+    done = out / f"{night.stem}.json"
+    try:  # every file whole before any replaces an old one; the summary last
+        hyp.to_csv(new["csv"])
+        hyp.to_edf(new["edf"])
+        if plot:
+            hyp.plot(new["png"], title=night.name)
+        new["json"] = out / f".new-{done.name}"
+        new["json"].write_text(json.dumps(summary, indent=2) + "\n")
+        for path in new.values():
+            _fsync(path)
+    except BaseException:
+        for path in new.values():
+            path.unlink(missing_ok=True)
+        raise
+    done.unlink(missing_ok=True)  # not done while the old and new files are swapped
+    for key, name in names.items():
+        os.replace(new[key], out / name)
+    os.replace(new["json"], done)
     return hyp
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_model(model: str | Path | ExportedModel, threads: int = 1) -> ExportedModel:

@@ -164,9 +164,10 @@ def max_samples_per_frame(n_channels: int, sample_format: str = "int16") -> int:
 class Parser:
     """Bytes in, frames out. Holds at most one frame of unparsed bytes between calls.
 
-    ``feed(chunk)`` returns the complete, CRC-valid frames. Data frames before the first
-    header (whose format is needed to decode them) are counted in ``stats['no_header']`` and
-    dropped; bytes skipped while searching for a valid frame in ``stats['skipped_bytes']``;
+    ``feed(chunk)`` returns the complete, CRC-valid frames. Frames before the first header
+    (data, beats, rates, end: their format and time base are the header's; a host that
+    connects mid-stream sees some) are counted in ``stats['no_header']`` and dropped;
+    bytes skipped while searching for a valid frame in ``stats['skipped_bytes']``;
     frames whose sync and size looked right but whose CRC failed in ``stats['crc_errors']``;
     frames that pass the CRC but do not decode (a length that runs past the payload, a
     header field out of range, ...) in ``stats['malformed']``, skipped: nothing a device sends
@@ -224,6 +225,9 @@ class Parser:
                 skipped, pos = skipped + 1, pos + 1
                 continue
             pos = end
+            if kind != HEADER and self.header is None:  # no time base yet (a late connect)
+                self.no_header += 1
+                continue
             decoded = self._data(body) if kind == DATA else self._decode(kind, bytes(body[3:]))
             if decoded is not None:
                 self.frames += 1
@@ -246,9 +250,7 @@ class Parser:
         """A data frame, decoded in place from ``body`` (type, size, payload): the channel
         count must be the header's and the sample count fill the payload exactly."""
         dtype, header = self._dtype, self.header
-        if dtype is None or header is None:
-            self.no_header += 1
-            return None
+        assert dtype is not None and header is not None  # feed() drops frames before one
         if len(body) >= _BODY_DATA.size:
             _, _, first, n_channels, n_samples = _BODY_DATA.unpack_from(body)
             if n_channels == len(header.channels) and len(body) == (

@@ -464,16 +464,23 @@ class SerialSource:
         delta = (shifted - self._next_abs) % 2**32
         return self._next_abs + np.where(delta >= 2**31, delta - 2**32, delta)
 
-    def _place(self, first: int, n: int) -> int | None:
-        """Unwrapped index of a data frame's first sample; None for a duplicate."""
-        now = time.monotonic()
+    def _start_or_rebase(self, first: int, now: float) -> None:
+        """The time base at a frame whose first index is ``first``: the device's own at the
+        first frame; after a device restart, the new indices start after the old ones plus
+        the wall-clock time lost."""
         if self._next_abs is None:  # time is the device's: sample index / rate
-            self._next_abs = first
-        elif self._rebase:  # new device indices start after the old ones + the time lost
+            self._next_abs, self._rebase = first, False  # (a restart before any: no matter)
+        elif self._rebase:
             assert self._header is not None
             lost = int(round((now - self._last_data_t) * self._header.sfreq))
             self._shift = (self._next_abs + lost - first) % 2**32
             self._rebase = False
+
+    def _place(self, first: int, n: int) -> int | None:
+        """Unwrapped index of a data frame's first sample; None for a duplicate."""
+        now = time.monotonic()
+        self._start_or_rebase(first, now)
+        assert self._next_abs is not None
         start = int(self._unwrap(first))
         if start + n <= self._next_abs:
             return None
@@ -484,16 +491,18 @@ class SerialSource:
     def _event_ticks(self, ticks: np.ndarray) -> np.ndarray | None:
         """Unwrapped ticks of a beats or rates frame. A device with channels places them
         on its data (None before its first data frame); an events-only device's first
-        event starts its time base."""
+        event starts its time base (after a restart, its first event the new one)."""
         assert self._header is not None
         if ticks.shape[0] == 0:
             return None
         if self._header.channels:
             return None if self._next_abs is None else self._unwrap(ticks)
-        if self._next_abs is None:
-            self._next_abs = int(ticks[0])
+        now = time.monotonic()
+        self._start_or_rebase(int(ticks[0]), now)
+        assert self._next_abs is not None
         unwrapped = self._unwrap(ticks)
         self._next_abs = max(self._next_abs, int(unwrapped.max()))
+        self._last_data_t = now
         return unwrapped
 
     def _put(self, item: Packet | BeatPacket | RatePacket) -> None:

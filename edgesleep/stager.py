@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ, StreamingResampler, rational_factors
-from edgesleep.dsp.inputs import get_kind
+from edgesleep.dsp.inputs import SeriesSource, SeriesStream, get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel, StepStream, WindowStream
@@ -60,6 +60,7 @@ PLAUSIBLE_OTHER_UV = 10_000.0
 STUCK_S = 2.0
 UNUSABLE_FRACTION = 0.5
 MAX_FILL_S = 300.0  # a longer gap is not filled: the stream goes on in a new segment
+HOLE_GRID_HZ = 2.0  # a heart series' holes are looked for on this grid
 OFFLINE_CHUNK_S = 120.0  # offline scoring feeds the front end this much signal at a time
 
 
@@ -428,11 +429,122 @@ class Stager:
         )
 
 
+class SeriesFrontEnd:
+    """Heart events (beat times, heart-rate samples) -> (epoch index, image, quality) for
+    each completed epoch, on the events' own time base: the series front end of
+    :class:`SeriesStager` and :func:`score_series` alike, so both see the same epochs.
+
+    - Events that are not usable (``SeriesSource.keep``: a non-finite time, an implausible
+      rate) or that come earlier than one already pushed are dropped (``dropped``).
+    - Epochs start at the epoch of the first event (epoch n covers n * 30 s .. (n + 1) *
+      30 s of the time base; a device that has run for a day before the host connects
+      starts at its epoch 2880), or at 0 when events before 0 are context (a watch's
+      history before the recording start).
+    - **Holes**: a 2-Hz grid time with no event in the ``hold_s`` before it (nor, before
+      the segment's first event, in the ``hold_s`` after it) is missing: its epoch is
+      flagged ``gap`` and is unusable (stage -1) when half of it or more is missing. Two
+      events more than ``MAX_FILL_S`` apart end the segment: its epochs end with the whole
+      epochs by its last event, the next one starts at the next event's epoch (flagged
+      ``segment``), and nothing is emitted in between. The end of a stream completes the
+      epochs by ``horizon_s``, at most ``MAX_FILL_S`` past the last event.
+    """
+
+    def __init__(self, source: SeriesSource) -> None:
+        self.source = source
+        self.grid_total = int(EPOCH_S * HOLE_GRID_HZ)
+        self.reset()
+
+    def reset(self) -> None:
+        self.images: SeriesStream | None = None  # the current segment's image stream
+        self.origin = 0  # the epoch of the current segment's local epoch 0
+        self.first_s = math.nan  # the current segment's first event
+        self.last_s = -math.inf  # the last event kept
+        self.next_epoch = 0  # the next epoch the current segment emits
+        self.n_segments = 0
+        self.dropped = 0
+        self._times = np.zeros(0)  # kept event times still needed for the holes
+        self._pending: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)
+
+    def push(
+        self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
+    ) -> list[tuple[int, np.ndarray, _Quality]]:
+        """Add events (s on the stream's time base, in time order; ``values``: beats/min
+        of a heart-rate series); return the epochs that end by ``horizon_s`` (every event
+        before it pushed)."""
+        t = np.asarray(time_s, dtype=np.float64).reshape(-1)
+        v = None if values is None else np.asarray(values, dtype=np.float64).reshape(-1)
+        keep = self.source.keep(t, v)
+        ahead = np.maximum.accumulate(np.concatenate([[self.last_s], np.where(keep, t, -np.inf)]))
+        keep &= t >= ahead[:-1]
+        self.dropped += int(t.size - keep.sum())
+        t, v = t[keep], None if v is None else v[keep]
+        out: list[tuple[int, np.ndarray, _Quality]] = []
+        if t.size == 0:
+            return self._advance(horizon_s) if self.images is not None else []
+        # a segment starts at the first event and after every hole longer than MAX_FILL_S
+        starts = set(np.flatnonzero(np.diff(t, prepend=self.last_s) > MAX_FILL_S).tolist())
+        for a, b in itertools.pairwise(sorted({0, t.size} | starts)):
+            if a in starts:
+                if self.images is not None:
+                    out += self._advance(self.last_s)  # the old segment's last epochs
+                self._start(float(t[a]))
+            self._add(t[a:b], None if v is None else v[a:b])
+            out += self._advance(float(t[b - 1]) if b < t.size else horizon_s)
+        return out
+
+    def _start(self, first_s: float) -> None:
+        """A segment from the event at ``first_s`` (the first: from 0 if it is earlier)."""
+        epoch = math.floor(first_s / EPOCH_S)
+        self.origin = max(0, epoch) if self.n_segments == 0 else epoch
+        self.images = self.source.stream(min(0, epoch - self.origin))
+        self.first_s, self.next_epoch = first_s, self.origin
+        self._times = np.zeros(0)
+        self.n_segments += 1
+
+    def _add(self, t: np.ndarray, v: np.ndarray | None) -> None:
+        assert self.images is not None
+        self._times = np.concatenate([self._times, t])
+        self.last_s = float(t[-1])
+        self._pending = (t - self.origin * EPOCH_S, v)
+
+    def _advance(self, horizon_s: float) -> list[tuple[int, np.ndarray, _Quality]]:
+        """Push the pending events to the image stream; the epochs by ``horizon_s``."""
+        assert self.images is not None
+        horizon_s = min(horizon_s, self.last_s + MAX_FILL_S)
+        t, v = self._pending
+        self._pending = (np.zeros(0), None if v is None else np.zeros(0))
+        done = self.images.push(t, v, horizon_s - self.origin * EPOCH_S)
+        out = []
+        for local, image in done:
+            epoch = self.origin + local
+            out.append((epoch, image, self._quality(epoch)))
+            self.next_epoch = epoch + 1
+        return out
+
+    def _quality(self, epoch: int) -> _Quality:
+        """The grid times of ``epoch`` with no event behind them (see the class docstring)."""
+        grid = epoch * EPOCH_S + np.arange(self.grid_total) / HOLE_GRID_HZ
+        hold = self.source.hold_s
+        last = np.searchsorted(self._times, grid, side="right") - 1
+        behind = np.where(last >= 0, grid - self._times[np.maximum(last, 0)], np.inf) <= hold
+        ahead = (grid < self.first_s) & (self.first_s - grid <= hold)
+        q = _Quality(bad=int((~(behind | ahead)).sum()), total=self.grid_total)
+        if q.bad:
+            q.flags.add("gap")
+        if epoch == self.origin and self.n_segments > 1:
+            q.flags.add("segment")
+        # the events still needed: from the last one before the next epoch's hold window
+        keep_from = np.searchsorted(self._times, (epoch + 1) * EPOCH_S - hold, side="right") - 1
+        self._times = self._times[max(keep_from, 0) :]
+        return q
+
+
 class SeriesStager(Stager):
     """Streaming staging from a time series that the model's input kind can be made from
     (:class:`edgesleep.dsp.inputs.SeriesSource`: beat times, heart-rate samples) rather
     than from a signal: :meth:`push_series` events as they come, :meth:`end` (or
-    :meth:`flush`, at the last horizon) at the end.
+    :meth:`flush`, at the last horizon) at the end. Epochs, holes and segments are
+    :class:`SeriesFrontEnd`'s.
 
     Raises
     ------
@@ -458,11 +570,11 @@ class SeriesStager(Stager):
             )
         self._readout(model, delay, revisions)
         self.source = kind.series[source]
-        self.series = self.source.stream()
+        self.series = SeriesFrontEnd(self.source)
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream: the next event's time is from the start of a new night."""
+        """Forget the stream: the next event starts a new night."""
         self.series.reset()
         self._reset_readout()
 
@@ -477,12 +589,12 @@ class SeriesStager(Stager):
     def push_series(
         self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
     ) -> list[EpochResult]:
-        """Add events (times in s from the stream start, non-decreasing; ``values`` for a
-        heart-rate series), every event before ``horizon_s`` included; return the results
+        """Add events (times in s on the stream's time base, non-decreasing; ``values`` for
+        a heart-rate series), every event before ``horizon_s`` included; return the results
         they make final."""
         out: list[EpochResult] = []
-        for epoch, image in self.series.push(time_s, values, horizon_s):
-            out += self._epoch(epoch, image, _Quality())
+        for epoch, image, q in self.series.push(time_s, values, horizon_s):
+            out += self._epoch(epoch, image, q)
         return out
 
     def end(self, end_s: float) -> list[EpochResult]:
@@ -501,29 +613,53 @@ def score_series(
     n_epochs: int | None = None,
 ) -> list[EpochResult]:
     """Score a whole night from a time series (``source``: a name in the model's input
-    kind's ``series``, e.g. "beats" or "heart-rate"): the source's offline images, batched
-    model calls, the stager's readout. Equal to :class:`SeriesStager` on the same events.
+    kind's ``series``, e.g. "beats" or "heart-rate"): :class:`SeriesFrontEnd` on the
+    sorted events, batched model calls per segment, the stager's readout. Equal to
+    :class:`SeriesStager` on the same events.
 
     Parameters
     ----------
     time_s : ndarray of shape (n,), s from the recording start, any order
     values : ndarray of shape (n,), the values (beats/min for a heart-rate series)
-    n_epochs : epochs from 0 (default: the whole epochs that end by the last event)
+    n_epochs : epochs up to (default: the whole epochs that end by the last event; never
+        more than ``MAX_FILL_S`` past it)
     """
     stager = SeriesStager(model, source, delay)
-    images = stager.source.images(np.asarray(time_s), values, n_epochs)
+    time_s = np.asarray(time_s, dtype=np.float64)
+    order = np.argsort(time_s, kind="stable")
+    values = None if values is None else np.asarray(values, dtype=np.float64)[order]
+    time_s = time_s[order]
+    last = time_s[np.isfinite(time_s)]
+    horizon_s = n_epochs * EPOCH_S if n_epochs is not None else (last[-1] if last.size else 0.0)
+    epochs = stager.series.push(time_s, values, horizon_s)
     if not model.batched:  # a streaming-only export: its step graph, epoch by epoch
-        done = [stager._epoch(t, image, _Quality()) for t, image in enumerate(images)]
+        done = [stager._epoch(t, image, q) for t, image, q in epochs]
         return [r for results in done for r in results] + stager._drain()
-    if images.shape[0] == 0:
-        return []
-    vectors = np.concatenate(
-        [model.encode(images[i : i + BATCH]) for i in range(0, images.shape[0], BATCH)]
-    )
-    out = []
-    for t, logp in enumerate(sequence_log_probs(model, vectors)):
-        out += stager._add_window(t, logp)
-    return out + stager._drain()
+    out: list[EpochResult] = []
+    for segment in _segments(epochs):
+        images = np.stack([image for _, image, _ in segment])
+        vectors = np.concatenate(
+            [model.encode(images[i : i + BATCH]) for i in range(0, images.shape[0], BATCH)]
+        )
+        stager.segment = segment[0][0]
+        for t, _, q in segment:
+            stager.quality[t] = q
+        for t, logp in enumerate(sequence_log_probs(model, vectors)):
+            out += stager._add_window(t, logp)
+        out += stager._drain()
+    return out
+
+
+def _segments(
+    epochs: list[tuple[int, np.ndarray, _Quality]],
+) -> list[list[tuple[int, np.ndarray, _Quality]]]:
+    """Runs of consecutive epoch indices."""
+    runs: list[list[tuple[int, np.ndarray, _Quality]]] = []
+    for item in epochs:
+        if not runs or item[0] != runs[-1][-1][0] + 1:
+            runs.append([])
+        runs[-1].append(item)
+    return runs
 
 
 def score_signal(

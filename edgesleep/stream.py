@@ -13,7 +13,7 @@ import numpy as np
 from edgesleep.errors import InputError
 from edgesleep.night import NightSink
 from edgesleep.ort import ExportedModel
-from edgesleep.sources import BeatPacket, Packet, RatePacket, Source, pick_channel
+from edgesleep.sources import BeatPacket, Packet, RatePacket, Source, StreamInfo, pick_channel
 from edgesleep.stager import EpochResult, SeriesStager, Stager
 
 log = logging.getLogger("edgesleep")
@@ -75,6 +75,32 @@ def stream_to_csv(
         fit the model.
     """
     night = NightSink(out, model.info.n_classes, opts.resume, opts.overwrite)
+    try:
+        stager, index, label, info = _prepare(model, source, night, opts)
+    except BaseException:
+        night.close()  # the lock too
+        raise
+    report = StreamReport(sfreq=info.sfreq)
+    log.info("streaming %r at %g Hz from %s -> %s", label, info.sfreq, info.device_id, out)
+
+    def emit(r: EpochResult) -> None:
+        night.write(r)
+        if on_result is not None:
+            on_result(r, report)
+
+    try:
+        run_stream(source, stager, index, emit, report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+    finally:
+        night.close()
+    return report
+
+
+def _prepare(
+    model: ExportedModel, source: Source, night: NightSink, opts: StreamOptions
+) -> tuple[Stager, int, str, StreamInfo]:
+    """The stager of the source's stream, its channel's index and label, the stream."""
     info = source.info()
     if opts.source is None and not info.channels:
         raise InputError(
@@ -97,21 +123,7 @@ def stream_to_csv(
             "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
             model.folder,
         )
-    report = StreamReport(sfreq=info.sfreq)
-    log.info("streaming %r at %g Hz from %s -> %s", label, info.sfreq, info.device_id, out)
-
-    def emit(r: EpochResult) -> None:
-        night.write(r)
-        if on_result is not None:
-            on_result(r, report)
-
-    try:
-        run_stream(source, stager, index, emit, report)
-    except KeyboardInterrupt:
-        report.interrupted = True
-    finally:
-        night.close()
-    return report
+    return stager, index, label, info
 
 
 def run_stream(
@@ -177,7 +189,7 @@ def _series_packet(
     elif isinstance(packet, RatePacket) and name == "heart-rate":
         times, values = packet.ticks / sfreq, packet.bpm
     elif isinstance(packet, Packet) and packet.samples.shape[0] == 0:  # the end
-        times = np.zeros(0)
+        times = values = np.zeros(0)
         horizon_s = max(horizon_s, packet.start / sfreq)
     if times is None:
         return horizon_s

@@ -38,6 +38,10 @@ SAMPLES_PER_FRAME = int(FRAME_S * GRID_HZ)  # 20 "bins"
 FRAMES_PER_EPOCH = int(EPOCH_S / FRAME_S)
 N_BEAT_FRAMES = CONTEXT_EPOCHS * FRAMES_PER_EPOCH  # 27 frames
 GRID_PER_EPOCH = int(EPOCH_S * GRID_HZ)
+# how long one event stands for data (longer without one: a hole, flagged "gap"): beats
+# come every 0.3-2 s; a watch's heart rate every 1-15 s (Walch et al.: 99 % within 10 s)
+BEATS_HOLD_S = 10.0
+RATES_HOLD_S = 60.0
 
 
 def _bandpass_taps(sfreq: float) -> np.ndarray:
@@ -324,7 +328,7 @@ class BeatImages:
     """
 
     def __init__(self, first_epoch: int = 0) -> None:
-        self.rates = RateImages(first_epoch)
+        self.rates = RateImages(max(-(CONTEXT_EPOCHS - 1), first_epoch))
         self.reset()
 
     def reset(self) -> None:
@@ -468,11 +472,24 @@ def plausible_bpm(bpm: np.ndarray) -> np.ndarray:
     return np.isfinite(bpm) & (bpm >= lo) & (bpm <= hi)
 
 
-class BeatSeriesStream:
-    """Streaming front end for beat times given directly: (epoch, image) as epochs end."""
+def _usable_beats(time_s: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    """Beats with a finite time."""
+    return np.isfinite(time_s)
 
-    def __init__(self) -> None:
-        self.images = BeatImages()
+
+def _usable_rates(time_s: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+    """Rate samples with a finite time and a plausible rate."""
+    if values is None:
+        raise ValueError("a heart-rate series needs its beats/min values")
+    return np.isfinite(time_s) & plausible_bpm(np.asarray(values, dtype=np.float64))
+
+
+class BeatSeriesStream:
+    """Streaming front end for beat times given directly: (epoch, image) as epochs end
+    (``first_epoch``: where the grid starts, see :class:`RateImages`)."""
+
+    def __init__(self, first_epoch: int = 0) -> None:
+        self.images = BeatImages(max(-(CONTEXT_EPOCHS - 1), first_epoch))
 
     def reset(self) -> None:
         self.images.reset()
@@ -488,8 +505,8 @@ class HeartRateStream:
     """Streaming front end for heart-rate samples: implausible rates and samples out of
     time order are dropped (counted in ``dropped``)."""
 
-    def __init__(self) -> None:
-        self.rates = RateImages()
+    def __init__(self, first_epoch: int = 0) -> None:
+        self.rates = RateImages(max(-(CONTEXT_EPOCHS - 1), first_epoch))
         self.reset()
 
     def reset(self) -> None:
@@ -571,13 +588,20 @@ KIND = InputKind(
     },
     series={
         "beats": SeriesSource(
-            "beats", "beat (R-peak) times, s", beat_series_images, BeatSeriesStream
+            "beats",
+            "beat (R-peak) times, s",
+            beat_series_images,
+            BeatSeriesStream,
+            _usable_beats,
+            hold_s=BEATS_HOLD_S,
         ),
         "heart-rate": SeriesSource(
             "heart-rate",
             "heart-rate samples (time s, beats/min)",
             heart_rate_images,
             HeartRateStream,
+            _usable_rates,
+            hold_s=RATES_HOLD_S,
         ),
     },
 )

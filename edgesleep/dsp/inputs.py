@@ -45,7 +45,9 @@ class ImageStream(Protocol):
 
 class SeriesStream(Protocol):
     """A streaming front end for a time series of events (beat times, heart-rate
-    samples): ``(time_s, values)`` in, ``(epoch index, image)`` out as epochs complete."""
+    samples): ``(time_s, values)`` in, ``(epoch index, image)`` out as epochs complete.
+    Made with the epoch its grid starts at (<= 0: the epochs before 0 fill the context
+    and are not returned)."""
 
     def reset(self) -> None: ...
 
@@ -68,13 +70,21 @@ class SeriesSource:
     images : offline function, (time_s (n,), values (n,) or None, n_epochs or None) ->
         images (n_epochs, *image_shape) (default n_epochs: the whole epochs that end by the
         last event); times in s from the recording start, any order
-    stream : a new streaming front end (:class:`SeriesStream`) that makes the same images
+    stream : a new streaming front end (:class:`SeriesStream`) that makes the same images,
+        given the epoch its grid starts at (<= 0)
+    keep : (time_s (n,), values (n,) or None) -> boolean mask (n,) of the usable events
+        (finite times; plausible values)
+    hold_s : how long one event stands for data: a 2-Hz grid time whose last event is
+        older than this is missing (a hole: flagged ``gap``); see
+        :class:`edgesleep.stager.SeriesFrontEnd`
     """
 
     name: str
     help: str
     images: Callable[[np.ndarray, np.ndarray | None, int | None], np.ndarray]
-    stream: Callable[[], SeriesStream]
+    stream: Callable[[int], SeriesStream]
+    keep: Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+    hold_s: float
 
 
 @dataclass(frozen=True)

@@ -80,17 +80,23 @@ def _annotation_text(stage: int, n_classes: int) -> str:
 
 
 def stage_annotations(
-    stages: np.ndarray, n_classes: int, onset0_s: float = 0.0
+    stages: np.ndarray,
+    n_classes: int,
+    onset0_s: float = 0.0,
+    epochs: np.ndarray | None = None,
 ) -> list[tuple[float, float, str]]:
     """Runs of equal stages as (onset_s, duration_s, text) annotations.
 
     5-class stages use Sleep-EDF's strings ("Sleep stage W", "Sleep stage 1", ...).
+    ``epochs``: each stage's epoch index (default: consecutive from 0); a run never spans
+    a jump in them (a night in segments).
     """
     stages = np.asarray(stages)
-    bounds = np.flatnonzero(np.diff(stages)) + 1
+    index = np.arange(stages.shape[0]) if epochs is None else np.asarray(epochs)
+    bounds = np.flatnonzero((np.diff(stages) != 0) | (np.diff(index) != 1)) + 1
     return [
         (
-            onset0_s + float(first) * EPOCH_S,
+            onset0_s + float(index[first]) * EPOCH_S,
             float(stop - first) * EPOCH_S,
             _annotation_text(int(stages[first]), n_classes),
         )
@@ -104,15 +110,17 @@ def write_hypnogram_edf(
     n_classes: int,
     start: dt.datetime | None = None,
     onset0_s: float = 0.0,
+    epochs: np.ndarray | None = None,
 ) -> None:
-    """Write a hypnogram as an EDF+ file of stage annotations (as Sleep-EDF ships them)."""
+    """Write a hypnogram as an EDF+ file of stage annotations (as Sleep-EDF ships them);
+    ``epochs``: each stage's epoch index (default: consecutive from 0)."""
     import pyedflib
 
     writer = pyedflib.EdfWriter(str(path), 0, file_type=pyedflib.FILETYPE_EDFPLUS)
     try:
         if start is not None:
             writer.setStartdatetime(start)
-        for onset, duration, text in stage_annotations(stages, n_classes, onset0_s):
+        for onset, duration, text in stage_annotations(stages, n_classes, onset0_s, epochs):
             writer.writeAnnotation(onset, duration, text)
     finally:
         writer.close()
@@ -196,7 +204,7 @@ class CsvSink:
         self.path = Path(path)
         self.n_classes = n_classes
         self.fsync_every, self.max_pending = fsync_every, max_pending
-        header = [*csv_header(n_classes, True), "model_stage", "flags", "revision"]
+        header = self.header(n_classes)
         self.n_rows = 0
         if self.path.is_file() and self.path.stat().st_size > 0:
             with self.path.open(newline="") as fh:
@@ -215,6 +223,11 @@ class CsvSink:
         self.dropped = 0  # rows lost because the buffer was full
         self.error: OSError | None = None  # the last write error, while rows wait
         self._unsynced = 0
+
+    @staticmethod
+    def header(n_classes: int) -> list[str]:
+        """The columns of a night CSV of ``n_classes``."""
+        return [*csv_header(n_classes, True), "model_stage", "flags", "revision"]
 
     def write(
         self,
