@@ -222,19 +222,72 @@ TYPES: dict[str, type] = {
 }  # fmt: skip
 
 
-def _check_fields(name: str, raw: dict[str, Any]) -> None:
-    """Refuse metadata whose fields have the wrong type or an unknown class set."""
-    wrong = [k for k, t in TYPES.items() if not isinstance(raw[k], t) or isinstance(raw[k], bool)]
-    if wrong or raw["seq_len"] < 1 or raw["epoch_dim"] < 1:
+# Stated bounds of every field the runtime uses (the hash has no key: an edited file can be
+# re-hashed, so the values are checked whatever it says)
+MAX_SEQ_LEN = 256  # epochs in a window (the papers: 20)
+MAX_EPOCH_DIM = 4096
+MAX_CONTEXT = 4096  # cached epochs of a step graph, epochs of a receptive field
+SESSION_OPTIONS = {"session.disable_quant_qdq": ("0", "1"),
+                   "session.x64quantprecision": ("0", "1")}  # fmt: skip
+
+
+def _int_in(name: str, field: str, value: Any, lo: int, hi: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise InputError(
-            f"{name}: edgesleep metadata fields {wrong or ['seq_len/epoch_dim']} are not what "
-            "an export writes (edited?); re-export the model"
+            f"{name}: edgesleep metadata {field} = {str(value)[:40]} is not an integer in "
+            f"{lo}..{hi} (edited?); re-export the model"
         )
+    return value
+
+
+def _check_fields(name: str, raw: dict[str, Any]) -> None:
+    """Refuse metadata whose fields have the wrong type, lie outside their stated bounds
+    or name an unknown class set, option or mode."""
+    wrong = [k for k, t in TYPES.items() if not isinstance(raw[k], t) or isinstance(raw[k], bool)]
+    if wrong:
+        raise InputError(
+            f"{name}: edgesleep metadata fields {wrong} are not what an export writes "
+            "(edited?); re-export the model"
+        )
+    seq_len = _int_in(name, "seq_len", raw["seq_len"], 1, MAX_SEQ_LEN)
+    _int_in(name, "epoch_dim", raw["epoch_dim"], 1, MAX_EPOCH_DIM)
     if tuple(raw["labels"]) not in CLASS_LABELS.values():
         raise InputError(
-            f"{name}: labels {raw['labels']} are not a known class set "
+            f"{name}: labels {str(raw['labels'])[:80]} are not a known class set "
             f"({[list(v) for v in CLASS_LABELS.values()]}); re-export the model"
         )
+    for field, allowed in (("graph", GRAPHS), ("precision", PRECISIONS)):
+        if raw[field] not in allowed:
+            raise InputError(f"{name}: edgesleep metadata {field} {str(raw[field])[:40]!r} is "
+                             f"not one of {allowed}; re-export the model")  # fmt: skip
+    readout = raw["readout"]
+    if not isinstance(readout.get("causal", False), bool):
+        raise InputError(f"{name}: edgesleep metadata readout.causal is not true or false")
+    for field in ("lookahead", "default_delay"):
+        if field in readout:
+            _int_in(name, f"readout.{field}", readout[field], 0, seq_len - 1)
+    if readout.get("receptive_field_epochs") is not None:  # None: a fused model's
+        _int_in(name, "readout.receptive_field_epochs", readout["receptive_field_epochs"], 1,
+                MAX_CONTEXT)  # fmt: skip
+    if readout.get("streaming", "window") == "step":
+        if "stream_context" not in readout:
+            raise InputError(f"{name}: edgesleep metadata readout.stream_context is missing "
+                             "(a step graph needs it); re-export the model")  # fmt: skip
+        _int_in(name, "readout.stream_context", readout["stream_context"], 0, MAX_CONTEXT)
+    for key, value in raw["session_options"].items():
+        if value not in SESSION_OPTIONS.get(key, ()):
+            raise InputError(
+                f"{name}: session option {str(key)[:60]}={str(value)[:20]} is not one an "
+                f"export sets ({sorted(SESSION_OPTIONS)}); re-export the model"
+            )
+    quant = raw.get("quantization")
+    if quant is not None and (not isinstance(quant, dict) or quant.get("scheme", "portable")
+                              not in TARGETS):  # fmt: skip
+        raise InputError(f"{name}: edgesleep metadata quantization is not what an export "
+                         "writes; re-export the model")  # fmt: skip
+    if not isinstance(raw["model"].get("name"), str) or len(raw["export_id"]) > 64:
+        raise InputError(f"{name}: edgesleep metadata model or export_id is not what an "
+                         "export writes; re-export the model")  # fmt: skip
 
 
 def check_info(name: str, meta: dict[str, str]) -> ModelInfo:

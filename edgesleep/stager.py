@@ -461,6 +461,7 @@ class SeriesFrontEnd:
         self.last_s = -math.inf  # the last event kept
         self.next_epoch = 0  # the next epoch the current segment emits
         self.n_segments = 0
+        self.emitted = False  # any epoch so far
         self.dropped = 0
         self._times = np.zeros(0)  # kept event times still needed for the holes
         self._pending: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)
@@ -493,9 +494,10 @@ class SeriesFrontEnd:
         return out
 
     def _start(self, first_s: float) -> None:
-        """A segment from the event at ``first_s`` (the first: from 0 if it is earlier)."""
-        epoch = math.floor(first_s / EPOCH_S)
-        self.origin = max(0, epoch) if self.n_segments == 0 else epoch
+        """A segment from the event at ``first_s`` (from epoch 0 if it is earlier: the
+        events before 0 are context; a segment that ends before 0 emits nothing)."""
+        epoch = math.floor(max(first_s, -1e12) / EPOCH_S)
+        self.origin = max(0, epoch)
         self.images = self.source.stream(min(0, epoch - self.origin))
         self.first_s, self.next_epoch = first_s, self.origin
         self._times = np.zeros(0)
@@ -519,6 +521,7 @@ class SeriesFrontEnd:
             epoch = self.origin + local
             out.append((epoch, image, self._quality(epoch)))
             self.next_epoch = epoch + 1
+        self.emitted = self.emitted or bool(done)
         return out
 
     def _quality(self, epoch: int) -> _Quality:
@@ -531,7 +534,7 @@ class SeriesFrontEnd:
         q = _Quality(bad=int((~(behind | ahead)).sum()), total=self.grid_total)
         if q.bad:
             q.flags.add("gap")
-        if epoch == self.origin and self.n_segments > 1:
+        if epoch == self.origin and self.emitted:  # after a segment with epochs
             q.flags.add("segment")
         # the events still needed: from the last one before the next epoch's hold window
         keep_from = np.searchsorted(self._times, (epoch + 1) * EPOCH_S - hold, side="right") - 1

@@ -17,6 +17,7 @@ import numpy as np
 W, N1, N2, N3, REM = 0, 1, 2, 3, 4
 ARTEFACT = -1
 UNSCORED = -2
+MAX_NIGHT_S = 86_400.0  # the longest recording a night's file may describe (from its start)
 
 STAGE_NAMES: dict[int, str] = {
     W: "W",

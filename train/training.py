@@ -380,7 +380,7 @@ def fit(
     if state_path is not None and state_path.is_file():
         state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
         best, step, since_best, running = (
-            state["best"],
+            TrainResult(**state["best"]),
             state["step"],
             state["since_best"],
             state["running"],
@@ -413,7 +413,7 @@ def fit(
                 rngs = distributed.gather_objects(torch.get_rng_state())
                 if state_path is not None and rank == 0:
                     _save_state(state_path, fingerprint, model, optimizer, extra_params, rngs, {
-                        "best": best, "step": step, "since_best": since_best,
+                        "best": asdict(best), "step": step, "since_best": since_best,
                         "running": running, "pass_start": pass_start, "batch_in_pass": i + 1,
                     })  # fmt: skip
             if progress is not None:
@@ -480,9 +480,22 @@ def _load_state(
     optimizer: torch.optim.Optimizer,
     extra_params: Sequence[nn.Parameter],
 ) -> dict[str, Any]:
-    """Restore what :func:`_save_state` wrote; return the loop's fields."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state["fingerprint"] != fingerprint:
+    """Restore what :func:`_save_state` wrote (tensors and plain types only, loaded with
+    ``weights_only=True``: a planted file runs no code); return the loop's fields.
+
+    Raises
+    ------
+    UsageError
+        Not a training state of this run (unreadable, foreign, another run's).
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (torch raises many kinds for a foreign file)
+        raise UsageError(
+            f"{path}: not a training state edgesleep can load ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200]}); delete it to start again"
+        ) from None
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint:
         raise UsageError(
             f"{path}: a training state of another run (other options or model); train with "
             "the same options to continue it, or delete it to start again"

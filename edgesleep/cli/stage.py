@@ -3,6 +3,7 @@ recording as a wearable (the device runtime: numpy and onnxruntime)."""
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections import Counter
 from pathlib import Path
@@ -110,6 +111,12 @@ def stage(
         except (InputError, OSError) as err:
             failed += 1
             rows.append([night.name, "FAILED", "", "", "", str(err)])
+            continue
+        except Exception as err:  # noqa: BLE001 (one night's bug must not end the batch)
+            failed += 1
+            logging.getLogger("edgesleep").exception("%s: internal error", night)
+            why = f"internal error {type(err).__name__}: {err} (please report it)"
+            rows.append([night.name, "FAILED", "", "", "", why])
             continue
         rows.append(_night_row(night.name, hyp))
     columns = ["night", "epochs", "TST min", "SE %", "flagged", "stages"]

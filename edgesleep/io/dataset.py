@@ -23,6 +23,7 @@ import csv
 import json
 import logging
 import os
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -110,6 +111,26 @@ class Night:
     @property
     def n_epochs(self) -> int:
         return int(self.stages.shape[0])
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def plain_name(name: str, where: Path | str) -> str:
+    """``name`` if it is a plain file name (letters, digits, ``._-``; no path, no ``..``),
+    as every id an importer turns into a path must be.
+
+    Raises
+    ------
+    InputError
+        Naming the id and where it was listed.
+    """
+    if not PLAIN_NAME.fullmatch(name) or ".." in name:
+        raise InputError(
+            f"{where}: the id {name[:80]!r} is not a plain name (letters, digits, '.', '_', "
+            "'-'); refusing to make a path of it"
+        )
+    return name
 
 
 def write_dataset(root: Path, entries: list[Entry], info: dict[str, object]) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +28,7 @@ DATASETS = ("sleep-edf", "walch", "slpdb")  # what `edgesleep data fetch` downlo
 SUBDIR = "sleep-cassette"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
+MAX_LISTING_BYTES = 16 * 2**20  # a SHA256SUMS.txt: PhysioNet's largest are well under 1 MB
 
 
 def parse_subjects(spec: str) -> list[int]:
@@ -59,12 +61,34 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+class _SameHost(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to the same host and port (http may become https): a
+    redirect elsewhere is refused, not followed silently."""
+
+    def redirect_request(  # type: ignore[no-untyped-def]
+        self, req, fp, code, msg, headers, newurl
+    ):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        same = (old.hostname, old.port) == (new.hostname, new.port) or (
+            old.hostname == new.hostname and (old.scheme, new.scheme) == ("http", "https")
+        )
+        if not same or (old.scheme, new.scheme) == ("https", "http"):
+            raise InputError(
+                f"download refused: {req.full_url} redirects to another host ({newurl}); "
+                "edgesleep fetches only from the host you named (pass --base-url to choose it)"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHost)
+
+
 def _open_url(url: str, offset: int = 0):  # type: ignore[no-untyped-def]
     request = urllib.request.Request(url, headers={"User-Agent": "edgesleep"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        return urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        return _OPENER.open(request, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:
             return None  # the partial file already holds everything
@@ -122,7 +146,13 @@ def fetch_checksums(base_url: str) -> dict[str, str]:
     url = base_url + "SHA256SUMS.txt"
     response = _open_url(url)
     with response:
-        text = response.read().decode("utf-8", errors="replace")
+        raw = response.read(MAX_LISTING_BYTES + 1)
+    if len(raw) > MAX_LISTING_BYTES:
+        raise InputError(
+            f"{url}: longer than {MAX_LISTING_BYTES // 2**20} MB; PhysioNet's listings are "
+            "far smaller (is the base URL right?)"
+        )
+    text = raw.decode("utf-8", errors="replace")
     sums = {}
     for line in text.splitlines():
         parts = line.split(maxsplit=1)

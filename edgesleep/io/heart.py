@@ -19,14 +19,19 @@ samples if it has two, unless the caller names its source (``--input beats|heart
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
-from dataclasses import dataclass
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
 from edgesleep.errors import InputError
+from edgesleep.stages import MAX_NIGHT_S
 
 log = logging.getLogger("edgesleep")
 HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}  # the columns each needs
@@ -45,15 +50,27 @@ class Series:
     source : "beats" or "heart-rate"
     time_s : ndarray of shape (n,), float64, s from the recording start (file order)
     values : ndarray of shape (n,), float64, beats/min; None for beats
+    line_numbers : ndarray of shape (n,), int64, each sample's line in its file (if read)
     """
 
     source: str
     time_s: np.ndarray
     values: np.ndarray | None
+    line_numbers: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+
+MAX_LINE = 4096  # characters: a longer line is refused, never read whole
+MAX_ROWS = 5_000_000  # a week of 1-Hz history and a night of beats fit many times over
+MAX_HOLD_SPACING_S = 300.0  # a median spacing above this is no heart series in seconds
 
 
 def read_series(path: str | Path, source: str | None = None) -> Series:
     """Read a beat or heart-rate CSV (see the module docstring).
+
+    Bounded: read line by line (a file, a pipe or a FIFO) into arrays of 8 bytes per
+    value, at most ``MAX_ROWS`` rows of at most ``MAX_LINE`` characters; a UTF-8 byte
+    order mark is read. Checked: no time after ``MAX_NIGHT_S`` (one outlier would make a
+    night of days), and times in seconds (see :func:`check_units`).
 
     Parameters
     ----------
@@ -64,36 +81,61 @@ def read_series(path: str | Path, source: str | None = None) -> Series:
     ------
     InputError
         An unreadable file, an unknown header, no header and no ``source``, a line that is
-        not numbers (its number is named), or no samples.
+        not numbers or too long (its number is named), too many rows, a time out of
+        bounds, times that are not seconds, or no samples.
     """
     path = Path(path)
     if source is not None and source not in SOURCES:
         raise InputError(f"--input {source!r}: a heart series is one of {list(SOURCES)}")
     try:
-        lines = path.read_text().splitlines()
+        with path.open(encoding="utf-8-sig", errors="strict", newline=None) as fh:
+            series = _read(fh, path, source)
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"{path}: cannot read it as text ({err})") from None
-    rows = [(n, line.strip()) for n, line in enumerate(lines, 1)]
-    rows = [(n, line) for n, line in rows if line and not line.startswith("#")]
-    if not rows:
+    check_units(path, series)
+    check_span(path, series)
+    return series
+
+
+def _lines(fh: TextIO, path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of the lines that are not blank or comments."""
+    n = 0
+    while True:
+        line = fh.readline(MAX_LINE + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE and not line.endswith("\n"):
+            raise InputError(f"{path}, line {n}: longer than {MAX_LINE} characters; not a "
+                             "heart series")  # fmt: skip
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield n, line
+
+
+def _read(fh: TextIO, path: Path, source: str | None) -> Series:
+    lines = _lines(fh, path)
+    first_row = next(lines, None)
+    if first_row is None:
         raise InputError(f"{path}: no samples")
-    first = [f.strip().lower() for f in rows[0][1].split(",")]
+    first = [f.strip().lower() for f in first_row[1].split(",")]
     split = _COMMA.split
+    pending: list[tuple[int, str]] = []
     if "time_s" in first:
         found = "heart-rate" if "bpm" in first else "beats"
         if source is not None and source != found:
-            raise InputError(f"{path}: a {found} file (header {rows[0][1]}), not {source}")
-        source, rows, n_fields = found, rows[1:], len(first)
+            raise InputError(f"{path}: a {found} file (header {first_row[1]}), not {source}")
+        source, n_fields = found, len(first)
         columns = [first.index(name) for name in ("time_s", "bpm")[: 2 if found != "beats" else 1]]
-    elif not _is_number(_SPLIT.split(rows[0][1])[0]):
+    elif not _is_number(_SPLIT.split(first_row[1])[0]):
         expected = " or ".join(",".join(h) for h in HEADERS)
         raise InputError(
-            f"{path}: header {rows[0][1]!r} has no time_s column (expected {expected}; other "
+            f"{path}: header {first_row[1]!r} has no time_s column (expected {expected}; other "
             "columns are ignored)"
         )
     else:  # no header: exactly the columns of the source, comma- or space-separated
         if source is None:  # told apart by the number of columns: time, or time and bpm
-            width = len(_SPLIT.split(rows[0][1]))
+            width = len(_SPLIT.split(first_row[1]))
             if width not in (1, 2):
                 raise InputError(
                     f"{path}: no header line and {width} columns; add a header "
@@ -104,20 +146,80 @@ def read_series(path: str | Path, source: str | None = None) -> Series:
             log.info("%s: no header line; %d column(s) read as %s", path, width, source)
         n_fields = 1 if source == "beats" else 2
         columns, split = list(range(n_fields)), _SPLIT.split
-    table = np.empty((len(rows), len(columns)))
-    for i, (n, line) in enumerate(rows):
+        pending = [first_row]
+    values = [array("d") for _ in columns]
+    lines_of = array("q")
+    for n, line in itertools.chain(pending, lines):
         fields = split(line)
         try:
             if len(fields) != n_fields:
                 raise ValueError(f"{len(fields)} fields, expected {n_fields}")
-            table[i] = [float(fields[c]) for c in columns]
+            row = [float(fields[c]) for c in columns]
         except ValueError as err:
             raise InputError(
-                f"{path}, line {n}: {line!r} is not a {source} sample ({err})"
+                f"{path}, line {n}: {line[:80]!r} is not a {source} sample ({err})"
             ) from None
-    if table.shape[0] == 0:
+        if len(lines_of) >= MAX_ROWS:
+            raise InputError(f"{path}: more than {MAX_ROWS:,} samples; a night's heart series "
+                             "has far fewer: split the file")  # fmt: skip
+        for column, value in zip(values, row, strict=True):
+            column.append(value)
+        lines_of.append(n)
+    if not lines_of:
         raise InputError(f"{path}: no samples after the header")
-    return Series(source, table[:, 0], table[:, 1] if len(columns) == 2 else None)
+    arrays = [np.frombuffer(v, dtype=np.float64) for v in values]
+    lines_np = np.frombuffer(lines_of, dtype=np.int64)
+    return Series(source, arrays[0], arrays[1] if len(arrays) == 2 else None, lines_np)
+
+
+def check_span(path: Path, series: Series) -> None:
+    """Refuse a time after ``MAX_NIGHT_S`` from the recording start (naming its line):
+    one outlier (1e7 s, 1e300 s) would otherwise make a night of months. Times before
+    the start are context, of any age.
+
+    Raises
+    ------
+    InputError
+    """
+    times = series.time_s
+    late = np.flatnonzero(~(times <= MAX_NIGHT_S) & ~np.isnan(times))
+    if late.size:
+        i = int(late[0])
+        line = series.line_numbers
+        where = f"line {int(line[i])}" if line is not None else f"sample {i}"
+        raise InputError(
+            f"{path}, {where}: time {times[i]:g} s is {times[i] / 86400:.3g} days after the "
+            f"recording start, and a night's file spans at most {MAX_NIGHT_S / 3600:g} h "
+            f"({late.size} such time(s)); remove the outliers or split the file"
+        )
+
+
+def check_units(path: Path, series: Series) -> None:
+    """Refuse times that are not seconds, told by the beat rate: beats a median of more
+    than 2.5 s apart (30-200 beats/min are 0.3-2 s), or heart-rate samples a median of
+    more than ``MAX_HOLD_SPACING_S`` apart (every sample would stand alone), naming the
+    likely unit (milliseconds when a thousandth fits).
+
+    Raises
+    ------
+    InputError
+    """
+    times = np.sort(series.time_s[np.isfinite(series.time_s)])
+    steps = np.diff(times)
+    steps = steps[steps > 0]
+    if steps.size < 10:
+        return
+    spacing = float(np.median(steps))
+    limit = 2.5 if series.source == "beats" else MAX_HOLD_SPACING_S
+    if spacing <= limit:
+        return
+    ms = (0.25 if series.source == "beats" else 0.0) <= spacing / 1000 <= limit
+    hint = "; the times look like milliseconds: divide them by 1000" if ms else ""
+    what = "beats" if series.source == "beats" else "heart-rate samples"
+    raise InputError(
+        f"{path}: {what} a median of {spacing:g} s apart, which no heart series is (beats: "
+        f"0.3-2 s; a watch's heart rate: seconds){hint}; times must be seconds"
+    )
 
 
 def write_series(path: str | Path, series: Series) -> None:

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import Annotation, read_annotations
-from edgesleep.stages import ARTEFACT, CLASS_LABELS, N1, N2, N3, REM, UNSCORED, W, stage_from_string
+from edgesleep.stages import (
+    ARTEFACT,
+    CLASS_LABELS,
+    MAX_NIGHT_S,
+    N1,
+    N2,
+    N3,
+    REM,
+    UNSCORED,
+    W,
+    stage_from_string,
+)
 
 log = logging.getLogger("edgesleep")
 
@@ -108,9 +121,17 @@ def scored_epochs(
 NSRR_CODES = {0: W, 1: N1, 2: N2, 3: N3, 4: N3, 5: REM, 6: UNSCORED, 9: UNSCORED}
 
 
+MAX_XML_BYTES = 64 * 2**20  # NSRR's annotation files are a few MB at most
+
+
 def read_nsrr_xml(path: str | Path) -> np.ndarray:
     """One stage per 30-s epoch from the recording start, from an NSRR XML file
     (:mod:`edgesleep.io.nsrr`: ``ScoredEvent`` elements of type ``Stages|Stages``).
+
+    Nothing in the file is trusted: it is parsed incrementally (each event dropped once
+    read) and at most ``MAX_XML_BYTES``; a DOCTYPE (entities: the "billion laughs") is
+    refused; every ``Start`` and ``Duration`` must be a finite number within a night
+    (``MAX_NIGHT_S``) and ``EpochLength`` 30.
 
     Returns
     -------
@@ -120,42 +141,92 @@ def read_nsrr_xml(path: str | Path) -> np.ndarray:
     Raises
     ------
     InputError
-        Not NSRR XML, no stage events, an epoch length other than 30 s, an unknown stage
-        code, or a stage event off the 30-s grid.
+        Not NSRR XML, too large, a DOCTYPE, no stage events, an epoch length other than
+        30 s, an unknown stage code, a time out of bounds, or a stage event off the 30-s
+        grid.
     """
+    path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        size = path.stat().st_size
+        if size > MAX_XML_BYTES:
+            raise InputError(f"{path}: {size / 2**20:.0f} MB; an NSRR annotation file is at "
+                             f"most {MAX_XML_BYTES // 2**20} MB")  # fmt: skip
+        events, epoch = _nsrr_events(path)
     except (ET.ParseError, OSError) as err:
         raise InputError(f"{path}: not readable as NSRR XML ({err})") from None
-    epoch = root.findtext("EpochLength")
-    if epoch is not None and abs(float(epoch) - EPOCH_S) > 1e-6:
-        raise InputError(f"{path}: EpochLength {epoch} s; edgesleep stages 30-s epochs")
-    events = []
-    for event in root.iter("ScoredEvent"):
-        if (event.findtext("EventType") or "").split("|")[0].strip().lower() != "stages":
-            continue
-        concept = event.findtext("EventConcept") or ""
-        code = concept.rsplit("|", 1)[-1].strip()
-        if not code.isdigit() or int(code) not in NSRR_CODES:
-            raise InputError(f"{path}: unknown stage concept {concept!r}")
+    if epoch is not None:
         try:
-            start = float(event.findtext("Start") or "")
-            duration = float(event.findtext("Duration") or "")
+            length = float(epoch)
         except ValueError:
-            raise InputError(f"{path}: stage event {concept!r} without a numeric Start and "
-                             "Duration") from None  # fmt: skip
-        events.append((start / EPOCH_S, duration / EPOCH_S, NSRR_CODES[int(code)], concept))
+            raise InputError(f"{path}: EpochLength {epoch[:40]!r} is not a number") from None
+        if abs(length - EPOCH_S) > 1e-6:
+            raise InputError(f"{path}: EpochLength {epoch[:40]} s; edgesleep stages 30-s epochs")
     if not events:
         raise InputError(f"{path}: no stage events (EventType 'Stages|Stages')")
-    stages = np.full(int(round(max(a + n for a, n, _, _ in events))), UNSCORED, dtype=np.int8)
-    for first, n, stage, concept in events:
+    for start, duration, _, concept in events:
+        if not (0 <= start <= MAX_NIGHT_S and 0 < duration <= MAX_NIGHT_S - start):
+            raise InputError(
+                f"{path}: stage event {concept!r} at Start {start:g} s lasting {duration:g} s "
+                f"lies outside a night of {MAX_NIGHT_S / 3600:g} h"
+            )
+    stages = np.full(int(round(max(a + n for a, n, _, _ in events) / EPOCH_S)), UNSCORED,
+                     dtype=np.int8)  # fmt: skip
+    for start, duration, stage, concept in events:
+        first, n = start / EPOCH_S, duration / EPOCH_S
         if abs(first - round(first)) > 1e-6 or abs(n - round(n)) > 1e-6:
             raise InputError(
-                f"{path}: stage event {concept!r} at {first * EPOCH_S} s lasting "
-                f"{n * EPOCH_S} s is not on the 30-s epoch grid"
+                f"{path}: stage event {concept!r} at {start} s lasting "
+                f"{duration} s is not on the 30-s epoch grid"
             )
         stages[int(round(first)) : int(round(first + n))] = stage
     return stages
+
+
+def _nsrr_events(path: Path) -> tuple[list[tuple[float, float, int, str]], str | None]:
+    """The stage events (start s, duration s, stage, concept) and EpochLength of an NSRR
+    XML file, read in pieces."""
+    parser: ET.XMLPullParser = ET.XMLPullParser(events=("end",))
+    events: list[tuple[float, float, int, str]] = []
+    epoch: str | None = None
+    tail = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 16):
+            seen = (tail + chunk).upper()
+            if b"<!DOCTYPE" in seen or b"<!ENTITY" in seen:
+                raise InputError(f"{path}: a DOCTYPE or ENTITY declaration; NSRR XML has none "
+                                 "(refused: entities can expand without bound)")  # fmt: skip
+            tail = chunk[-16:]
+            parser.feed(chunk)
+            for item in parser.read_events():
+                element: Any = item[-1]  # ("end", element): the only events asked for
+                if element.tag == "EpochLength":
+                    epoch = (element.text or "").strip()
+                elif element.tag == "ScoredEvent":
+                    stage = _stage_event(path, element)
+                    if stage is not None:
+                        events.append(stage)
+                    element.clear()
+        parser.close()
+    return events, epoch
+
+
+def _stage_event(path: Path, event: ET.Element) -> tuple[float, float, int, str] | None:
+    if (event.findtext("EventType") or "").split("|")[0].strip().lower() != "stages":
+        return None
+    concept = (event.findtext("EventConcept") or "")[:100]
+    code = concept.rsplit("|", 1)[-1].strip()
+    if not code.isdigit() or int(code) not in NSRR_CODES:
+        raise InputError(f"{path}: unknown stage concept {concept!r}")
+    try:
+        start = float(event.findtext("Start") or "")
+        duration = float(event.findtext("Duration") or "")
+    except ValueError:
+        raise InputError(f"{path}: stage event {concept!r} without a numeric Start and "
+                         "Duration") from None  # fmt: skip
+    if not (math.isfinite(start) and math.isfinite(duration)):
+        raise InputError(f"{path}: stage event {concept!r} with Start {start} and Duration "
+                         f"{duration}: not finite")  # fmt: skip
+    return start, duration, NSRR_CODES[int(code)], concept
 
 
 def read_hypnogram(path: str | Path) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io import slpdb
-from edgesleep.io.dataset import Dataset, Entry, read_dataset, write_dataset
+from edgesleep.io.dataset import Dataset, Entry, plain_name, read_dataset, write_dataset
 from edgesleep.io.heart import Series, read_series, write_series
 from edgesleep.io.mass import import_mass
 from edgesleep.io.nsrr import import_nsrr
@@ -70,6 +70,8 @@ def verify_sums(root: Path) -> int:
             continue
         digest, name = line.split(maxsplit=1)
         path = root / name.strip().lstrip("*")
+        if not path.resolve().is_relative_to(root.resolve()):
+            raise InputError(f"{sums}: {name.strip()[:80]!r} lies outside {root}; refused")
         if not path.is_file():
             raise InputError(f"{path}: listed in {sums} but missing")
         if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
@@ -91,8 +93,9 @@ def write_stages_csv(path: Path, stages: np.ndarray) -> None:
 def _subject_ids(src: Path) -> list[str]:
     listed = src / "SUBJECTS"
     if listed.is_file():
-        return [s.strip() for s in listed.read_text().split() if s.strip()]
-    return sorted(p.name.split("_")[0] for p in (src / "heart_rate").glob("*_heartrate.txt"))
+        return [plain_name(s, listed) for s in listed.read_text().split()]
+    found = sorted(p.name.split("_")[0] for p in (src / "heart_rate").glob("*_heartrate.txt"))
+    return [plain_name(s, src / "heart_rate") for s in found]
 
 
 def import_walch(

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgesleep.errors import InputError
-from edgesleep.io.dataset import Dataset, Entry, manifest_path, read_dataset, write_dataset
+from edgesleep.io.dataset import (
+    Dataset,
+    Entry,
+    manifest_path,
+    plain_name,
+    read_dataset,
+    write_dataset,
+)
 from edgesleep.io.hypnogram import read_nsrr_xml
 
 TRAILING_ID = re.compile(r"(?P<id>\d+)$")  # the subject: the name's trailing number
@@ -71,7 +78,8 @@ def import_nsrr(
         nights[subject] = nights.get(subject, 0) + 1
         assert xml is not None  # checked above
         read_nsrr_xml(xml)  # refuses a bad file at import time
-        entries.append(Entry(path.stem, subject, nights[subject], manifest_path(path, out),
+        entries.append(Entry(plain_name(path.stem, path), subject, nights[subject],
+                             manifest_path(path, out),
                              manifest_path(xml, out)))  # fmt: skip
         if progress is not None:
             progress(i + 1, len(pairs))

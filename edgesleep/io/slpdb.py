@@ -30,6 +30,7 @@ import numpy as np
 
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
+from edgesleep.io.dataset import plain_name
 from edgesleep.stages import UNSCORED, stage_from_string
 
 BEAT_CODES = frozenset("NLRBAaJSVrFejnE/fQ?")  # MIT-BIH beat annotation codes
@@ -74,9 +75,9 @@ def record_names(root: str | Path) -> list[str]:
     if is_wfdb(root):
         listed = root / "RECORDS"
         if listed.is_file():
-            return [r.strip() for r in listed.read_text().split() if r.strip()]
+            return [plain_name(r, listed) for r in listed.read_text().split()]
         return sorted(p.stem for p in root.glob("*.hea"))
-    return [row["record"] for row in _rows(root / "records.csv")]
+    return [plain_name(row["record"], root / "records.csv") for row in _rows(root / "records.csv")]
 
 
 def is_wfdb(root: Path) -> bool:
@@ -145,7 +146,10 @@ def read_wfdb_record(root: Path, record: str) -> SlpdbRecord:
     path = str(root / record)
     with warnings.catch_warnings():  # wfdb's own use of pandas deprecations, not ours
         warnings.simplefilter("ignore", DeprecationWarning)
-        sfreq = float(wfdb.rdheader(path).fs)
+        sfreq = float(wfdb.rdheader(path).fs or 0.0)
+        if not 1.0 <= sfreq <= 100_000.0:  # a header's rate divides every sample index
+            raise InputError(f"{path}.hea: sampling rate {sfreq:g} Hz; a WFDB record of slpdb "
+                             "has 250 Hz (refetch or repair the header)")  # fmt: skip
         beats = wfdb.rdann(path, "ecg")
     is_beat = np.isin(np.asarray(beats.symbol), sorted(BEAT_CODES))
     samples, notes = read_notes(root / f"{record}.st")
