@@ -200,3 +200,30 @@ def test_stage_overwrite_replaces_only_a_complete_result(
     got = rows(tmp_path / "out" / "hr.csv")
     assert len(got) == 360 and len([k for k in got[0] if k.startswith("p_")]) == 3
     assert ExportedModel(model).info.n_classes == 3  # the new model's result, whole
+
+
+def test_a_signal_index_jump_of_two_to_the_31_loses_no_frame(
+    tmp_path: Path, tiny_export: Callable[[str], dict]
+) -> None:
+    """The red team's case: data frames whose index jumps by ~2**31 samples."""
+    from edgesleep.synth.night import generate_night
+
+    exported = tiny_export("student")
+    signal = generate_night(4, 0, stages=np.array([0, 2, 2, 4] * 10)).signals["EEG Fpz-Cz"]
+    samples = np.round(signal / 0.5).astype(np.int16)[:, None]  # 0.5 µV per count, 100 Hz
+    header = protocol.encode_header(protocol.Header(100.0, ("EEG Fpz-Cz",), "int16", 0.5, "d", 1))
+    jump = 2**31 - 3_000_000  # forward, just short of the unwrap's half range
+    data = b""
+    for part, first in ((samples[:60_000], 0), (samples[60_000:120_000], jump)):
+        for i in range(0, part.shape[0], 25):
+            data += (header if i % 500 == 0 else b"") + protocol.encode_data(
+                first + i, part[i : i + 25]
+            )
+    data += protocol.encode_end(jump + 60_000)
+    out = tmp_path / "n.csv"
+    with device(tmp_path, data, bytes_per_s=len(data) / 3) as source:  # 400x real time
+        model = ExportedModel(exported["root"] / "out")
+        report = stream_to_csv(model, source, out, StreamOptions(delay=0))
+    got = rows(out)
+    assert len(got) == 40 and report.source["queue_drops"] == 0  # 2 x 10 min, no filler
+    assert float(got[20]["onset"]) == jump // 3000 * 30 and "segment" in got[20]["flags"]

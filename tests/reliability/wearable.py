@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,12 +29,24 @@ def rate_frames(ticks: np.ndarray, bpm: np.ndarray, per_frame: int = 20) -> byte
 
 
 @contextmanager
-def device(tmp_path: Path, data: bytes, name: str = "wearable") -> Iterator[SerialSource]:
-    """A SerialSource reading ``data`` written to a pty (on a thread: a pty holds ~4 KB)."""
+def device(
+    tmp_path: Path, data: bytes, name: str = "wearable", bytes_per_s: float | None = None
+) -> Iterator[SerialSource]:
+    """A SerialSource reading ``data`` written to a pty (on a thread: a pty holds ~4 KB),
+    at ``bytes_per_s`` (None: as fast as the pty takes it)."""
     port = PtyPort(tmp_path / name)
     source = SerialSource(str(port.link), reconnect_s=0.05, header_timeout_s=10)
     assert source.connected.wait(10)
-    writer = threading.Thread(target=port.write, args=(data,), daemon=True)
+
+    def write() -> None:
+        if bytes_per_s is None:
+            return port.write(data)
+        start, step = time.monotonic(), 4096
+        for i in range(0, len(data), step):
+            time.sleep(max(0.0, start + i / bytes_per_s - time.monotonic()))
+            port.write(data[i : i + step])
+
+    writer = threading.Thread(target=write, daemon=True)
     writer.start()
     try:
         yield source
