@@ -21,6 +21,8 @@ Payloads:
 - beats: ``count u16, then count sample indices u32`` of R peaks the device detected.
 - rates: ``count u16, then count times (tick u32, beats/min f32)``: heart-rate samples
   (e.g. a watch's photoplethysmography heart rate), in time order.
+- end: ``next sample index u32`` (the index after the last sample; so a host also sees
+  frames lost at the very end); the recording is over.
 
 Time base: a tick is one sample index at the header's ``sfreq``, since the device's stream
 start (u32, wrapping). A device with signal channels counts its samples; an events-only
@@ -28,8 +30,6 @@ device (a watch or chest strap that sends only beats or rates frames) sends a he
 **0 channels**, no data frames, and ``sfreq`` = its tick rate (1000: ticks are
 milliseconds since its stream start); its ``end`` frame gives the tick the stream ended
 at.
-- end: ``next sample index u32`` (the index after the last sample; so a host also sees
-  frames lost at the very end); the recording is over.
 
 A sync word is accepted only when the frame's CRC validates; anything else is skipped one
 byte at a time, so the parser resynchronises after garbage and never waits on a bad length.

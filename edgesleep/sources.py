@@ -336,7 +336,7 @@ class SerialSource:
             raise InputError(
                 f"{self.port}: no valid edgesleep header frame in {self.header_timeout_s:.0f} s"
                 + (f" (the last was refused: {refused})" if refused else "")
-                + f"; is the device sending protocol v1 at {self.baud} baud (see the README)?"
+                + f"; is the device sending protocol v1 at {self.baud} baud (see docs/protocol.md)?"
             )
         if self._error:
             raise InputError(self._error)

@@ -7,7 +7,7 @@
 #
 # ROOT: the folder setup.sh wrote (default runs/arm). MODEL_DIRs: exported model folders
 # for the parity tests (default: those of `python studies/export_table.py --keep
-# runs/export-study`, the beat-interval student of README "Benchmarks" and the shipped heart
+# runs/export-study`, the beat-interval student of docs/benchmarks/index.md and the shipped heart
 # models, step.onnx alone); the bench runs on
 # the first BENCH_MODELS of them (default 2), one thread. Budget: BUDGET_S seconds per CPU
 # (default 1800; ~18 min each here, side by side). Writes ROOT/results/CPU/ and

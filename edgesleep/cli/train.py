@@ -117,7 +117,7 @@ def _summary(out: Path, ckpt: Any) -> str:
 @app.command("train")
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option(help="Dataset directory (see README: layout).")],
+    data: Annotated[Path, typer.Option(help="Dataset directory (the layout: docs/guides/data.md).")],
     channel: Annotated[str, typer.Option(help="Channel to train on (label or alias).")],
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
     model: Annotated[Model, typer.Option(help="Architecture.")] = "seqsleepnet",

@@ -68,7 +68,7 @@ class SeriesSource:
     name : e.g. "beats" (R-peak times) or "heart-rate" (beats/min samples)
     help : one line for ``--help``
     images : offline function, (time_s (n,), values (n,) or None, n_epochs or None) ->
-        images (n_epochs, *image_shape) (default n_epochs: the whole epochs that end by the
+        images (n_epochs, n_frames, n_freqs) (default n_epochs: the whole epochs that end by the
         last event); times in s from the recording start, any order
     stream : a new streaming front end (:class:`SeriesStream`) that makes the same images,
         given the epoch its grid starts at (<= 0)
@@ -99,7 +99,7 @@ class InputKind:
     spectral : whether the image's second axis is frequency over 0-50 Hz (a filterbank
         over it makes sense), or another axis (then models size their filterbank to it)
     images : batch function, 100-Hz signal of shape (n_epochs * 3000,) in µV ->
-        images of shape (n_epochs, *image_shape), float32
+        images of shape (n_epochs, n_frames, n_freqs), float32
     stream : a new streaming front end (:class:`ImageStream`) that makes the same images
     metadata : what this runtime computes, as export metadata (``kind`` is ``name``)
     series : the time series (beyond a signal) the same images can be made from, by name;

@@ -9,7 +9,7 @@ in one folder per subset or in subfolders (``SS2/version2014/``, ``SS2/annotatio
 ``SS3/bio/``...: the files are found anywhere under the root). Every night is its own
 subject (200 subjects in SS1-SS5). Names and stage strings as read by two independent
 readers: gist-ailab/SleePyCo ``preprocess_utils/prepare_mass.py`` and jesperstroem/CSDP
-``csdp_datastore/mass/mass_base.py`` (README, "MASS and NSRR").
+``csdp_datastore/mass/mass_base.py`` (docs/guides/data.md, "MASS and NSRR").
 
 Stages: SS1 and SS3 are scored in 30-s epochs (AASM), SS2, SS4 and SS5 in 20-s epochs
 (R&K); R&K 3 and 4 -> N3, ``?`` -> unscored. C3 and C4 are referenced to CLE (computed
