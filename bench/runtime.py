@@ -124,7 +124,7 @@ STAGERS: dict[str, type[Stager]] = {"step": Stager, "two-call": TwoCallStager,
 def synthetic_night(sfreq: float, n_epochs: int, channel: str, seed: int = 0) -> dict[str, Any]:
     """A labelled SYNTHETIC night of ``n_epochs`` (generator, Markov hypnogram)."""
     from edgesleep.synth.hypnograms import markov_model
-    from edgesleep.synth.night import CHANNELS, generate_night
+    from edgesleep.synth.psg import CHANNELS, generate_night
 
     rng = np.random.default_rng(seed)
     stages = np.concatenate([markov_model().sample(rng, 5) for _ in range(3)])[:n_epochs]
@@ -213,7 +213,7 @@ def model_paths(model: ExportedModel) -> dict[str, Callable[[], StepStream | Win
     paths: dict[str, Callable[[], StepStream | WindowStream]] = {
         "step_delay_0": lambda: StepStream(model, 0)
     }
-    if model.lookahead is None:
+    if model.fixed_delay is None:
         paths[f"step_delay_{last}"] = lambda: StepStream(model, last)
     paths["two_call"] = lambda: WindowStream(model)
     paths["naive"] = lambda: NaiveStream(model)

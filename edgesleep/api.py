@@ -25,7 +25,7 @@ from edgesleep.io.hypnogram import read_hypnogram, read_labels_csv
 from edgesleep.io.stats import sleep_statistics
 from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
 from edgesleep.metrics import evaluate
-from edgesleep.night import filler
+from edgesleep.night_file import filler
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import EpochResult, score_series, score_signal
 from edgesleep.stages import ARTEFACT, class_labels, collapse_labels, to_classes
@@ -57,7 +57,7 @@ class Hypnogram:
     @classmethod
     def from_results(cls, results: list[EpochResult], model: ExportedModel, **kw: Any) -> Hypnogram:
         """The night from the stager's results: the epochs between two results (a hole
-        that ended a segment) get rows flagged ``gap`` by :func:`edgesleep.night.filler`,
+        that ended a segment) get rows flagged ``gap`` by :func:`edgesleep.night_file.filler`,
         as a streamed night does."""
         n_classes = model.info.n_classes
         results = _with_filler(results, n_classes)

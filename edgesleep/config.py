@@ -9,6 +9,7 @@ import difflib
 import os
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -99,6 +100,9 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     values : field name -> value
     where : what the values came from, for messages (a file and section, an option group)
 
+    A dataclass may declare ``RENAMED`` (old key -> new key): an old key still works for
+    one release, with a ``DeprecationWarning``.
+
     Raises
     ------
     UsageError
@@ -106,6 +110,11 @@ def from_mapping(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         field's annotation (naming what it takes).
     """
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    renamed: Mapping[str, str] = getattr(cls, "RENAMED", {})  # old key -> new, for a release
+    for old in [k for k in values if k in renamed and renamed[k] not in values]:
+        warnings.warn(f"{where}: {old!r} is now {renamed[old]!r} (the old name goes in the "
+                      "next release)", DeprecationWarning, stacklevel=2)  # fmt: skip
+        values = {renamed[old] if k == old else k: v for k, v in values.items()}
     check_keys(values, fields, where)
     hints = typing.get_type_hints(cls)
     checked = {}

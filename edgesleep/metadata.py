@@ -176,11 +176,13 @@ class ModelInfo:
         return {str(k): str(v) for k, v in self.raw["session_options"].items()}
 
     @property
-    def lookahead(self) -> int | None:
-        """None for a model whose windows are fused; for a causal model the epochs it looks
-        ahead (exports before the field: 0)."""
+    def fixed_delay(self) -> int | None:
+        """None for a model whose windows are fused (any delay 0..L-1); for a causal model
+        the delay it was trained for (``readout.delay``; exports of 0.1: ``lookahead``)."""
         readout = self.raw["readout"]
-        return int(readout.get("lookahead", 0)) if readout.get("causal") else None
+        if not readout.get("causal"):
+            return None
+        return int(readout["delay"] if "delay" in readout else readout.get("lookahead", 0))
 
     @property
     def streaming(self) -> str:
@@ -263,8 +265,8 @@ def _check_fields(name: str, raw: dict[str, Any]) -> None:
     readout = raw["readout"]
     if not isinstance(readout.get("causal", False), bool):
         raise InputError(f"{name}: edgesleep metadata readout.causal is not true or false")
-    for field in ("lookahead", "default_delay"):
-        if field in readout:
+    for field in ("delay", "lookahead", "default_delay"):  # the last two: exports of 0.1
+        if readout.get(field) is not None:
             _int_in(name, f"readout.{field}", readout[field], 0, seq_len - 1)
     if readout.get("receptive_field_epochs") is not None:  # None: a fused model's
         _int_in(name, "readout.receptive_field_epochs", readout["receptive_field_epochs"], 1,

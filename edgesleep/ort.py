@@ -166,8 +166,8 @@ class ExportedModel:
         return self.info.seq_len
 
     @property
-    def lookahead(self) -> int | None:
-        return self.info.lookahead
+    def fixed_delay(self) -> int | None:
+        return self.info.fixed_delay
 
     @property
     def step(self) -> Graph | None:
@@ -208,7 +208,7 @@ class StepStream:
         self.context = int(model.info.raw["readout"]["stream_context"])
         self.empty = np.zeros((0, model.info.epoch_dim), np.float32)
         self.feeds: dict[str, np.ndarray] = {}
-        if model.lookahead is None:  # a fused model's step takes first = -(K + 1)
+        if model.fixed_delay is None:  # a fused model's step takes first = -(K + 1)
             self.feeds["first"] = np.array([-1 - delay], np.int64)
         self.reset()
 

@@ -10,9 +10,9 @@ evaluation and the streaming stager both call this module.
 
 A **causal** model (position t never sees epochs after t) gains nothing from fusion: the
 windows ending at ``i .. i + K`` see the same past of ``i``, and summing their nearly equal
-log-probabilities only saturates them. Such a model is trained to look ahead ``K`` epochs
-instead (its ``lookahead``: the output at position t stages epoch ``t - K``), and its one
-readout is :class:`Lookahead`: epoch ``i`` from the last position of the window ending at
+log-probabilities only saturates them. Such a model is trained for its delay ``K`` instead
+(its ``fixed_delay``: the output at position t stages epoch ``t - K``), and its one
+readout is :class:`CausalReadout`: epoch ``i`` from the last position of the window ending at
 ``i + K`` (the last ``K`` epochs of a night, which no window looks ahead of, take the last
 output). Any other delay is refused for it.
 """
@@ -38,9 +38,9 @@ class Scorer(Protocol):
     def seq_len(self) -> int: ...
 
     @property
-    def lookahead(self) -> int | None:
+    def fixed_delay(self) -> int | None:
         """None for a model whose windows are fused; for a causal model, the epochs it was
-        trained to look ahead (its only readout delay)."""
+        trained for (its only readout delay)."""
         ...
 
     def encode(self, images: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ class Fusion:
         return out
 
 
-class Lookahead:
+class CausalReadout:
     """The readout of a causal model trained to look ``delay`` epochs ahead, with
     :class:`Fusion`'s interface: the window ending at ``t`` stages epoch ``t - delay`` from
     its last position."""
@@ -137,34 +137,34 @@ class Lookahead:
         return out
 
 
-Readout = Fusion | Lookahead
+Readout = Fusion | CausalReadout
 
 
 def readout_for(scorer: Scorer, delay: int | None) -> Readout:
     """The readout of ``scorer`` at ``delay`` (None: its default: L - 1 fused, or a causal
-    model's look-ahead).
+    model's fixed delay).
 
     Raises
     ------
     ValueError
-        A delay outside 0..L-1, or another delay than a causal model's look-ahead.
+        A delay outside 0..L-1, or another delay than a causal model's fixed delay.
     """
-    lookahead = scorer.lookahead
-    if lookahead is None:
+    fixed = scorer.fixed_delay
+    if fixed is None:
         return Fusion(scorer.seq_len, scorer.seq_len - 1 if delay is None else delay)
-    if delay is not None and delay != lookahead:
+    if delay is not None and delay != fixed:
         raise ValueError(
-            f"delay {delay}: this model is causal and was trained to look {lookahead} "
-            f"epoch(s) ahead, so its readout delay is {lookahead} (fusing the windows of a "
-            "causal model only saturates its probabilities); train it with another "
-            "lookahead for another delay"
+            f"delay {delay}: this model is causal and was trained for a delay of {fixed} "
+            f"epoch(s), so its readout delay is {fixed} (fusing the windows of a causal "
+            "model only saturates its probabilities); train it with another delay"
         )
-    return Lookahead(scorer.seq_len, lookahead)
+    return CausalReadout(scorer.seq_len, fixed)
 
 
 def default_delay(scorer: Scorer) -> int:
-    """L - 1 (the paper's fusion), or a causal model's look-ahead."""
-    return scorer.seq_len - 1 if scorer.lookahead is None else scorer.lookahead
+    """The delay without ``--delay``: L - 1 (the paper's fusion), or a causal model's fixed
+    delay."""
+    return scorer.seq_len - 1 if scorer.fixed_delay is None else scorer.fixed_delay
 
 
 def fuse(window_logp: list[np.ndarray], seq_len: int, delay: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 ``--model`` is given.
 
 The heart models (``heart-4class``: W / Light / Deep / REM, ``heart-3class``: W / NREM /
-REM) are built by ``python -m edgesleep.train.heart_models`` from the real heart cohorts
+REM) are built by ``python -m edgesleep.workflows.heart_models`` from the real heart cohorts
 (the int8 step graph alone, with a model card in its metadata: one file that streams, and
 scores a night offline epoch by epoch). They are exports like any other: a change of the
 export format or of the streaming graphs means building them again (the runtime refuses

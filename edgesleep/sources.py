@@ -149,7 +149,7 @@ def synthetic_source(
 ) -> ArraySource:
     """Replay one channel of a SYNTHETIC night from the generator (night 0 of ``seed``)."""
     from edgesleep.synth.hypnograms import markov_model
-    from edgesleep.synth.night import CHANNELS, generate_night
+    from edgesleep.synth.psg import CHANNELS, generate_night
 
     index = find_channel(list(CHANNELS), channel, "the synthetic generator")
     stages = None

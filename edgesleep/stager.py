@@ -8,7 +8,7 @@ beat-interval model the streaming R-peak detector and the beat images (an epoch'
 outputs of the window ending at the new epoch that the readout takes; exports without a step
 graph: the encoder, then the sequence model on the window of the last L cached vectors) ->
 the readout of :mod:`edgesleep.readout` with a delay of K epochs (a causal model: its
-look-ahead). Offline scoring (:func:`score_signal`) runs the same front end and readout
+fixed delay). Offline scoring (:func:`score_signal`) runs the same front end and readout
 with batched model calls, so a night streamed in any chunking gives the offline
 probabilities (fp32: to ~1e-6). :class:`SeriesStager` and :func:`score_series` do the same
 from a heart time series (beat times, heart-rate samples) instead of samples.

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesleep.errors import InputError
-from edgesleep.night import NightSink
+from edgesleep.night_file import NightSink
 from edgesleep.ort import ExportedModel
 from edgesleep.sources import BeatPacket, Packet, RatePacket, Source, StreamInfo, pick_channel
 from edgesleep.stager import EpochResult, SeriesStager, Stager
@@ -66,7 +66,7 @@ def stream_to_csv(
     """Stage ``source`` with ``model`` into the CSV ``out``, one row per epoch, each written
     as it is scored; Ctrl-C (and SIGTERM, in the CLI) ends the stream with every epoch so
     far written. ``opts.resume`` continues or rotates an existing night, ``opts.overwrite``
-    replaces it atomically (:mod:`edgesleep.night`).
+    replaces it atomically (:mod:`edgesleep.night_file`).
 
     Raises
     ------

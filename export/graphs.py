@@ -41,7 +41,7 @@ from edgesleep import __version__
 from edgesleep.dsp.inputs import get_kind
 from edgesleep.metadata import FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest
 from edgesleep.train.checkpoint import Checkpoint
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 
 OPSET = 17
 
@@ -409,12 +409,11 @@ def metadata(
         "epoch_dim": epoch_dim,
         "readout": {
             "fusion": (
-                f"epoch t from the last position of the window ending at t+{model.lookahead}"
+                f"epoch t from the last position of the window ending at t+{model.fixed_delay}"
                 if declared.causal
                 else "sum of log-probabilities of the windows ending at t..t+K"
             ),
-            "default_delay": model.lookahead if declared.causal else ckpt.seq_len - 1,
-            "lookahead": model.lookahead,
+            "delay": model.fixed_delay if declared.causal else None,  # None: any, fused
             "causal": declared.causal,
             "receptive_field_epochs": model.receptive_field,
             "streaming": declared.streaming,

@@ -49,7 +49,7 @@ from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features, normalise
 from edgesleep.train.evaluate import predict_nights
 from edgesleep.train.models import model_class
-from edgesleep.train.staging import Quantization
+from edgesleep.train.sequence_model import Quantization
 
 log = logging.getLogger("edgesleep")
 CALIBRATION_EPOCHS = 1024  # encoder calibration: epochs drawn evenly from the nights

@@ -32,7 +32,7 @@ import numpy as np
 from edgesleep.io.dataset import read_dataset
 from edgesleep.io.writers import write_report
 from edgesleep.stages import collapse_labels
-from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
+from edgesleep.synth.psg import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features
 from edgesleep.train.distill import DistillOptions, distill_features

@@ -28,7 +28,7 @@ from edgesleep.export.pipeline import ExportOptions, export_model
 from edgesleep.export.quantize import SCHEMES
 from edgesleep.io.writers import write_report
 from edgesleep.ort import cpu_info
-from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
+from edgesleep.synth.psg import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_model
 

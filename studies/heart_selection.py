@@ -5,7 +5,7 @@ Run: ``python studies/heart_selection.py [--walch ../shared/data/walch] [--slpdb
 / ``.md``).
 
 Data (real): Walch et al. 2019 (21 subjects, Apple Watch heart rate) and slpdb (12 subjects,
-14 records, ECG beat times), imported and merged by :mod:`edgesleep.train.heart_models`,
+14 records, ECG beat times), imported and merged by :mod:`edgesleep.workflows.heart_models`,
 whose procedure (split, training, offsets) this study runs in every outer fold and the
 shipped models are built with.
 
@@ -55,7 +55,7 @@ from edgesleep.metrics import evaluate
 from edgesleep.stages import class_labels, collapse_labels
 from edgesleep.train.baselines import floor_probabilities
 from edgesleep.train.data import NightFeatures
-from edgesleep.train.heart_models import (
+from edgesleep.workflows.heart_models import (
     choose_offsets,
     heart_nights,
     inner_split,

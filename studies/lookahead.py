@@ -61,7 +61,7 @@ def run_cohort(nights: list[NightFeatures], seed: int) -> dict[str, list[np.ndar
             ckpt = train_features(
                 train, val, "beats", "student", N_CLASSES,
                 opts=per_pass_options(n_epochs, seed, 1e-3, passes=20, patience=4),
-                model_fields={**MODEL, "lookahead": k}, input_kind="beats",
+                model_fields={**MODEL, "delay": k}, input_kind="beats",
             )  # fmt: skip
             scorer = ckpt.scorer()
             preds.setdefault(f"K={k}", []).extend(predict_nights(scorer, held, [k])[k])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edgesleep.io.dataset import read_dataset
 from edgesleep.io.writers import write_report
-from edgesleep.synth.night import GENERATOR_VERSION, synthesize_dataset
+from edgesleep.synth.psg import GENERATOR_VERSION, synthesize_dataset
 from edgesleep.train.data import load_features
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.training import TrainOptions

@@ -25,7 +25,7 @@ from edgesleep.dsp import EPOCH_SAMPLES, stft_signal
 from edgesleep.io.writers import write_report
 from edgesleep.metrics import evaluate
 from edgesleep.stages import STAGE_NAMES
-from edgesleep.synth.night import CHANNELS, GENERATOR_VERSION, SynthNight, generate_night
+from edgesleep.synth.psg import CHANNELS, GENERATOR_VERSION, SynthNight, generate_night
 from edgesleep.train.baselines import with_context
 
 BANDS = {"delta": (0.5, 4), "theta": (4, 8), "alpha": (8, 12), "sigma": (12, 16), "beta": (16, 30)}

@@ -80,7 +80,7 @@ SHORT_NIGHT = np.array(
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SYNTHETIC dataset of 6 short nights (52 epochs each), 3 subjects, EDF+ on disk."""
     from edgesleep.io.dataset import Entry, write_dataset
-    from edgesleep.synth.night import generate_night, write_night_edf
+    from edgesleep.synth.psg import generate_night, write_night_edf
 
     root = tmp_path_factory.mktemp("tiny")
     (root / "psg").mkdir()

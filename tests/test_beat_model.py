@@ -17,7 +17,7 @@ from edgesleep.errors import InputError
 from edgesleep.ort import ExportedModel
 from edgesleep.readout import default_delay, probabilities
 from edgesleep.stager import Stager, score_signal
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_beat_stager_equals_training_features(beat_model: dict) -> None:
     ckpt = beat_model["ckpt"]
     signal = _ecg(256.0)
     images = get_kind("beats").images(resample(signal, 256.0))
-    k = default_delay(ckpt.scorer())  # a causal model: its look-ahead
+    k = default_delay(ckpt.scorer())  # a causal model: its fixed delay
     reference = probabilities(ckpt.scorer(), images, [k])[k]
     got = score_signal(ExportedModel(beat_model["root"] / "out", "fp32"), signal, 256.0)
     np.testing.assert_allclose(np.stack([r.probabilities for r in got]), reference, atol=1e-4)

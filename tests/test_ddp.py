@@ -46,7 +46,7 @@ def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_two_processes_train_as_one(tiny_dataset: Path, tiny_config: Path, tmp_path: Path) -> None:
     common = ["--data", str(tiny_dataset), *TRAIN, "--config", str(tiny_config)]
-    run([sys.executable, "-m", "edgesleep.train", *common, "--out", "one.pt"], tmp_path)
+    run([sys.executable, "-m", "edgesleep.cli.launch", *common, "--out", "one.pt"], tmp_path)
     run([sys.executable, "-m", "edgesleep.cli", "train", *common, "--out", "two.pt",
          "--nproc", "2"], tmp_path)  # fmt: skip
     same(tmp_path / "one.pt", tmp_path / "two.pt")
@@ -54,15 +54,15 @@ def test_two_processes_train_as_one(tiny_dataset: Path, tiny_config: Path, tmp_p
 
 def test_two_processes_distil_as_one(tiny_dataset: Path, tiny_config: Path, tmp_path: Path) -> None:
     teacher = ["--data", str(tiny_dataset), *TRAIN, "--config", str(tiny_config)]
-    run([sys.executable, "-m", "edgesleep.train", *teacher, "--out", "teacher.pt"], tmp_path)
+    run([sys.executable, "-m", "edgesleep.cli.launch", *teacher, "--out", "teacher.pt"], tmp_path)
     student = tmp_path / "student.toml"
     student.write_text("[model]\ndropout = 0.0\nweight_decay = 0.5\nn_bands = 4\n"
                        "channels = [4, 4, 4]\nepoch_dim = 4\n")  # fmt: skip
     common = ["distill", "--teacher", "teacher.pt", "--data", str(tiny_dataset),
               "--student-channel", "EEG C4-A1", "--teacher-channel", "EOG horizontal",
               "--config", str(student), *TRAIN[2:]]  # fmt: skip
-    run([sys.executable, "-m", "edgesleep.train", *common, "--out", "one.pt"], tmp_path)
+    run([sys.executable, "-m", "edgesleep.cli.launch", *common, "--out", "one.pt"], tmp_path)
     env_two = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node=2", "-m", "edgesleep.train"]  # fmt: skip
+               "--nproc-per-node=2", "-m", "edgesleep.cli.launch"]  # fmt: skip
     run([*env_two, *common, "--out", "two.pt"], tmp_path)
     same(tmp_path / "one.pt", tmp_path / "two.pt")

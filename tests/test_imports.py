@@ -67,3 +67,44 @@ def test_streaming_runtime_imports_no_scipy_torch_or_onnx() -> None:
         "import edgesleep.emulate, edgesleep.bench.process, edgesleep.bench.runtime"
     )
     assert not {"scipy", "torch", "onnx"} & mods
+
+
+def test_the_top_level_exports_what_a_user_calls_lazily() -> None:
+    import edgesleep
+
+    assert set(edgesleep.__all__) - {"__version__"} == set(edgesleep._EXPORTS)
+    for name in edgesleep.__all__:
+        assert getattr(edgesleep, name) is not None
+    assert "onnxruntime" not in _modules_after("import edgesleep")  # loads with a model
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        edgesleep.nope  # noqa: B018
+
+
+# layer -> the packages it must never import (the layers import downward only: the runtime
+# < train < export < workflows < the CLI; bench measures the runtime and training)
+LAYERS = {
+    "edgesleep": ("edgesleep.train", "edgesleep.export", "edgesleep.bench",
+                  "edgesleep.workflows", "edgesleep.cli"),
+    "train": ("edgesleep.export", "edgesleep.bench", "edgesleep.workflows", "edgesleep.cli"),
+    "export": ("edgesleep.bench", "edgesleep.workflows", "edgesleep.cli"),
+    "workflows": ("edgesleep.bench", "edgesleep.cli"),
+    "bench": ("edgesleep.export", "edgesleep.workflows", "edgesleep.cli"),
+}  # fmt: skip
+
+
+def test_imports_go_downward_only() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parent.parent
+    wrong = []
+    for folder, forbidden in LAYERS.items():
+        for path in sorted((root / folder).rglob("*.py")):
+            if folder == "edgesleep" and "cli" in path.parts:
+                continue  # the CLI is the top layer
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                wrong += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n.startswith(forbidden)]  # fmt: skip
+    assert not wrong, wrong

@@ -24,7 +24,7 @@ from edgesleep.readout import default_delay, probabilities
 from edgesleep.stager import Stager, score_signal
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train import models as model_registry
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_model
 
@@ -173,8 +173,8 @@ def test_new_model_trains_finetunes_exports_and_stages(
     from edgesleep.dsp import stft_signal
 
     scorer = ckpt_io.load(tmp_path / "ft.pt").scorer()
-    k = default_delay(scorer)  # causal: its look-ahead (0), not the fusion
-    assert k == 0 and readout["lookahead"] == 0
+    k = default_delay(scorer)  # causal: its fixed delay (0), not the fusion
+    assert k == 0 and readout["delay"] == 0
     expected = probabilities(scorer, stft_signal(signal.data), [k])
     got = score_signal(ExportedModel(tmp_path / "out", "fp32"), signal.data, signal.sfreq)
     np.testing.assert_allclose(np.stack([r.probabilities for r in got]), expected[k], atol=1e-4)

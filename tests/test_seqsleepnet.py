@@ -16,7 +16,7 @@ from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.data import NightFeatures, Windows, norm_stats
 from edgesleep.train.evaluate import TorchScorer
 from edgesleep.train.seqsleepnet import SeqSleepNet, SeqSleepNetConfig, triangular_filterbank
-from edgesleep.train.staging import SEQSLEEPNET_PARTS as FINETUNE
+from edgesleep.train.sequence_model import SEQSLEEPNET_PARTS as FINETUNE
 from edgesleep.train.training import TrainOptions, fit
 
 

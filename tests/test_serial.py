@@ -18,7 +18,7 @@ from edgesleep.ort import ExportedModel
 from edgesleep.sources import ArraySource, CsvSource, Packet, SerialSource, StreamInfo
 from edgesleep.stager import EpochResult, Stager, score_signal
 from edgesleep.stream import run_stream
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 HEADER = protocol.Header(128.0, ("EEG Fpz-Cz", "ECG"), "int16", 0.25, "dev", 7)
 

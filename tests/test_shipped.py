@@ -26,7 +26,7 @@ from edgesleep.shipped import (
     shipped_names,
 )
 from edgesleep.train.data import NightFeatures
-from edgesleep.train.heart_models import (
+from edgesleep.workflows.heart_models import (
     build,
     choose_offsets,
     fit_offsets,
@@ -104,7 +104,7 @@ def test_the_shipped_models(name: str) -> None:
     assert name in shipped_names()
     model = shipped_model(name)
     assert model.info.raw["format"] == FORMAT_VERSION, (
-        "the export format changed: rebuild with `python -m edgesleep.train.heart_models`"
+        "the export format changed: rebuild with `python -m edgesleep.workflows.heart_models`"
     )
     size = sum(p.stat().st_size for p in model.folder.glob("*.onnx"))
     assert size <= MAX_BYTES and model.info.raw["precision"] == "int8"

@@ -13,7 +13,7 @@ from edgesleep.errors import InputError
 from edgesleep.ort import ExportedModel
 from edgesleep.readout import default_delay, probabilities
 from edgesleep.stager import EpochResult, Stager, score_signal
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 
 def _night(sfreq: float, channel: str = "EEG Fpz-Cz", index: int = 0) -> np.ndarray:
@@ -37,7 +37,7 @@ def _stream(stager: Stager, signal: np.ndarray, seed: int) -> list[EpochResult]:
 def test_streaming_equals_offline(exported: dict, sfreq: float, precision: str) -> None:
     model = ExportedModel(exported["root"] / "out", precision)
     signal = _night(sfreq)
-    delays = (0, 3, 19) if model.lookahead is None else (model.lookahead,)  # causal: one
+    delays = (0, 3, 19) if model.fixed_delay is None else (model.fixed_delay,)  # causal: one
     for delay in delays:
         offline = score_signal(model, signal, sfreq, delay)
         streamed = _stream(Stager(model, sfreq, delay), signal, seed=delay)
@@ -106,7 +106,7 @@ def test_quality_flags_repair_and_artefact(exported: dict) -> None:
 def test_revisions_end_on_the_delayed_stage(exported: dict) -> None:
     model = ExportedModel(exported["root"] / "out", "fp32")
     signal = _night(100.0)
-    delay = 5 if model.lookahead is None else model.lookahead
+    delay = 5 if model.fixed_delay is None else model.fixed_delay
     final = {r.index: r.stage for r in score_signal(model, signal, 100.0, delay)}
     emitted = _stream(Stager(model, 100.0, delay, revisions=True), signal, seed=1)
     last: dict[int, int] = {}

@@ -16,7 +16,7 @@ from edgesleep.errors import InputError
 from edgesleep.ort import ExportedModel, StepStream, WindowStream
 from edgesleep.readout import log_softmax
 from edgesleep.stager import MAX_FILL_S, Stager, score_signal
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 from edgesleep.train.models import build, make_config
 
 
@@ -59,13 +59,13 @@ def test_step_graph_equals_the_two_graphs(exported: dict, precision: str) -> Non
     shape = (25, model.info.input["n_frames"], model.info.input["n_freqs"])
     images = rng.normal(-10, 8, shape).astype(np.float32)
     context = model.info.raw["readout"]["stream_context"]
-    delays = (0, 2, model.seq_len - 1) if model.lookahead is None else (model.lookahead,)
+    delays = (0, 2, model.seq_len - 1) if model.fixed_delay is None else (model.fixed_delay,)
     for delay in delays:
         stream, window = StepStream(model, delay), WindowStream(model)
         for t, image in enumerate(images):
             got = stream.logits(image)
             full = window.logits(image)  # (n, n_classes), n = min(t + 1, L)
-            m = 1 if model.lookahead is not None else min(full.shape[0], delay + 1)
+            m = 1 if model.fixed_delay is not None else min(full.shape[0], delay + 1)
             assert got.shape == (m, model.info.n_classes)
             np.testing.assert_allclose(got, full[-m:], atol=1e-5)
             assert stream.feeds["past"].shape == (min(t + 1, context), model.info.epoch_dim)
@@ -80,7 +80,7 @@ def test_streaming_through_the_step_equals_offline_across_segments(
     model = ExportedModel(exported["root"] / "out", precision)
     night = generate_night(5, 0, sfreq=100.0, stages=SHORT_NIGHT).signals[exported["channel"]]
     first, second = night[: 12 * 3000], night[12 * 3000 : 40 * 3000]
-    delays = (0, model.seq_len - 1) if model.lookahead is None else (model.lookahead,)
+    delays = (0, model.seq_len - 1) if model.fixed_delay is None else (model.fixed_delay,)
     for delay in delays:
         stager = Stager(model, 100.0, delay)
         assert isinstance(stager.calls, StepStream)
@@ -106,7 +106,7 @@ def test_step_flops_and_logits(exported: dict) -> None:
     sequence GRU one step instead of L (fewer FLOPs than the two calls)."""
     model = ExportedModel(exported["root"] / "out", "fp32")
     flops = model.info.raw["flops"]
-    if model.lookahead is None:
+    if model.fixed_delay is None:
         assert flops["step_per_new_epoch_delay_0"] < flops["per_new_epoch"]
         assert flops["step_per_new_epoch_delay_max"] >= flops["per_new_epoch"] * 0.99
     else:
@@ -126,7 +126,7 @@ def test_an_export_before_the_step_graph_is_upgraded(exported: dict, tmp_path: P
     shutil.copytree(exported["root"] / "out", folder)
     for precision in ("fp32", "int8"):
         (folder / precision / "step.onnx").unlink()
-    if ExportedModel(folder, "fp32").lookahead is None:
+    if ExportedModel(folder, "fp32").fixed_delay is None:
         with pytest.raises(InputError, match="not causal.*edgesleep export"):
             add_step(folder)
         return

@@ -13,7 +13,7 @@ from edgesleep.cli import app
 from edgesleep.io.dataset import load_night, read_dataset
 from edgesleep.io.edf import channels, read_annotations
 from edgesleep.synth.hypnograms import markov_model, real_hypnograms, rem_periods
-from edgesleep.synth.night import (
+from edgesleep.synth.psg import (
     ARTEFACT_KINDS,
     CHANNELS,
     PHYSICAL_RANGE_UV,

@@ -1,27 +1,11 @@
-"""``python -m edgesleep.train [train|distill] OPTIONS``: the ``train`` (default) or
-``distill`` verb, as ``torchrun`` starts it once per rank::
+"""Deprecated (removed in the release after 0.2): ``python -m edgesleep.train`` is
+``python -m edgesleep.cli.launch``, the torchrun entry point, which lives with the CLI so
+that training never imports it."""
 
-    torchrun --standalone --nproc-per-node 4 -m edgesleep.train --data DIR --channel C ...
-
-Ranks other than 0 print nothing and log only warnings.
-"""
-
-from __future__ import annotations
-
-import os
+import runpy
 import sys
 
-from edgesleep.cli import app
-
-
-def main() -> None:
-    args = sys.argv[1:]
-    if not args or args[0] not in ("train", "distill"):
-        args = ["train", *args]
-    if int(os.environ.get("RANK", "0")) != 0:
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
-    app(args, prog_name="python -m edgesleep.train")
-
-
 if __name__ == "__main__":
-    main()
+    print("edgesleep: `python -m edgesleep.train` is deprecated; use "
+          "`python -m edgesleep.cli.launch`", file=sys.stderr)  # fmt: skip
+    runpy.run_module("edgesleep.cli.launch", run_name="__main__", alter_sys=True)

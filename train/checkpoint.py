@@ -17,7 +17,7 @@ from edgesleep.errors import InputError
 from edgesleep.stages import class_labels
 from edgesleep.train.evaluate import TorchScorer
 from edgesleep.train.models import build, model_class
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 
 FORMAT = "edgesleep-checkpoint"
 FORMAT_VERSION = 1

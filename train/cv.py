@@ -187,7 +187,7 @@ def check_recipe(recipe: Recipe, where: str) -> None:
 
 def make_synthetic(recipe: Recipe) -> None:
     """Write the recipe's synthetic source/target datasets if they are not there yet."""
-    from edgesleep.synth.night import synthesize_dataset
+    from edgesleep.synth.psg import synthesize_dataset
 
     spec = recipe.synthetic
     for role, root in (("source", recipe.source), ("target", recipe.target)):

@@ -37,11 +37,11 @@ from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 from edgesleep.train.training import (
     TrainOptions,
+    align_to_delay,
     fit,
-    look_ahead,
     resolve_device,
     split_dataset,
     state_file,
@@ -95,7 +95,7 @@ def distill_loss(
         assert isinstance(student, EpochSequenceModel)
         xs, xt, y = batch
         zs = student.epoch_vectors(xs)  # (batch, L, dim)
-        s_logits, y = look_ahead(student, student.sequence(zs), y)
+        s_logits, y = align_to_delay(student, student.sequence(zs), y)
         logits = s_logits.reshape(-1, n_classes)
         hard = weighted_cross_entropy(logits, y.reshape(-1), weight)
         n_rows = distributed.global_sum(logits.new_tensor(logits.shape[0]))  # epochs, all ranks
@@ -104,7 +104,7 @@ def distill_loss(
             with torch.no_grad():
                 zt = teacher.epoch_vectors(xt)
                 # the teacher's outputs at the epochs the student's outputs stage
-                t_logits = look_ahead(student, zt, teacher.sequence(zt))[1]
+                t_logits = align_to_delay(student, zt, teacher.sequence(zt))[1]
         if opts.soft_targets:
             p_teacher = (
                 torch.softmax(t_logits.reshape(-1, teacher_classes) / temp, dim=1) @ collapse

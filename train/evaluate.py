@@ -15,7 +15,7 @@ import torch
 from edgesleep.metrics import evaluate
 from edgesleep.readout import Scorer, probabilities
 from edgesleep.train.data import NightFeatures, normalise
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 
 
 class TorchScorer:
@@ -36,8 +36,8 @@ class TorchScorer:
         return int(self.model.cfg.seq_len)
 
     @property
-    def lookahead(self) -> int | None:
-        return self.model.lookahead if self.model.causal else None
+    def fixed_delay(self) -> int | None:
+        return self.model.fixed_delay if self.model.causal else None
 
     @property
     def device(self) -> torch.device:
@@ -90,5 +90,5 @@ class FusedAnyway:
         return self.scorer.seq_len
 
     @property
-    def lookahead(self) -> int | None:
+    def fixed_delay(self) -> int | None:
         return None

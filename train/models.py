@@ -1,7 +1,7 @@
 """The model registry: architecture name -> its class (one file per architecture).
 
 Adding an architecture is its file (a subclass of
-:class:`edgesleep.train.staging.EpochSequenceModel` with its declarations) plus its line in
+:class:`edgesleep.train.sequence_model.EpochSequenceModel` with its declarations) plus its line in
 ``BUILTIN`` (or :func:`register` at run time, as the tests do). Training, transfer, export,
 quantization and the readout read the declarations; none looks at the name.
 
@@ -19,7 +19,7 @@ from edgesleep.dsp.inputs import get_kind
 from edgesleep.errors import UsageError
 
 if TYPE_CHECKING:
-    from edgesleep.train.staging import EpochSequenceModel
+    from edgesleep.train.sequence_model import EpochSequenceModel
 
 # name -> "module:class": one line per built-in architecture
 BUILTIN = {

@@ -19,7 +19,7 @@ from torch import nn
 
 from edgesleep.dsp import N_FRAMES, N_FREQS, SFREQ
 from edgesleep.dsp.inputs import InputKind
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 
 
 @dataclass(frozen=True)

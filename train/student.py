@@ -13,12 +13,13 @@ causal step per epoch. Same interface as SeqSleepNet (``encoder``, ``sequence``,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from edgesleep.dsp import N_FRAMES, N_FREQS
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,8 @@ class StudentConfig:
     epoch_dim: int = 48
     kernel: int = 3
     dilations: tuple[int, ...] = (1, 2)
-    lookahead: int = 0  # epochs ahead: the output at position t stages epoch t - lookahead
+    delay: int = 0  # the readout delay it is trained for: position t stages epoch t - delay
+    RENAMED: ClassVar[dict[str, str]] = {"lookahead": "delay"}  # 0.1's name, for a release
     dropout: float = 0.1
     weight_decay: float = 1e-4
     n_frames: int = N_FRAMES

@@ -46,7 +46,7 @@ from edgesleep.train.data import (
 )
 from edgesleep.train.evaluate import TorchScorer, evaluate_nights
 from edgesleep.train.models import STRATEGIES
-from edgesleep.train.staging import EpochSequenceModel
+from edgesleep.train.sequence_model import EpochSequenceModel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -232,19 +232,19 @@ def cross_entropy(
         else:
             x, y = batch
             logits = model(x)
-        logits, y = look_ahead(model, logits, y)
+        logits, y = align_to_delay(model, logits, y)
         return weighted_cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), weight)
 
     return batch_loss
 
 
-def look_ahead(
+def align_to_delay(
     model: nn.Module, outputs: torch.Tensor, targets: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pair each output with the epoch it stages: for a model that looks K epochs ahead
-    (``lookahead``), position t of (batch, L, ...) outputs with position t - K of the
+    """Pair each output with the epoch it stages: for a causal model trained for a delay of
+    K epochs (``fixed_delay``), position t of (batch, L, ...) outputs with position t - K of the
     targets (the first K outputs and last K targets of a window drop out)."""
-    k = int(getattr(model, "lookahead", 0))
+    k = int(getattr(model, "fixed_delay", 0))
     if k == 0:
         return outputs, targets
     return outputs[:, k:], targets[:, : targets.shape[1] - k]

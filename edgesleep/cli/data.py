@@ -11,7 +11,7 @@ from edgesleep.cli.app import app
 from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices, need, print_table
 from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL, SLPDB_URL, WALCH_URL
 from edgesleep.io.imports import IMPORTERS
-from edgesleep.synth.night import HYPNOGRAM_SOURCES
+from edgesleep.synth.psg import HYPNOGRAM_SOURCES
 
 data_app = typer.Typer(
     help="Datasets: synthesize, fetch, import, inspect, compute features.", no_args_is_help=True
@@ -42,7 +42,7 @@ def data_synth(
     """Write SYNTHETIC EDF+ nights (EEG Fpz-Cz, EEG C4-A1, EOG horizontal, ECG) + manifest."""
     from rich.progress import track
 
-    from edgesleep.synth.night import synthesize_dataset
+    from edgesleep.synth.psg import synthesize_dataset
 
     kinds = tuple(k.strip() for k in artefacts.split(",") if k.strip())
     entries = synthesize_dataset(out, nights, seed, sfreq, hypnograms, kinds, progress=track)

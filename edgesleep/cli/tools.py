@@ -54,7 +54,7 @@ def demo(
     export it (fp32 + int8), stream a held-out night through the stager in 1-s packets, and
     report agreement with the generator's truth and the per-epoch latency."""
     need("export")
-    from edgesleep.train.demo import run_demo
+    from edgesleep.workflows.demo import run_demo
 
     report = run_demo(workdir, channel, retrain, echo=typer.echo)
     print_table(

@@ -61,7 +61,7 @@ Nproc = Annotated[
 
 
 def _launch(verb: str, nproc: int) -> bool:
-    """Run this command again as ``nproc`` torchrun ranks (``python -m edgesleep.train``);
+    """Run this command again as ``nproc`` torchrun ranks (``python -m edgesleep.cli.launch``);
     False if one process trains (or this already is a rank)."""
     import os
     import subprocess
@@ -78,7 +78,7 @@ def _launch(verb: str, nproc: int) -> bool:
             del args[i]
             break
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "edgesleep.train", verb, *args]  # fmt: skip
+               f"--nproc-per-node={nproc}", "-m", "edgesleep.cli.launch", verb, *args]  # fmt: skip
     code = subprocess.run(command, check=False).returncode
     if code:
         raise typer.Exit(code)
@@ -117,7 +117,9 @@ def _summary(out: Path, ckpt: Any) -> str:
 @app.command("train")
 def train(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option(help="Dataset directory (the layout: docs/guides/data.md).")],
+    data: Annotated[
+        Path, typer.Option(help="Dataset directory (the layout: docs/guides/data.md).")
+    ],
     channel: Annotated[str, typer.Option(help="Channel to train on (label or alias).")],
     out: Annotated[Path, typer.Option(help="Checkpoint to write.")] = Path("model.pt"),
     model: Annotated[Model, typer.Option(help="Architecture.")] = "seqsleepnet",
@@ -320,7 +322,7 @@ def distill(
     cache: Cache = None,
     nproc: Nproc = 1,
 ) -> None:
-    """Distil a frozen teacher (e.g. EEG SeqSleepNet) into a compact student on another
+    """Distil a frozen teacher (an EEG SeqSleepNet, say) into a compact student on another
     channel (e.g. ECG) of the same nights."""
     need("train")
     if _launch("distill", nproc):

@@ -63,7 +63,7 @@ def peak_rss_mb() -> float:
 def make_night(path: Path) -> None:
     """The SYNTHETIC night: µV arrays at 256 Hz and the generator's stages."""
     from edgesleep.synth.hypnograms import markov_model
-    from edgesleep.synth.night import generate_night
+    from edgesleep.synth.psg import generate_night
 
     rng = np.random.default_rng(22)
     stages = np.concatenate([markov_model().sample(rng, 20) for _ in range(2)])[:N_EPOCHS]

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import PLAUSIBLE_UV, STUCK_S, Stager, score_signal
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 
 def _signal(n_epochs: int = 30) -> np.ndarray:

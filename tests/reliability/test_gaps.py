@@ -11,7 +11,7 @@ import numpy as np
 from edgesleep.dsp import EPOCH_SAMPLES
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import MAX_FILL_S, Stager, score_signal
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 
 def _signal(seed: int, n_epochs: int, sfreq: float = 100.0) -> np.ndarray:
@@ -22,7 +22,7 @@ def _signal(seed: int, n_epochs: int, sfreq: float = 100.0) -> np.ndarray:
 def test_a_jump_of_two_to_the_31_samples_starts_a_new_segment(exported: dict) -> None:
     model = ExportedModel(exported["root"] / "out", "fp32")
     first, second = _signal(1, 30), _signal(2, 25)
-    delay = 3 if model.lookahead is None else model.lookahead  # a causal model: its own
+    delay = 3 if model.fixed_delay is None else model.fixed_delay  # a causal model: its own
     stager = Stager(model, 100.0, delay=delay)
     results = stager.push(first, t0=0.0)
     jump_epoch = 2**31 // EPOCH_SAMPLES  # the device index jumped by ~2**31 samples

@@ -92,15 +92,17 @@ def test_an_endless_fifo_stops_at_the_row_bound(
     stop = threading.Event()
 
     def feed() -> None:
-        with fifo.open("w") as fh:
-            fh.write("time_s,bpm\n")
+        fd = os.open(fifo, os.O_WRONLY)  # blocks until the reader opens it
+        try:
+            os.write(fd, b"time_s,bpm\n")
             t = -1e6
-            try:
-                while not stop.is_set():
-                    fh.write("".join(f"{t + i},60\n" for i in range(1000)))
-                    t += 1000
-            except BrokenPipeError:
-                pass
+            while not stop.is_set():
+                os.write(fd, "".join(f"{t + i},60\n" for i in range(1000)).encode())
+                t += 1000
+        except BrokenPipeError:
+            pass  # the reader stopped reading: what is tested
+        finally:
+            os.close(fd)
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()

@@ -21,7 +21,7 @@ from edgesleep import protocol
 from edgesleep.cli import app
 from edgesleep.errors import InputError
 from edgesleep.io.heart import Series, write_series
-from edgesleep.night import NightSink, sidecar
+from edgesleep.night_file import NightSink, sidecar
 from edgesleep.ort import ExportedModel
 from edgesleep.shipped import default_model
 from edgesleep.stager import EpochResult
@@ -206,7 +206,7 @@ def test_a_signal_index_jump_of_two_to_the_31_loses_no_frame(
     tmp_path: Path, tiny_export: Callable[[str], dict]
 ) -> None:
     """The red team's case: data frames whose index jumps by ~2**31 samples."""
-    from edgesleep.synth.night import generate_night
+    from edgesleep.synth.psg import generate_night
 
     exported = tiny_export("student")
     signal = generate_night(4, 0, stages=np.array([0, 2, 2, 4] * 10)).signals["EEG Fpz-Cz"]

@@ -17,7 +17,7 @@ from edgesleep.cli import app
 from edgesleep.io import edf
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import Stager
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 
 def _night(path: Path, sfreq: float, n_epochs: int, channel: str) -> Path:

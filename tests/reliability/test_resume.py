@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edgesleep.errors import UsageError
-from edgesleep.night import NightSink, sidecar
+from edgesleep.night_file import NightSink, sidecar
 from edgesleep.stager import EpochResult
 
 

@@ -16,7 +16,7 @@ from edgesleep.ort import ExportedModel
 from edgesleep.sources import Packet, SerialSource
 from edgesleep.stager import Stager, score_signal
 from edgesleep.stream import run_stream
-from edgesleep.synth.night import generate_night
+from edgesleep.synth.psg import generate_night
 
 
 def _frames(counts: np.ndarray, first_index: int, uv_per_lsb: float) -> bytes:

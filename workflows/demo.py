@@ -28,7 +28,7 @@ from edgesleep.sources import SerialSource
 from edgesleep.stager import EpochResult, Stager
 from edgesleep.stages import to_classes
 from edgesleep.stream import run_stream
-from edgesleep.synth.night import generate_night, synthesize_dataset, write_night_edf
+from edgesleep.synth.psg import generate_night, synthesize_dataset, write_night_edf
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_model
 

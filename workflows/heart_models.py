@@ -1,0 +1,310 @@
+"""The heart models shipped in the package: how they are chosen, trained and exported.
+
+One procedure serves the study that measures it (``studies/heart_selection.py``, once per
+held-out subject) and the build of the shipped models (every subject in): the heart
+cohorts pooled (each subject's epochs as W / Light / Deep / REM or W / NREM / REM), 2
+subjects per cohort held out as *inner validation* (early stopping and every choice), the
+student (dilations 1, 2, 4, 8; class-weighted cross-entropy; lr 1e-3; 20 passes at stride
+5; patience 4; look-ahead 0) trained on the rest, and per-class prior offsets added to its
+log-probabilities when they raise κ on the inner validation subjects *cross-fitted* (each
+scored with offsets fitted on the others), so fitting and choosing never share data. The
+offsets are folded into the classifier's bias, so the exported graphs carry them.
+
+Build: ``python -m edgesleep.workflows.heart_models [--walch DIR] [--slpdb DIR] [--selection
+studies/results/heart_selection.json] [--out edgesleep/data/models] [--report
+studies/results/heart_models.json]`` (int8, calibrated on every training subject's nights;
+the model card from the study's results; the report holds each card, the graph sizes and
+the int8-vs-fp32 parity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edgesleep.dsp.inputs import HEART
+from edgesleep.io.dataset import merge_datasets
+from edgesleep.io.imports import IMPORTERS, SLPDB_CITATION, WALCH_CITATION
+from edgesleep.metrics import evaluate
+from edgesleep.readout import probabilities
+from edgesleep.stages import class_labels, collapse_labels
+from edgesleep.train.checkpoint import Checkpoint
+from edgesleep.train.data import NightFeatures, load_features
+from edgesleep.train.training import per_pass_options
+from edgesleep.train.transfer import train_features
+
+MODEL_FIELDS: dict[str, Any] = {"dilations": (1, 2, 4, 8)}
+PASSES, PATIENCE, LR = 20, 4, 1e-3
+VAL_PER_COHORT = 2
+OFFSET_GRID = np.arange(-2.0, 2.01, 0.25)
+REFERENCE_CLASS = 1  # Light (4 classes) / NREM (3 classes): its offset stays 0
+NAMES = {4: "heart-4class", 3: "heart-3class"}
+CITATIONS = {"walch": WALCH_CITATION, "slpdb": SLPDB_CITATION}
+COHORTS = {
+    "walch": "Walch et al. 2019: 21 adults, one night each in a sleep lab, Apple Watch heart "
+    "rate (PPG, about one sample per 5 s) against PSG stages",
+    "slpdb": "MIT-BIH Polysomnographic Database: 12 men with obstructive sleep apnea (32-56 y), "
+    "14 records, reference ECG beat times against R&K stages",
+}
+
+
+def kappa(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    return float(evaluate(truth, pred, n_classes)["kappa"])  # type: ignore[arg-type]
+
+
+def heart_nights(sources: dict[str, Path], tmp: Path) -> tuple[list[NightFeatures], Path]:
+    """Each cohort imported (``edgesleep data import``), merged, read as 4-class beat
+    images on channel ``heart``; subjects are ``cohort:id``. Also returns the merged
+    dataset's directory (under ``tmp``)."""
+    roots = {name: tmp / name for name in sources}
+    for name, src in sources.items():
+        IMPORTERS[name](src, roots[name])
+    merged = merge_datasets(roots, tmp / "heart")
+    nights = load_features(merged, HEART, 4, crop="none", kind="beats")
+    return [NightFeatures(n.record, n.subject, np.array(n.images), n.labels)
+            for n in nights], merged.root  # fmt: skip
+
+
+def with_classes(nights: Sequence[NightFeatures], n_classes: int) -> list[NightFeatures]:
+    """The nights' 4-class labels collapsed onto ``n_classes``."""
+    return [NightFeatures(n.record, n.subject, n.images, collapse_labels(n.labels, 4, n_classes))
+            for n in nights]  # fmt: skip
+
+
+def inner_split(
+    nights: Sequence[NightFeatures], seed: int
+) -> tuple[list[NightFeatures], list[NightFeatures]]:
+    """(fit, validation): ``VAL_PER_COHORT`` subjects of each cohort (``cohort:`` prefix)
+    drawn with ``seed`` validate, the rest train."""
+    rng = np.random.default_rng(seed)
+    val: set[str] = set()
+    for cohort in dict.fromkeys(n.subject.split(":")[0] for n in nights):  # in order
+        pool = sorted({n.subject for n in nights if n.subject.split(":")[0] == cohort})
+        val |= set(rng.choice(pool, min(VAL_PER_COHORT, len(pool) - 1), replace=False).tolist())
+    return [n for n in nights if n.subject not in val], [n for n in nights if n.subject in val]
+
+
+def train_student(fit: Sequence[NightFeatures], val: Sequence[NightFeatures], n_classes: int,
+                  seed: int, passes: float = PASSES, **fields: Any) -> Checkpoint:  # fmt: skip
+    """The heart student on ``fit``, stopped early on ``val`` (labels of ``n_classes``)."""
+    n_epochs = sum(n.n_epochs for n in fit)
+    return train_features(
+        fit, val, HEART, "student", n_classes,
+        opts=per_pass_options(n_epochs, seed, LR, passes=passes, patience=PATIENCE),
+        model_fields={**MODEL_FIELDS, **fields}, input_kind="beats",
+    )  # fmt: skip
+
+
+def log_probs(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> list[np.ndarray]:
+    """Delay-0 log-probabilities per night, each of shape (n_epochs, n_classes)."""
+    scorer = ckpt.scorer()
+    return [np.log(np.maximum(probabilities(scorer, n.images, [0])[0], 1e-12)) for n in nights]
+
+
+def fit_offsets(logp: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class offsets added to log-probabilities (n_epochs, n_classes) that maximise κ
+    against ``truth`` (negative: not scored); ``REFERENCE_CLASS`` stays at 0. Two sweeps
+    of coordinate ascent over ``OFFSET_GRID``."""
+    offsets = np.zeros(n_classes)
+    scored = truth >= 0
+    logp, truth = logp[scored], truth[scored]
+    for _ in range(2):
+        for c in range(n_classes):
+            if c == REFERENCE_CLASS:
+                continue
+            best, best_k = offsets[c], -np.inf
+            for value in OFFSET_GRID:
+                offsets[c] = value
+                k = kappa(truth, (logp + offsets).argmax(1), n_classes)
+                if k > best_k + 1e-9:
+                    best, best_k = value, k
+            offsets[c] = best
+    return offsets
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What the inner validation subjects decided for one model."""
+
+    offsets: np.ndarray  # (n_classes,), zeros when not used
+    plain_kappa: float  # κ on the validation subjects without offsets
+    offset_kappa: float  # κ with offsets, cross-fitted over the validation subjects
+
+    @property
+    def use_offsets(self) -> bool:
+        return self.offset_kappa > self.plain_kappa
+
+
+def choose_offsets(val: Sequence[NightFeatures], logp: Sequence[np.ndarray],
+                   n_classes: int) -> Choice:  # fmt: skip
+    """Offsets fitted on all validation subjects, and whether they are used: κ with each
+    subject's epochs read with offsets fitted on the other subjects, against κ without."""
+    subjects = sorted({n.subject for n in val})
+    by_subject = {
+        s: (np.concatenate([lp for n, lp in zip(val, logp, strict=True) if n.subject == s]),
+            np.concatenate([n.labels for n in val if n.subject == s]))
+        for s in subjects
+    }  # fmt: skip
+    truth = np.concatenate([t for _, t in by_subject.values()])
+    plain = kappa(truth, np.concatenate([lp for lp, _ in by_subject.values()]).argmax(1), n_classes)
+    crossed = []
+    for s, (lp, _) in by_subject.items():
+        others = [v for o, v in by_subject.items() if o != s]
+        offsets = fit_offsets(np.concatenate([o[0] for o in others]),
+                              np.concatenate([o[1] for o in others]), n_classes)  # fmt: skip
+        crossed.append((lp + offsets).argmax(1))
+    crossed_kappa = kappa(truth, np.concatenate(crossed), n_classes)
+    all_offsets = fit_offsets(np.concatenate([lp for lp, _ in by_subject.values()]), truth,
+                              n_classes)  # fmt: skip
+    return Choice(all_offsets, plain, crossed_kappa)
+
+
+def with_offsets(ckpt: Checkpoint, offsets: np.ndarray) -> Checkpoint:
+    """The checkpoint with ``offsets`` added to its classifier's bias (the bias of the
+    model's "softmax" part): the logits (and so the log-probabilities, up to a constant per
+    epoch) move by ``offsets``."""
+    model = ckpt.build()
+    (bias,) = [p for p in model.parameter_groups()["softmax"] if p.ndim == 1]
+    with torch.no_grad():
+        bias += torch.as_tensor(offsets, dtype=bias.dtype)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    provenance = {**ckpt.provenance, "prior_offsets": [round(float(v), 3) for v in offsets]}
+    return replace(ckpt, state_dict=state, provenance=provenance)
+
+
+def select_and_train(nights: Sequence[NightFeatures], n_classes: int, seed: int = 0,
+                     split_seed: int = 0, passes: float = PASSES, **fields: Any,
+                     ) -> tuple[Checkpoint, Choice]:  # fmt: skip
+    """The whole procedure (module docstring) on 4-class ``nights``: the checkpoint, with
+    the chosen offsets folded in, and the choice."""
+    fit, val = inner_split(nights, split_seed)
+    fit, val = with_classes(fit, n_classes), with_classes(val, n_classes)
+    ckpt = train_student(fit, val, n_classes, seed, passes, **fields)
+    choice = choose_offsets(val, log_probs(ckpt, val), n_classes)
+    return (with_offsets(ckpt, choice.offsets) if choice.use_offsets else ckpt), choice
+
+
+def model_card(n_classes: int, nights: Sequence[NightFeatures], choice: Choice,
+               selection: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+    """The card carried in a shipped model's metadata and printed by ``edgesleep models``."""
+    cohorts = {}
+    for cohort in sorted({n.subject.split(":")[0] for n in nights}):
+        mine = [n for n in nights if n.subject.startswith(cohort + ":")]
+        cohorts[cohort] = {
+            "what": COHORTS.get(cohort, cohort),
+            "subjects": len({n.subject for n in mine}),
+            "nights": len(mine),
+            "scored_epochs": int(sum((n.labels >= 0).sum() for n in mine)),
+            "citation": CITATIONS.get(cohort, ""),
+        }
+    card: dict[str, Any] = {
+        "name": NAMES[n_classes],
+        "task": f"{' / '.join(class_labels(n_classes))} per 30-s epoch from heart data: ECG "
+        "(R peaks detected on the device), beat times, or heart-rate samples (any rate)",
+        "data": cohorts,
+        "training": {
+            "model": "student", **{k: list(v) for k, v in MODEL_FIELDS.items()},
+            "delay": 0, "loss": "class-weighted cross-entropy", "lr": LR,
+            "passes": PASSES, "patience": PATIENCE,
+            "validation": f"{VAL_PER_COHORT} subjects per cohort (early stopping, offsets)",
+            "prior_offsets": [round(float(v), 3) for v in choice.offsets]
+            if choice.use_offsets else None,
+            "inner_kappa": {"plain": round(choice.plain_kappa, 3),
+                            "offsets_cross_fitted": round(choice.offset_kappa, 3)},
+        },
+        "intended_use": "research and wearable prototyping: sleep architecture over a night "
+        "from a chest strap, an ECG patch or a watch, where no EEG is worn; not a diagnosis",
+        "limits": "trained on 33 adults only: 21 sleep-lab volunteers (watch) and 12 men with "
+        "severe sleep apnea (ECG, 1989); no children, few women, no insomnia or arrhythmia "
+        "cohorts, no home recordings; heart rate separates Deep and REM from Light poorly "
+        "(per-subject κ varies widely, see the metrics); one cohort's model does not "
+        "transfer to the other (cross-cohort κ near 0.1), so expect lower agreement on a "
+        "population unlike these two",
+        "reproduce": "python studies/heart_selection.py; "
+        "python -m edgesleep.workflows.heart_models",
+    }  # fmt: skip
+    if selection is not None:
+        row = "nested: shippable" if n_classes == 4 else "3-class student: nested: shippable"
+        card["evaluation"] = {
+            "protocol": "nested leave-one-subject-out over the pooled cohorts "
+            "(studies/heart_selection.py; every choice on inner validation subjects)",
+            **{group: _metric(selection["tables"][f"{n_classes}-class, tested on {group}"][row])
+               for group in ("both", *cohorts)},
+        }  # fmt: skip
+    return card
+
+
+def _metric(m: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kappa": round(m["kappa"], 3), "accuracy": round(m["accuracy"], 3),
+        "macro_f1": round(m["macro_f1"], 3),
+        "subject_kappa_mean": round(m["subject_kappa"]["mean"], 3),
+        "subject_kappa_sd": round(m["subject_kappa"]["sd"], 3),
+        "recall": {k: round(v, 3) for k, v in m["recall"].items()},
+    }  # fmt: skip
+
+
+def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None = None,
+          passes: float = PASSES, keep: Path | None = None, **fields: Any,
+          ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Train, export (int8) and write each shipped model to ``out/<name>/`` (the step
+    graph: what the runtime loads); returns each model's card, sizes and int8 parity.
+    With ``keep``, each model's checkpoint and export report are copied there."""
+    from edgesleep.export.pipeline import ExportOptions, export_model
+
+    built = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        nights, merged = heart_nights(sources, Path(tmp))
+        for n_classes, name in NAMES.items():
+            ckpt, choice = select_and_train(nights, n_classes, passes=passes, **fields)
+            path = Path(tmp) / f"{name}.pt"
+            ckpt.save(path)
+            card = model_card(n_classes, nights, choice, selection)
+            options = ExportOptions(quantize=True, calibration=merged, card=card,
+                                    parity_nights=len(nights))  # every night  # fmt: skip
+            report = export_model(path, Path(tmp) / name, options)
+            (out / name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(tmp) / name / "int8" / "step.onnx", out / name / "step.onnx")
+            int8 = report["variants"]["int8"]
+            built[name] = {"card": card, "bytes": int8["bytes"], "parity": int8.get("parity"),
+                           "quantization": int8["quantization"]}  # fmt: skip
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, keep / f"{name}.pt")
+                shutil.copyfile(Path(tmp) / name / "report.json", keep / f"{name}-export.json")
+    return built
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--walch", type=Path, default=Path("../shared/data/walch"))
+    parser.add_argument("--slpdb", type=Path, default=Path("../shared/data/slpdb"))
+    parser.add_argument("--selection", type=Path,
+                        default=Path("studies/results/heart_selection.json"))  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("edgesleep/data/models"))
+    parser.add_argument("--keep", type=Path, help="also keep checkpoints and export reports")
+    parser.add_argument("--report", type=Path, default=Path("studies/results/heart_models.json"))
+    args = parser.parse_args()
+    selection = json.loads(args.selection.read_text()) if args.selection.is_file() else None
+    built = build({"walch": args.walch, "slpdb": args.slpdb}, args.out, selection, keep=args.keep)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(built, indent=1) + "\n")
+    for name, b in built.items():
+        sizes, parity = b["bytes"], b["parity"]
+        kb = sizes["step"] / 1024
+        print(f"{name}: step {kb:.1f} KB, int8 vs fp32: epoch agreement "
+              f"{parity['epoch_agreement']:.4f}, accuracy {parity['accuracy_delta_points']:+.2f} "
+              f"points on {parity['epochs']} epochs")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
