@@ -91,6 +91,20 @@ def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
+def layered(
+    file: Mapping[str, Any], command_line: Mapping[str, Any], given: Iterable[str]
+) -> dict[str, Any]:
+    """One mapping from a file's values and the command line's, with the one precedence
+    rule of every run: an option given on the command line (its name in ``given``) wins
+    over the file, the file over the option's default (a command-line value not given)."""
+    given = set(given)
+    out = dict(file)
+    for key, value in command_line.items():
+        if key in given or key not in file:
+            out[key] = value
+    return out
+
+
 def from_mapping(cls: type[T], values: Mapping[str, Any], where: str) -> T:
     """``cls(**values)``, strictly.
 

@@ -29,6 +29,7 @@ from edgesleep.export.quantize import SCHEMES
 from edgesleep.io.writers import write_report
 from edgesleep.ort import cpu_info
 from edgesleep.synth.psg import GENERATOR_VERSION, synthesize_dataset
+from edgesleep.train.specs import TrainSpec
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_model
 
@@ -68,7 +69,7 @@ def run(work: Path) -> dict[str, Any]:
     for name, lr in MODELS.items():
         ckpt = work / f"{name}.pt"
         opts = TrainOptions(passes=10, eval_every=60, patience=3, lr=lr, class_weighting=True)
-        train_model(train_dir, CHANNEL, ckpt, name, 5, opts=opts)
+        train_model(TrainSpec(train_dir, CHANNEL, ckpt, name, 5, train=opts))
         targets = list(SCHEMES) if name == "student" else ["portable"]
         for target in targets:
             folder = work / f"{name}-{target}"

@@ -124,6 +124,7 @@ def tiny_export(
     (calibrated on it); each key is trained once per session, on first use."""
     from edgesleep.export.pipeline import ExportOptions, export_model
     from edgesleep.train import checkpoint as ckpt_io
+    from edgesleep.train.specs import TrainSpec
     from edgesleep.train.training import TrainOptions
     from edgesleep.train.transfer import train_model
 
@@ -134,8 +135,9 @@ def tiny_export(
             name, kind, channel, n_classes, steps = TINY_EXPORTS[key]
             root = tmp_path_factory.mktemp(f"export-{key}")
             opts = TrainOptions(max_steps=steps, eval_every=steps // 2, stride=2, lr=3e-3, seed=1)
-            train_model(tiny_dataset, channel, root / "m.pt", name, n_classes, subjects=["0", "1"],
-                        opts=opts, model_fields=TINY_MODELS[name], input_kind=kind)  # fmt: skip
+            train_model(TrainSpec(tiny_dataset, channel, root / "m.pt", name, n_classes, kind,
+                                  subjects=("0", "1"), train=opts,
+                                  model_config=TINY_MODELS[name]))  # fmt: skip
             options = ExportOptions(quantize=True, calibration=tiny_dataset, latency_repeats=5)
             report = export_model(root / "m.pt", root / "out", options)
             ckpt = ckpt_io.load(root / "m.pt")

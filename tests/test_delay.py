@@ -46,13 +46,14 @@ def test_a_delayed_causal_model_trains_exports_and_streams(
     tiny_dataset: Path, tiny_models: dict, tmp_path: Path
 ) -> None:
     from edgesleep.export.pipeline import ExportOptions, export_model
+    from edgesleep.train.specs import TrainSpec
     from edgesleep.train.training import TrainOptions
     from edgesleep.train.transfer import train_model
 
     fields = {**tiny_models["student"], "delay": 2}
     opts = TrainOptions(max_steps=10, eval_every=5, stride=2, lr=3e-3)
-    train_model(tiny_dataset, "EEG Fpz-Cz", tmp_path / "m.pt", "student", 3,
-                subjects=["0", "1"], opts=opts, model_fields=fields)  # fmt: skip
+    train_model(TrainSpec(tiny_dataset, "EEG Fpz-Cz", tmp_path / "m.pt", "student", 3,
+                          subjects=("0", "1"), train=opts, model_config=fields))  # fmt: skip
     export_model(tmp_path / "m.pt", tmp_path / "out", ExportOptions(latency_repeats=2))
     model = ExportedModel(tmp_path / "out", "fp32")
     assert model.fixed_delay == 2 and model.info.raw["readout"]["delay"] == 2
@@ -81,3 +82,12 @@ def test_a_delayed_causal_model_trains_exports_and_streams(
     result = CliRunner().invoke(app, ["stage", str(night), "--model", str(tmp_path / "out"),
                                       "--out", str(tmp_path / "s"), "--delay", "5"])  # fmt: skip
     assert result.exit_code == 2 and "a delay of 2 epoch(s)" in result.output
+
+
+def test_the_old_config_key_still_works_for_a_release() -> None:
+    from edgesleep.config import from_mapping
+    from edgesleep.train.student import StudentConfig
+
+    with pytest.warns(DeprecationWarning, match="'lookahead' is now 'delay'"):
+        cfg = from_mapping(StudentConfig, {"lookahead": 3}, "[model]")
+    assert cfg.delay == 3

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from edgesleep.cli import app
 from edgesleep.errors import UsageError
+from edgesleep.train.specs import TrainSpec
 from edgesleep.train.training import TrainOptions, resolve_device
 from edgesleep.train.transfer import train_model
 
@@ -55,8 +56,9 @@ def test_cpu_training_is_unchanged_and_checkpoints_are_cpu_tensors(
     opts = TrainOptions(max_steps=4, eval_every=2, stride=5, seed=3)
     fields = {"n_bands": 4, "channels": (4, 4, 4), "epoch_dim": 4}
     runs = [
-        train_model(tiny_dataset, "EOG horizontal", tmp_path / f"{d}.pt", "student", 5,
-                    subjects=["0", "1"], opts=replace(opts, device=d), model_fields=fields)
+        train_model(TrainSpec(tiny_dataset, "EOG horizontal", tmp_path / f"{d}.pt", "student", 5,
+                              subjects=("0", "1"), train=replace(opts, device=d),
+                              model_config=fields))
         for d in ("auto", "cpu")
     ]  # fmt: skip
     for key, value in runs[0].state_dict.items():

@@ -25,6 +25,7 @@ from edgesleep.stager import Stager, score_signal
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train import models as model_registry
 from edgesleep.train.sequence_model import EpochSequenceModel
+from edgesleep.train.specs import TrainSpec
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_model
 
@@ -143,13 +144,14 @@ def test_new_model_trains_finetunes_exports_and_stages(
     from edgesleep.export.pipeline import ExportOptions, export_model
 
     channel, subjects = "EEG Fpz-Cz", ["0", "1"]
-    first = train_model(tiny_dataset, channel, tmp_path / "m.pt", CausalGru.name, 5,
-                        subjects=subjects, opts=OPTS)  # fmt: skip
+    first = train_model(TrainSpec(tiny_dataset, channel, tmp_path / "m.pt", CausalGru.name, 5,
+                                  subjects=tuple(subjects), train=OPTS))  # fmt: skip
     assert isinstance(first.build(), CausalGru)
     # finetune onto 3 classes: only its declared "softmax" part ("out") may change
     opts = TrainOptions(**{**OPTS.__dict__, "finetune": "softmax"})
-    tuned = train_model(tiny_dataset, channel, tmp_path / "ft.pt", CausalGru.name, 3,
-                        init_from=tmp_path / "m.pt", subjects=subjects, opts=opts)  # fmt: skip
+    tuned = train_model(TrainSpec(tiny_dataset, channel, tmp_path / "ft.pt", CausalGru.name, 3,
+                                  init_from=tmp_path / "m.pt", subjects=tuple(subjects),
+                                  train=opts))  # fmt: skip
     for key, value in tuned.state_dict.items():
         if not key.startswith("sequence.out."):
             assert torch.equal(value, first.state_dict[key]), key
@@ -186,9 +188,9 @@ def test_new_input_kind_trains_exports_and_streams(
     from edgesleep.export.pipeline import ExportOptions, export_model
 
     fields = {"n_bands": 4, "channels": (4, 4, 4), "epoch_dim": 4}
-    ckpt = train_model(tiny_dataset, "EOG horizontal", tmp_path / "m.pt", "student", 4,
-                       subjects=["0", "1"], opts=OPTS, model_fields=fields,
-                       input_kind=ENVELOPE.name)  # fmt: skip
+    ckpt = train_model(TrainSpec(tiny_dataset, "EOG horizontal", tmp_path / "m.pt", "student", 4,
+                                 ENVELOPE.name, subjects=("0", "1"), train=OPTS,
+                                 model_config=fields))  # fmt: skip
     assert (ckpt.config["n_frames"], ckpt.config["n_freqs"]) == (30, 10)
     export_model(tmp_path / "m.pt", tmp_path / "out", ExportOptions(latency_repeats=2))
     model = ExportedModel(tmp_path / "out", "fp32")

@@ -50,9 +50,10 @@ def test_sigkill_then_resume_ends_as_the_uninterrupted_run(
         "from edgesleep.train.transfer import train_model\n"
         "fields, train = load_run_config(Path(sys.argv[2]))\n"
         "opts = TrainOptions(**{**train, 'device': 'cpu'})\n"
-        "train_model(Path(sys.argv[1]), 'EOG horizontal', Path(sys.argv[3]), 'student', 5,\n"
-        "            subjects=['0', '1', '2'], opts=opts, model_fields=fields,\n"
-        "            progress=lambda *a: time.sleep(0.1))\n"
+        "from edgesleep.train.specs import TrainSpec\n"
+        "spec = TrainSpec(Path(sys.argv[1]), 'EOG horizontal', Path(sys.argv[3]), 'student', 5,\n"
+        "                 subjects=('0', '1', '2'), train=opts, model_config=fields)\n"
+        "train_model(spec, progress=lambda *a: time.sleep(0.1))\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", slow, str(tiny_dataset), str(config), str(out)],
                             cwd=tmp_path)  # fmt: skip
@@ -75,7 +76,8 @@ def test_sigkill_then_resume_ends_as_the_uninterrupted_run(
 def test_an_interrupted_distillation_resumes_to_the_same_student(
     tiny_dataset: Path, tmp_path: Path, one_thread: None
 ) -> None:
-    from edgesleep.train.distill import DistillOptions, distill_model
+    from edgesleep.train.distill import distill_model
+    from edgesleep.train.specs import DistillOptions, DistillSpec, TrainSpec
     from edgesleep.train.training import TrainOptions
     from edgesleep.train.transfer import train_model
 
@@ -83,12 +85,12 @@ def test_an_interrupted_distillation_resumes_to_the_same_student(
     opts = TrainOptions(max_steps=16, eval_every=4, stride=2, batch_size=4, lr=3e-3,
                         patience=100, device="cpu")  # fmt: skip
     teacher = tmp_path / "teacher.pt"
-    train_model(tiny_dataset, "EEG Fpz-Cz", teacher, "student", 4, subjects=["0", "1", "2"],
-                opts=opts, model_fields=small)  # fmt: skip
-    run = (tiny_dataset, "ECG")
-    common = {"n_classes": 4, "subjects": ["0", "1", "2"], "opts": opts, "model_fields": small,
-              "dopts": DistillOptions(feature_transfer=True)}  # fmt: skip
-    whole = distill_model(teacher, *run, tmp_path / "whole.pt", **common)
+    train_model(TrainSpec(tiny_dataset, "EEG Fpz-Cz", teacher, "student", 4,
+                          subjects=("0", "1", "2"), train=opts, model_config=small))  # fmt: skip
+    common = {"classes": 4, "subjects": ("0", "1", "2"), "train": opts, "model_config": small,
+              "distill": DistillOptions(feature_transfer=True)}  # fmt: skip
+    whole = distill_model(DistillSpec(teacher, tiny_dataset, "ECG", tmp_path / "whole.pt",
+                                      **common))  # fmt: skip
 
     def crash(step: int, *_: object) -> None:
         if step == 10:  # after the state saved at step 8
@@ -96,8 +98,8 @@ def test_an_interrupted_distillation_resumes_to_the_same_student(
 
     out = tmp_path / "resumed.pt"
     with pytest.raises(KeyboardInterrupt):
-        distill_model(teacher, *run, out, progress=crash, **common)
+        distill_model(DistillSpec(teacher, tiny_dataset, "ECG", out, **common), progress=crash)
     assert out.with_name(out.name + ".state").is_file()
-    resumed = distill_model(teacher, *run, out, resume=True, **common)
+    resumed = distill_model(DistillSpec(teacher, tiny_dataset, "ECG", out, resume=True, **common))
     for key, value in whole.state_dict.items():
         assert torch.equal(value, resumed.state_dict[key]), key

@@ -20,8 +20,9 @@ Each term is switchable, for ablations (class weighting through
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from edgesleep.train.data import NightFeatures, Windows, class_weights
 from edgesleep.train.data import norm_stats as compute_norm_stats
 from edgesleep.train.models import build, config_dict, make_config
 from edgesleep.train.sequence_model import EpochSequenceModel
+from edgesleep.train.specs import DistillOptions, DistillSpec
 from edgesleep.train.training import (
     TrainOptions,
     align_to_delay,
@@ -50,15 +52,6 @@ from edgesleep.train.training import (
 from edgesleep.train.transfer import check_choices
 
 log = logging.getLogger("edgesleep")
-
-
-@dataclass(frozen=True)
-class DistillOptions:
-    soft_targets: bool = True
-    feature_transfer: bool = True
-    temperature: float = 1.0
-    alpha: float = 0.5
-    feature_weight: float = 1.0
 
 
 class PairedWindows(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -215,6 +208,61 @@ def distill_features(
 
 
 def distill_model(
+    spec: DistillSpec | Path, *args: Any, progress: Any = None, **kwargs: Any
+) -> Checkpoint:
+    """Run ``spec``: distil the teacher checkpoint ``spec.teacher`` into a fresh student
+    trained on ``spec.student_channel`` of a dataset's nights (paired: the teacher sees
+    ``spec.teacher_channel`` of the same nights) and save ``spec.out``; ``spec.resume``
+    continues a killed run from ``OUT.state``.
+
+    The positional form of 0.1 (``distill_model(teacher_path, data, student_channel, out,
+    ...)``) still works for one release, with a ``DeprecationWarning``.
+    """
+    if not isinstance(spec, DistillSpec):
+        if progress is not None:
+            kwargs["progress"] = progress
+        spec, progress = _legacy_spec(spec, *args, **kwargs)
+    opts = spec.train
+    check_choices(spec.model, spec.classes, "stft", opts, spec.crop, spec.model_config)
+    teacher_ckpt = ckpt_io.load(spec.teacher)
+    if spec.classes > teacher_ckpt.n_classes:
+        raise UsageError(
+            f"--classes {spec.classes}: the teacher has {teacher_ckpt.n_classes}; a student "
+            "can only have the teacher's class set or a coarser one"
+        )
+    split = split_dataset(spec.data, spec.subjects, spec.val_subjects, opts.seed, spec.classes,
+                          spec.crop, spec.cache)  # fmt: skip
+    t_channel = spec.teacher_channel or teacher_ckpt.channel
+    distributed.setup(resolve_device(opts.device))  # under torchrun: join the ranks
+    with distributed.main_first():  # rank 0 clears an old state, fills the feature cache
+        state_path = state_file(spec.out, spec.resume or not distributed.is_main())
+        train_s = split.nights(split.train, spec.student_channel)
+        val_s = split.nights(split.val, spec.student_channel)
+        train_t = split.nights(split.train, t_channel)
+    ckpt = distill_features(
+        teacher_ckpt,
+        train_s,
+        val_s,
+        train_t,
+        spec.student_channel,
+        t_channel,
+        spec.classes,
+        spec.model,
+        opts,
+        spec.distill,
+        spec.model_config,
+        progress,
+        "stft",
+        state_path,
+        **split.provenance(),
+        teacher_path=str(spec.teacher),
+    )
+    if distributed.is_main():
+        ckpt.save(spec.out)
+    return ckpt
+
+
+def _legacy_spec(
     teacher_path: Path,
     data: Path,
     student_channel: str,
@@ -231,45 +279,14 @@ def distill_model(
     progress: Any = None,
     resume: bool = False,
     cache: Path | None = None,
-) -> Checkpoint:
-    """Distil the teacher checkpoint at ``teacher_path`` into a fresh student trained on
-    ``student_channel`` of a dataset's nights (paired: the teacher sees ``teacher_channel``
-    of the same nights) and save ``out``; ``resume`` continues a killed run from
-    ``OUT.state``."""
-    opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, "stft", opts, crop, model_fields)
-    teacher_ckpt = ckpt_io.load(teacher_path)
-    if n_classes > teacher_ckpt.n_classes:
-        raise UsageError(
-            f"--classes {n_classes}: the teacher has {teacher_ckpt.n_classes}; a student can "
-            "only have the teacher's class set or a coarser one"
-        )
-    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop, cache)
-    t_channel = teacher_channel or teacher_ckpt.channel
-    distributed.setup(resolve_device(opts.device))  # under torchrun: join the ranks
-    with distributed.main_first():  # rank 0 clears an old state, fills the feature cache
-        state_path = state_file(out, resume or not distributed.is_main())
-        train_s = split.nights(split.train, student_channel)
-        val_s = split.nights(split.val, student_channel)
-        train_t = split.nights(split.train, t_channel)
-    ckpt = distill_features(
-        teacher_ckpt,
-        train_s,
-        val_s,
-        train_t,
-        student_channel,
-        t_channel,
-        n_classes,
-        model_name,
-        opts,
-        dopts,
-        model_fields,
-        progress,
-        "stft",
-        state_path,
-        **split.provenance(),
-        teacher_path=str(teacher_path),
-    )
-    if distributed.is_main():
-        ckpt.save(out)
-    return ckpt
+) -> tuple[DistillSpec, Any]:
+    """The spec of 0.1's positional ``distill_model`` call (deprecated)."""
+    warnings.warn("distill_model(teacher_path, data, ...) is deprecated; pass a DistillSpec "
+                  "(edgesleep.train.specs)", DeprecationWarning, stacklevel=3)  # fmt: skip
+    spec = DistillSpec(
+        Path(teacher_path), Path(data), student_channel, Path(out), teacher_channel,
+        n_classes, model_name, tuple(subjects) if subjects is not None else None,
+        n_val_subjects, crop, resume, cache, opts or TrainOptions(), dopts or DistillOptions(),
+        dict(model_fields or {}),
+    )  # fmt: skip
+    return spec, progress

@@ -313,6 +313,98 @@ def fit(
     as the uninterrupted run would have (on the CPU, bit for bit). It is removed at the end.
     """
     cfg: Any = model.cfg
+    device, rank, n_ranks = _join_ranks(model, opts, extra_params)
+    start = time.perf_counter()
+    trainable = set_trainable(model, opts.finetune)
+    validate = _validator(TorchScorer(model, mean, std), val_nights, cfg.n_classes, rank, device)
+    if not trainable:
+        return TrainResult(_cpu_state(model), validate(), 0, 0, time.perf_counter() - start)
+    generator = torch.Generator().manual_seed(opts.seed)  # the same order on every rank
+    loader = _loader(_windows(train_nights, mean, std, cfg, opts, windows), opts, generator,
+                     device)  # fmt: skip
+    total = _total_steps(opts, len(loader))
+    loss = batch_loss or cross_entropy(train_nights, cfg.n_classes, opts.class_weighting, device)
+    autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16) if opts.amp else nullcontext
+    optimizer = _optimizer(model, opts)
+    if extra_params:
+        optimizer.add_param_group({"params": list(extra_params), "weight_decay": 0.0})
+    stepped = [p for group in optimizer.param_groups for p in group["params"]]
+    best = TrainResult(_cpu_state(model), -1.0, 0, 0, 0.0)
+    loop = _Loop(pass_start=generator.get_state())
+    fingerprint = _fingerprint(opts, cfg, n_ranks)
+    if state_path is not None and state_path.is_file():
+        best, loop = _resume(state_path, fingerprint, model, optimizer, extra_params)
+
+    def train_step(batch: Sequence[torch.Tensor]) -> float:
+        """One optimiser step on a batch; the loss summed over the ranks."""
+        model.train()
+        optimizer.zero_grad()
+        with autocast():
+            value_t = loss(model, [b.to(device, non_blocking=True) for b in batch])
+        value_t.backward()
+        distributed.sum_gradients(stepped)
+        optimizer.step()
+        return float(distributed.global_sum(value_t).item())
+
+    while loop.step < total and loop.since_best < opts.patience:
+        generator.set_state(loop.pass_start)  # the pass's order (and where a resumed one was)
+        for i, batch in enumerate(loader):
+            if i < loop.skip:
+                continue
+            loop.stepped(train_step(batch))
+            if loop.step % opts.eval_every == 0 or loop.step == total:
+                loop.validated(validate(), best, model)
+                rngs = distributed.gather_objects(torch.get_rng_state())
+                if state_path is not None and rank == 0:
+                    _save_state(state_path, fingerprint, model, optimizer, extra_params, rngs,
+                                {"best": asdict(best), **loop.saved(i)})  # fmt: skip
+            if progress is not None:
+                progress(loop.step, total, loop.running, best.best_val_accuracy)
+            if loop.step >= total or loop.since_best >= opts.patience:
+                break
+        else:  # the pass ended: the next one draws its order from here
+            loop.pass_start, loop.skip = generator.get_state(), 0
+            continue
+        break
+    if state_path is not None and rank == 0:
+        state_path.unlink(missing_ok=True)
+    return _finish(model, best, loop.step, time.perf_counter() - start)
+
+
+@dataclass
+class _Loop:
+    """Where the training loop is: steps done, validations without gain, the running loss,
+    and the pass being drawn (the generator state at its start, batches already done)."""
+
+    pass_start: torch.Tensor
+    step: int = 0
+    since_best: int = 0
+    running: float = float("nan")
+    skip: int = 0
+
+    def stepped(self, value: float) -> None:
+        self.step += 1
+        self.running = value if np.isnan(self.running) else 0.95 * self.running + 0.05 * value
+
+    def validated(self, acc: float, best: TrainResult, model: nn.Module) -> None:
+        """Early stopping's bookkeeping: keep the model when it validates best."""
+        best.history.append({"step": self.step, "loss": self.running, "val_accuracy": acc})
+        if acc > best.best_val_accuracy:
+            best.state_dict = _cpu_state(model)
+            best.best_val_accuracy, best.best_step, self.since_best = acc, self.step, 0
+        else:
+            self.since_best += 1
+
+    def saved(self, batch_in_pass: int) -> dict[str, Any]:
+        """The loop's fields of the training state (after batch ``batch_in_pass``)."""
+        return {"step": self.step, "since_best": self.since_best, "running": self.running,
+                "pass_start": self.pass_start, "batch_in_pass": batch_in_pass + 1}  # fmt: skip
+
+
+def _join_ranks(
+    model: nn.Module, opts: TrainOptions, extra_params: Sequence[nn.Parameter]
+) -> tuple[torch.device, int, int]:
+    """Set the device up, join the ranks (torchrun) and give them the same weights."""
     device = distributed.setup(resolve_device(opts.device))
     rank, n_ranks = distributed.world()
     if opts.amp is not None and device.type != "cuda":
@@ -320,37 +412,64 @@ def fit(
     model.to(device)
     distributed.broadcast_params([*model.parameters(), *extra_params])
     torch.manual_seed(opts.seed + rank)  # dropout differs between ranks
-    start = time.perf_counter()
-    trainable = set_trainable(model, opts.finetune)
-    scorer = TorchScorer(model, mean, std)
+    return device, rank, n_ranks
+
+
+def _validator(
+    scorer: TorchScorer,
+    val_nights: Sequence[NightFeatures],
+    n_classes: int,
+    rank: int,
+    device: torch.device,
+) -> Callable[[], float]:
+    """Rank 0's validation accuracy at the default delay, on every rank (one early-stopping
+    decision)."""
 
     def validate() -> float:
-        """Rank 0's validation accuracy, on every rank (one early-stopping decision)."""
         acc = 0.0
         if rank == 0:
             k = default_delay(scorer)
-            metrics = evaluate_nights(scorer, val_nights, cfg.n_classes, [k])
+            metrics = evaluate_nights(scorer, val_nights, n_classes, [k])
             acc = float(metrics[k]["accuracy"])  # type: ignore[arg-type]
         return distributed.broadcast_float(acc, device)
 
-    if not trainable:
-        acc = validate()
-        return TrainResult(_cpu_state(model), acc, 0, 0, time.perf_counter() - start)
-    batch_size, collate = opts.batch_size, None
+    return validate
+
+
+def _windows(
+    train_nights: Sequence[NightFeatures],
+    mean: np.ndarray,
+    std: np.ndarray,
+    cfg: Any,
+    opts: TrainOptions,
+    windows: torch.utils.data.Dataset | None,  # type: ignore[type-arg]
+) -> tuple[torch.utils.data.Dataset, int, Callable[..., Any] | None]:  # type: ignore[type-arg]
+    """The training windows, the batch size in items and the collate function: the given
+    windows, chunks of windows sharing their epochs' encodings, or plain windows."""
     if windows is not None and opts.shared_windows:
         raise UsageError("shared encodings (shared_windows) are for plain training only")
-    if windows is None and opts.shared_windows:
+    if windows is not None:
+        return windows, opts.batch_size, None
+    if opts.shared_windows:
         if opts.stride >= cfg.seq_len:
             raise UsageError(
                 f"shared_windows {opts.shared_windows}: windows share epochs only when the "
                 f"stride ({opts.stride}) is below the window length ({cfg.seq_len})"
             )
-        windows = Chunks(train_nights, mean, std, cfg.seq_len, opts.stride, opts.shared_windows)
-        batch_size, collate = max(1, opts.batch_size // opts.shared_windows), collate_chunks
-    elif windows is None:
-        windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride)
-    generator = torch.Generator().manual_seed(opts.seed)  # the same order on every rank
-    loader = torch.utils.data.DataLoader(
+        chunks = Chunks(train_nights, mean, std, cfg.seq_len, opts.stride, opts.shared_windows)
+        return chunks, max(1, opts.batch_size // opts.shared_windows), collate_chunks
+    return Windows(train_nights, mean, std, cfg.seq_len, opts.stride), opts.batch_size, None
+
+
+def _loader(
+    made: tuple[torch.utils.data.Dataset, int, Callable[..., Any] | None],  # type: ignore[type-arg]
+    opts: TrainOptions,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+    """Batches of windows in the generator's order, this rank's share of each."""
+    windows, batch_size, collate = made
+    return torch.utils.data.DataLoader(
         windows,
         batch_sampler=distributed.RankBatches(
             torch.utils.data.RandomSampler(windows, generator=generator),  # type: ignore[arg-type]
@@ -363,79 +482,40 @@ def fit(
         num_workers=opts.workers,
         persistent_workers=opts.workers > 0,
     )
-    total = max(1, int(opts.passes * len(loader)))
-    if opts.max_steps is not None:
-        total = min(total, opts.max_steps)
-    loss = batch_loss or cross_entropy(train_nights, cfg.n_classes, opts.class_weighting, device)
-    autocast = partial(torch.autocast, "cuda", dtype=torch.bfloat16) if opts.amp else nullcontext
-    optimizer = _optimizer(model, opts)
-    if extra_params:
-        optimizer.add_param_group({"params": list(extra_params), "weight_decay": 0.0})
-    stepped = [p for group in optimizer.param_groups for p in group["params"]]
-    best = TrainResult(_cpu_state(model), -1.0, 0, 0, 0.0)
-    step, since_best, running = 0, 0, float("nan")
-    pass_start, skip = generator.get_state(), 0
-    run = {**asdict(opts), "device": None, "amp": None, "workers": None}  # may resume elsewhere
-    fingerprint = json.dumps({"opts": run, "config": asdict(cfg), "ranks": n_ranks}, sort_keys=True)
-    if state_path is not None and state_path.is_file():
-        state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
-        best, step, since_best, running = (
-            TrainResult(**state["best"]),
-            state["step"],
-            state["since_best"],
-            state["running"],
-        )
-        pass_start, skip = state["pass_start"], state["batch_in_pass"]
-        log.info("%s: training continues at step %d", state_path, step)
-    while step < total and since_best < opts.patience:
-        generator.set_state(pass_start)  # the pass's order (and where a resumed pass was)
-        for i, batch in enumerate(loader):
-            if i < skip:
-                continue
-            model.train()
-            optimizer.zero_grad()
-            with autocast():
-                value_t = loss(model, [b.to(device, non_blocking=True) for b in batch])
-            value_t.backward()
-            distributed.sum_gradients(stepped)
-            optimizer.step()
-            step += 1
-            value = distributed.global_sum(value_t).item()
-            running = value if np.isnan(running) else 0.95 * running + 0.05 * value
-            if step % opts.eval_every == 0 or step == total:
-                acc = validate()
-                best.history.append({"step": step, "loss": running, "val_accuracy": acc})
-                if acc > best.best_val_accuracy:
-                    best.state_dict = _cpu_state(model)
-                    best.best_val_accuracy, best.best_step, since_best = acc, step, 0
-                else:
-                    since_best += 1
-                rngs = distributed.gather_objects(torch.get_rng_state())
-                if state_path is not None and rank == 0:
-                    _save_state(state_path, fingerprint, model, optimizer, extra_params, rngs, {
-                        "best": asdict(best), "step": step, "since_best": since_best,
-                        "running": running, "pass_start": pass_start, "batch_in_pass": i + 1,
-                    })  # fmt: skip
-            if progress is not None:
-                progress(step, total, running, best.best_val_accuracy)
-            if step >= total or since_best >= opts.patience:
-                break
-        else:  # the pass ended: the next one draws its order from here
-            pass_start, skip = generator.get_state(), 0
-            continue
-        break
-    if state_path is not None and rank == 0:
-        state_path.unlink(missing_ok=True)
-    best.steps = step
-    best.seconds = time.perf_counter() - start
+
+
+def _total_steps(opts: TrainOptions, batches_per_pass: int) -> int:
+    total = max(1, int(opts.passes * batches_per_pass))
+    return total if opts.max_steps is None else min(total, opts.max_steps)
+
+
+def _fingerprint(opts: TrainOptions, cfg: Any, n_ranks: int) -> str:
+    """What a resumed run must share with the killed one (not where it runs)."""
+    run = {**asdict(opts), "device": None, "amp": None, "workers": None}
+    return json.dumps({"opts": run, "config": asdict(cfg), "ranks": n_ranks}, sort_keys=True)
+
+
+def _resume(
+    state_path: Path,
+    fingerprint: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    extra_params: Sequence[nn.Parameter],
+) -> tuple[TrainResult, _Loop]:
+    """The best result and the loop where the saved training state left them."""
+    state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
+    loop = _Loop(state["pass_start"], state["step"], state["since_best"], state["running"],
+                 state["batch_in_pass"])  # fmt: skip
+    log.info("%s: training continues at step %d", state_path, loop.step)
+    return TrainResult(**state["best"]), loop
+
+
+def _finish(model: nn.Module, best: TrainResult, steps: int, seconds: float) -> TrainResult:
+    """Load the best weights into the model and say how training went."""
+    best.steps, best.seconds = steps, seconds
     model.load_state_dict(best.state_dict)
-    log.info(
-        "trained %d steps in %.0f s; best validation accuracy %.3f at step %d",
-        step,
-        best.seconds,
-        best.best_val_accuracy,
-        best.best_step,
-    )
+    log.info("trained %d steps in %.0f s; best validation accuracy %.3f at step %d",
+             steps, seconds, best.best_val_accuracy, best.best_step)  # fmt: skip
     return best
 
 

@@ -4,6 +4,7 @@ pretrained checkpoint on a dataset, score a dataset, re-estimate normalisation."
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from edgesleep.train.checkpoint import Checkpoint, provenance
 from edgesleep.train.data import NightFeatures, load_features, norm_stats
 from edgesleep.train.evaluate import evaluate_nights
 from edgesleep.train.models import STRATEGIES, build, config_dict, make_config, model_class
+from edgesleep.train.specs import TrainSpec
 from edgesleep.train.training import (
     Progress,
     TrainOptions,
@@ -139,6 +141,51 @@ def train_features(
 
 
 def train_model(
+    spec: TrainSpec | Path, *args: Any, progress: Progress | None = None, **kwargs: Any
+) -> Checkpoint:
+    """Run ``spec``: train (or finetune ``spec.init_from``) on the nights of
+    ``spec.subjects`` (default: all) of a dataset and save ``spec.out``. Validation
+    subjects are drawn from them with ``spec.train.seed``. The training state is kept in
+    ``OUT.state`` while training runs; ``spec.resume`` continues from it (after a kill).
+
+    The positional form of 0.1 (``train_model(data, channel, out, model_name, ...)``) still
+    works for one release, with a ``DeprecationWarning``.
+    """
+    if not isinstance(spec, TrainSpec):
+        if progress is not None:
+            kwargs["progress"] = progress
+        spec, progress = _legacy_spec(spec, *args, **kwargs)
+    opts = spec.train
+    check_choices(spec.model, spec.classes, spec.input, opts, spec.crop, spec.model_config)
+    source = ckpt_io.load(spec.init_from) if spec.init_from is not None else None  # first
+    distributed.setup(resolve_device(opts.device))  # under torchrun: join the ranks
+    split = split_dataset(spec.data, spec.subjects, spec.val_subjects, opts.seed, spec.classes,
+                          spec.crop, spec.cache)  # fmt: skip
+    with distributed.main_first():  # rank 0 clears an old state, fills the feature cache
+        state_path = state_file(spec.out, spec.resume or not distributed.is_main())
+        train_nights = split.nights(split.train, spec.channel, spec.input)
+        val_nights = split.nights(split.val, spec.channel, spec.input)
+    ckpt = train_features(
+        train_nights,
+        val_nights,
+        spec.channel,
+        spec.model,
+        spec.classes,
+        source,
+        opts,
+        spec.model_config,
+        progress,
+        spec.input,
+        state_path,
+        **split.provenance(),
+        init_from=str(spec.init_from) if spec.init_from else None,
+    )
+    if distributed.is_main():
+        ckpt.save(spec.out)
+    return ckpt
+
+
+def _legacy_spec(
     data: Path,
     channel: str,
     out: Path,
@@ -154,39 +201,16 @@ def train_model(
     input_kind: str = "stft",
     resume: bool = False,
     cache: Path | None = None,
-) -> Checkpoint:
-    """Train (or finetune ``init_from``) on the nights of ``subjects`` (default: all) of a
-    dataset and save ``out``. Validation subjects are drawn from them with ``opts.seed``.
-
-    The training state is kept in ``OUT.state`` while training runs; ``resume`` continues
-    from it (after a kill) instead of starting again."""
-    opts = opts or TrainOptions()
-    check_choices(model_name, n_classes, input_kind, opts, crop, model_fields)
-    source = ckpt_io.load(init_from) if init_from is not None else None  # before the data
-    distributed.setup(resolve_device(opts.device))  # under torchrun: join the ranks
-    split = split_dataset(data, subjects, n_val_subjects, opts.seed, n_classes, crop, cache)
-    with distributed.main_first():  # rank 0 clears an old state, fills the feature cache
-        state_path = state_file(out, resume or not distributed.is_main())
-        train_nights = split.nights(split.train, channel, input_kind)
-        val_nights = split.nights(split.val, channel, input_kind)
-    ckpt = train_features(
-        train_nights,
-        val_nights,
-        channel,
-        model_name,
-        n_classes,
-        source,
-        opts,
-        model_fields,
-        progress,
-        input_kind,
-        state_path,
-        **split.provenance(),
-        init_from=str(init_from) if init_from else None,
-    )
-    if distributed.is_main():
-        ckpt.save(out)
-    return ckpt
+) -> tuple[TrainSpec, Progress | None]:
+    """The spec of 0.1's positional ``train_model`` call (deprecated)."""
+    warnings.warn("train_model(data, channel, out, ...) is deprecated; pass a TrainSpec "
+                  "(edgesleep.train.specs)", DeprecationWarning, stacklevel=3)  # fmt: skip
+    spec = TrainSpec(
+        Path(data), channel, Path(out), model_name, n_classes, input_kind, init_from,
+        tuple(subjects) if subjects is not None else None, n_val_subjects, crop, resume,
+        cache, opts or TrainOptions(), dict(model_fields or {}),
+    )  # fmt: skip
+    return spec, progress
 
 
 def evaluate_model(

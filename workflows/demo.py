@@ -29,6 +29,7 @@ from edgesleep.stager import EpochResult, Stager
 from edgesleep.stages import to_classes
 from edgesleep.stream import run_stream
 from edgesleep.synth.psg import generate_night, synthesize_dataset, write_night_edf
+from edgesleep.train.specs import TrainSpec
 from edgesleep.train.training import TrainOptions
 from edgesleep.train.transfer import train_model
 
@@ -62,7 +63,7 @@ def run_demo(
     if retrain or not ckpt.is_file():
         echo(f"training a compact student on {channel!r} (about a minute) -> {ckpt}")
         opts = TrainOptions(passes=10, lr=1e-3, eval_every=60, patience=3, class_weighting=True)
-        train_model(data, channel, ckpt, "student", 5, opts=opts)
+        train_model(TrainSpec(data, channel, ckpt, "student", 5, train=opts))
     if retrain or not (folder / "int8" / "encoder.onnx").is_file():
         echo(f"exporting fp32 + int8 -> {folder}")
         export_model(ckpt, folder, ExportOptions(quantize=True, calibration=data))

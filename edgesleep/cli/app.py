@@ -92,8 +92,13 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
 ) -> None:
+    import warnings
+
     from rich.console import Console
     from rich.logging import RichHandler
+
+    # a deprecated name or option of ours says so on stderr (Python hides them by default)
+    warnings.filterwarnings("default", category=DeprecationWarning, module=r"edgesleep(\.|$)")
 
     # rich's console looks up sys.stderr at each write (safe under test runners)
     handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False)

@@ -85,21 +85,25 @@ def _launch(verb: str, nproc: int) -> bool:
     return True
 
 
-def _options(ctx: typer.Context, config: Path | None, **fields: Any) -> tuple[Any, dict]:
-    """TrainOptions and model fields from ``--config`` and the options `train` and `distill`
-    share (strictly): an option given on the command line wins over the file, the file over
-    the option's default."""
-    from edgesleep.config import from_mapping
-    from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions, load_run_config
+RENAMED_PARAMS = {"input_kind": "input"}  # the CLI's name -> the spec's
 
-    model_fields, train_fields = load_run_config(config) if config is not None else ({}, {})
-    for name, value in fields.items():
+
+def _parsed(ctx: typer.Context, drop: tuple[str, ...]) -> tuple[dict[str, Any], set[str]]:
+    """The verb's options as a spec's fields (``--subjects`` parsed, ``--classes`` an
+    integer) and the names the user gave on the command line (they win over --config; the
+    precedence is decided in :func:`edgesleep.config.layered`, not here)."""
+    values, given = {}, set()
+    for name, value in ctx.params.items():
+        if name in drop:
+            continue
+        key = RENAMED_PARAMS.get(name, name)
+        values[key] = value
         source = ctx.get_parameter_source(name)
-        given = source is not None and source.name == "COMMANDLINE"
-        if given or name not in train_fields:
-            train_fields[name] = value
-    train_fields["stride"] = train_fields["stride"] or DEFAULT_STRIDE
-    return from_mapping(TrainOptions, train_fields, "training options"), model_fields
+        if source is not None and source.name == "COMMANDLINE":
+            given.add(key)
+    values["subjects"] = subjects_list(values.get("subjects"))
+    values["classes"] = int(values["classes"])
+    return values, given
 
 
 def _summary(out: Path, ckpt: Any) -> str:
@@ -158,19 +162,12 @@ def train(
     need("train")
     if _launch("train", nproc):
         return
+    from edgesleep.train.specs import train_spec
     from edgesleep.train.transfer import train_model
 
-    opts, model_fields = _options(
-        ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
-        shared_windows=shared_windows, patience=patience, seed=seed,
-        class_weighting=class_weighting, finetune=finetune,
-        lr=lr, batch_size=batch_size, workers=workers, device=device, amp=amp,
-    )  # fmt: skip
+    spec = train_spec(*_parsed(ctx, drop=("config", "nproc")), config=config)
     with training_progress() as show:
-        ckpt = train_model(
-            data, channel, out, model, int(classes), init_from, val_subjects,
-            subjects_list(subjects), crop, opts, model_fields, show, input_kind, resume, cache,
-        )  # fmt: skip
+        ckpt = train_model(spec, progress=show)
     typer.echo(_summary(out, ckpt))
 
 
@@ -327,18 +324,10 @@ def distill(
     need("train")
     if _launch("distill", nproc):
         return
-    from edgesleep.train.distill import DistillOptions, distill_model
+    from edgesleep.train.distill import distill_model
+    from edgesleep.train.specs import distill_spec
 
-    opts, model_fields = _options(
-        ctx, config, passes=passes, max_steps=max_steps, stride=stride, eval_every=eval_every,
-        patience=patience, seed=seed, class_weighting=class_weighting, lr=lr,
-        batch_size=batch_size, workers=workers, device=device, amp=amp,
-    )  # fmt: skip
-    dopts = DistillOptions(soft_targets, feature_transfer, temperature, alpha)
+    spec = distill_spec(*_parsed(ctx, drop=("config", "nproc")), config=config)
     with training_progress() as show:
-        ckpt = distill_model(
-            teacher, data, student_channel, out, teacher_channel, int(classes),
-            model, subjects_list(subjects), val_subjects, crop, opts, dopts, model_fields,
-            progress=show, resume=resume, cache=cache,
-        )  # fmt: skip
+        ckpt = distill_model(spec, progress=show)
     typer.echo(_summary(out, ckpt))
