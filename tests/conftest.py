@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -217,13 +218,21 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def http_mirror(directory: Path) -> Iterator[str]:
-    """``directory`` served over HTTP on localhost (a PhysioNet stand-in, with Range
-    support); yields the base URL, ending in "/"."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(directory)))
+def http_server(handler: Callable[..., Any], host: str = "127.0.0.1") -> Iterator[str]:
+    """An HTTP server with ``handler`` on ``host`` (a loopback address), on a thread;
+    yields its base URL, ending in "/"."""
+    server = ThreadingHTTPServer((host, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://{host}:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def http_mirror(directory: Path) -> Iterator[str]:
+    """``directory`` served over HTTP on localhost (a PhysioNet stand-in, with Range
+    support); yields the base URL, ending in "/"."""
+    with http_server(partial(_QuietHandler, directory=str(directory))) as url:
+        yield url

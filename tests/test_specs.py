@@ -96,3 +96,15 @@ def test_the_positional_call_of_0_1_still_works_for_a_release(tmp_path: Path) ->
                                subjects=["0"], input_kind="beats")  # fmt: skip
     assert spec == TrainSpec(tmp_path, "ECG", tmp_path / "m.pt", "student", 3, "beats",
                              subjects=("0",))  # fmt: skip
+
+
+def test_moved_modules_forward_for_a_release() -> None:
+    import importlib
+
+    for old, new, name in (("edgesleep.night", "edgesleep.night_file", "NightSink"),
+                           ("edgesleep.synth.night", "edgesleep.synth.psg", "generate_night"),
+                           ("edgesleep.train.staging", "edgesleep.train.sequence_model",
+                            "EpochSequenceModel")):  # fmt: skip
+        with pytest.warns(DeprecationWarning, match=f"{old} is deprecated; use {new}"):
+            value = getattr(importlib.import_module(old), name)
+        assert value is getattr(importlib.import_module(new), name)

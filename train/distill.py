@@ -285,8 +285,9 @@ def _legacy_spec(
                   "(edgesleep.train.specs)", DeprecationWarning, stacklevel=3)  # fmt: skip
     spec = DistillSpec(
         Path(teacher_path), Path(data), student_channel, Path(out), teacher_channel,
-        n_classes, model_name, tuple(subjects) if subjects is not None else None,
-        n_val_subjects, crop, resume, cache, opts or TrainOptions(), dopts or DistillOptions(),
-        dict(model_fields or {}),
+        n_classes, model_name, dopts or DistillOptions(),
+        subjects=tuple(subjects) if subjects is not None else None,
+        val_subjects=n_val_subjects, crop=crop, resume=resume, cache=cache,
+        train=opts or TrainOptions(), model_config=dict(model_fields or {}),
     )  # fmt: skip
     return spec, progress

@@ -1,19 +1,13 @@
 """Deprecated (removed in the release after 0.2): the shipped heart models are built by
 :mod:`edgesleep.workflows.heart_models` (it uses export, so it lives above it)."""
 
-import importlib
 import runpy
 import sys
-import warnings
-from typing import Any
+
+from edgesleep._moved import moved
 
 _NEW = "edgesleep.workflows.heart_models"
-
-
-def __getattr__(name: str) -> Any:
-    warnings.warn(f"edgesleep.train.heart_models is deprecated; use {_NEW}", DeprecationWarning,
-                  stacklevel=2)  # fmt: skip
-    return getattr(importlib.import_module(_NEW), name)
+__getattr__ = moved(__name__, _NEW)
 
 
 if __name__ == "__main__":

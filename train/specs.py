@@ -31,30 +31,18 @@ class DistillOptions:
     feature_weight: float = 1.0
 
 
-@dataclass(frozen=True)
-class TrainSpec:
-    """One training run (``edgesleep train``): train (or finetune ``init_from``) a model on
-    one channel of a dataset's nights and save the checkpoint ``out``.
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """What every run (training, distillation) shares, by keyword.
 
     Attributes
     ----------
-    data : dataset directory; channel : the channel to train on (label or alias)
-    out : checkpoint to write (the training state is kept in ``OUT.state`` meanwhile)
-    model : architecture name; classes : 5, 4 or 3; input : input kind
-    init_from : a checkpoint to finetune (``train.finetune`` says which parts)
     subjects : subject ids to use (None: all); val_subjects : how many validate
     crop : in-bed (lights-off to lights-on), sleep (±30 min) or none
     resume : continue a killed run from ``OUT.state``; cache : feature cache directory
     train : how to train; model_config : fields of the architecture's config
     """
 
-    data: Path
-    channel: str
-    out: Path = Path("model.pt")
-    model: str = "seqsleepnet"
-    classes: int = 5
-    input: str = "stft"
-    init_from: Path | None = None
     subjects: tuple[str, ...] | None = None
     val_subjects: int = 1
     crop: Crop = "in-bed"
@@ -65,16 +53,37 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
-class DistillSpec:
+class TrainSpec(RunOptions):
+    """One training run (``edgesleep train``): train (or finetune ``init_from``) a model on
+    one channel of a dataset's nights and save the checkpoint ``out`` (the training state
+    is kept in ``OUT.state`` meanwhile); and the :class:`RunOptions`.
+
+    Attributes
+    ----------
+    data : dataset directory; channel : the channel to train on (label or alias)
+    model : architecture name; classes : 5, 4 or 3; input : input kind
+    init_from : a checkpoint to finetune (``train.finetune`` says which parts)
+    """
+
+    data: Path
+    channel: str
+    out: Path = Path("model.pt")
+    model: str = "seqsleepnet"
+    classes: int = 5
+    input: str = "stft"
+    init_from: Path | None = None
+
+
+@dataclass(frozen=True)
+class DistillSpec(RunOptions):
     """One distillation run (``edgesleep distill``): a frozen teacher checkpoint into a
-    fresh student trained on another channel of the same nights, saved as ``out``.
+    fresh student trained on another channel of the same nights, saved as ``out``; and the
+    :class:`RunOptions` (the student's).
 
     Attributes
     ----------
     teacher : the teacher's checkpoint; teacher_channel : its channel (None: its own)
     data : dataset with both channels in every night; student_channel : the student's
-    out, model, classes, subjects, val_subjects, crop, resume, cache, train, model_config :
-        as in :class:`TrainSpec` (the student's)
     distill : the loss (soft targets, feature transfer, temperature, alpha)
     """
 
@@ -85,14 +94,7 @@ class DistillSpec:
     teacher_channel: str | None = None
     classes: int = 4
     model: str = "student"
-    subjects: tuple[str, ...] | None = None
-    val_subjects: int = 1
-    crop: Crop = "in-bed"
-    resume: bool = False
-    cache: Path | None = None
-    train: TrainOptions = field(default_factory=TrainOptions)
     distill: DistillOptions = field(default_factory=DistillOptions)
-    model_config: dict[str, Any] = field(default_factory=dict)
 
 
 def _names(cls: type) -> set[str]:

@@ -333,7 +333,7 @@ def fit(
     loop = _Loop(pass_start=generator.get_state())
     fingerprint = _fingerprint(opts, cfg, n_ranks)
     if state_path is not None and state_path.is_file():
-        best, loop = _resume(state_path, fingerprint, model, optimizer, extra_params)
+        best, loop = _load_state(state_path, fingerprint, model, optimizer, extra_params)
 
     def train_step(batch: Sequence[torch.Tensor]) -> float:
         """One optimiser step on a batch; the loss summed over the ranks."""
@@ -495,21 +495,6 @@ def _fingerprint(opts: TrainOptions, cfg: Any, n_ranks: int) -> str:
     return json.dumps({"opts": run, "config": asdict(cfg), "ranks": n_ranks}, sort_keys=True)
 
 
-def _resume(
-    state_path: Path,
-    fingerprint: str,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    extra_params: Sequence[nn.Parameter],
-) -> tuple[TrainResult, _Loop]:
-    """The best result and the loop where the saved training state left them."""
-    state = _load_state(state_path, fingerprint, model, optimizer, extra_params)
-    loop = _Loop(state["pass_start"], state["step"], state["since_best"], state["running"],
-                 state["batch_in_pass"])  # fmt: skip
-    log.info("%s: training continues at step %d", state_path, loop.step)
-    return TrainResult(**state["best"]), loop
-
-
 def _finish(model: nn.Module, best: TrainResult, steps: int, seconds: float) -> TrainResult:
     """Load the best weights into the model and say how training went."""
     best.steps, best.seconds = steps, seconds
@@ -559,9 +544,10 @@ def _load_state(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     extra_params: Sequence[nn.Parameter],
-) -> dict[str, Any]:
+) -> tuple[TrainResult, _Loop]:
     """Restore what :func:`_save_state` wrote (tensors and plain types only, loaded with
-    ``weights_only=True``: a planted file runs no code); return the loop's fields.
+    ``weights_only=True``: a planted file runs no code): the weights, the optimiser, the
+    RNG; return the best result and the loop where the saved state left them.
 
     Raises
     ------
@@ -586,7 +572,10 @@ def _load_state(
         for p, saved in zip(extra_params, state["extra"], strict=True):
             p.copy_(saved)
     torch.set_rng_state(state["torch_rngs"][distributed.world()[0]])
-    return state
+    loop = _Loop(state["pass_start"], state["step"], state["since_best"], state["running"],
+                 state["batch_in_pass"])  # fmt: skip
+    log.info("%s: training continues at step %d", path, loop.step)
+    return TrainResult(**state["best"]), loop
 
 
 def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:

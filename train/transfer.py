@@ -207,8 +207,9 @@ def _legacy_spec(
                   "(edgesleep.train.specs)", DeprecationWarning, stacklevel=3)  # fmt: skip
     spec = TrainSpec(
         Path(data), channel, Path(out), model_name, n_classes, input_kind, init_from,
-        tuple(subjects) if subjects is not None else None, n_val_subjects, crop, resume,
-        cache, opts or TrainOptions(), dict(model_fields or {}),
+        subjects=tuple(subjects) if subjects is not None else None,
+        val_subjects=n_val_subjects, crop=crop, resume=resume, cache=cache,
+        train=opts or TrainOptions(), model_config=dict(model_fields or {}),
     )  # fmt: skip
     return spec, progress
 

@@ -1,15 +1,6 @@
-"""Deprecated (removed in the release after 0.2):
-``edgesleep.synth.night`` is :mod:`edgesleep.synth.psg`."""
+"""Deprecated (removed in the release after 0.2): ``edgesleep.synth.night`` is
+:mod:`edgesleep.synth.psg`."""
 
-import importlib
-import warnings
-from typing import Any
+from edgesleep._moved import moved
 
-
-def __getattr__(name: str) -> Any:
-    warnings.warn(
-        "edgesleep.synth.night is deprecated; use edgesleep.synth.psg",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module("edgesleep.synth.psg"), name)
+__getattr__ = moved(__name__, "edgesleep.synth.psg")

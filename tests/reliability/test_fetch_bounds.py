@@ -4,12 +4,11 @@ an endless SHA256SUMS is refused at the cap; a redirect to another host (127.0.0
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from http.server import BaseHTTPRequestHandler
 
 import pytest
+from conftest import http_server
 
 from edgesleep.errors import InputError
 from edgesleep.io import fetch
@@ -40,16 +39,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@contextmanager
-def _server(host: str, redirect_to: str = "") -> Iterator[str]:
-    handler = type("H", (_Handler,), {"redirect_to": redirect_to})
-    server = ThreadingHTTPServer((host, 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+def _server(host: str, redirect_to: str = "") -> AbstractContextManager[str]:
+    return http_server(type("H", (_Handler,), {"redirect_to": redirect_to}), host)
 
 
 def test_an_endless_listing_is_refused_at_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,11 +70,5 @@ def test_a_redirect_on_the_same_host_and_port_is_followed() -> None:
                 return
             super().do_GET()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/old/"
-        assert len(fetch.fetch_checksums(url)) == 3
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Moved) as url:
+        assert len(fetch.fetch_checksums(url + "old/")) == 3
