@@ -11,24 +11,25 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgesleep.agreement import Night, agreement
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import read_chunks
 from edgesleep.io.heart import SERIES_SUFFIXES, read_series
-from edgesleep.io.hypnogram import read_hypnogram, read_labels_csv
+from edgesleep.io.hypnogram import read_expert, read_labels_csv
 from edgesleep.io.stats import sleep_statistics
 from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
-from edgesleep.metrics import evaluate
 from edgesleep.night_file import filler
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import EpochResult, score_series, score_signal
-from edgesleep.stages import ARTEFACT, class_labels, collapse_labels, to_classes
+from edgesleep.stages import ARTEFACT, collapse_labels, to_classes
 
 log = logging.getLogger("edgesleep")
 
@@ -273,38 +274,81 @@ def score_series_file(
     return score_heart_rate(series.time_s, series.values, model, delay)
 
 
-def compare(staged: str | Path, expert: str | Path) -> dict[str, Any]:
-    """Agreement between a staged night and an expert hypnogram, epoch by epoch.
+def compare(staged: str | Path, expert: str | Path, subject: str | None = None) -> dict[str, Any]:
+    """Agreement between staged nights and the expert's, epoch by epoch and as a wearable
+    validation study reports it (:mod:`edgesleep.agreement`).
 
     Parameters
     ----------
-    staged : a hypnogram CSV (edgesleep's ``stage`` output, or any CSV
-        :func:`edgesleep.io.hypnogram.read_labels_csv` reads)
-    expert : an EDF+ hypnogram or such a CSV
+    staged : a hypnogram CSV (``stage``'s output, or any CSV
+        :func:`edgesleep.io.hypnogram.read_labels_csv` reads), or a folder of them
+    expert : a hypnogram in any format :func:`edgesleep.io.hypnogram.read_expert` reads,
+        or a folder of them (paired with the staged nights by the longest common start of
+        their names, at least 4 characters)
+    subject : a regular expression whose first group, searched in a staged night's name,
+        is its subject (nights of one subject are resampled together); default: each night
+        its own subject
 
     Returns
     -------
     dict
-        :func:`edgesleep.metrics.evaluate` (accuracy, kappa, macro F1, confusion matrix,
-        per-class sensitivity = recall) on the epochs both score, in the coarser of the two
-        class sets (``classes``), with ``n_staged`` and ``n_expert`` epochs.
+        :func:`edgesleep.metrics.evaluate` on every epoch both score (accuracy, kappa, macro
+        F1, confusion matrix, per-class sensitivity) in the coarser of the class sets
+        (``classes``); ``n_staged`` and ``n_expert`` epochs; ``formats`` (what was read);
+        ``agreement`` (:func:`edgesleep.agreement.agreement`: biases, limits of agreement,
+        bootstrap intervals, one row per night).
     """
-    files = []
-    for path in (Path(staged), Path(expert)):
-        if path.suffix.lower() == ".csv":
-            files.append(read_labels_csv(path))
-        else:
-            files.append((read_hypnogram(path), 5))
-    n_classes = min(n for _, n in files)
-    values = [
-        to_classes(v, n_classes) if n == 5 else collapse_labels(v, n, n_classes) for v, n in files
-    ]
-    length = min(v.shape[0] for v in values)
-    pred, truth = (v[:length] for v in values)
-    both = (pred >= 0) & (truth >= 0)
-    if not both.any():
+    pairs = _pairs(Path(staged), Path(expert))
+    read = []
+    for s, e in pairs:
+        pred, n_pred = read_labels_csv(s)
+        truth, n_truth, fmt = read_expert(e)
+        read.append((s, pred, n_pred, truth, n_truth, fmt))
+    n_classes = min(min(r[2], r[4]) for r in read)
+    nights = []
+    for s, pred, n_pred, truth, n_truth, _ in read:
+        values = [to_classes(v, n_classes) if n == 5 else collapse_labels(v, n, n_classes)
+                  for v, n in ((pred, n_pred), (truth, n_truth))]  # fmt: skip
+        match = re.search(subject, s.stem) if subject else None
+        nights.append(Night(s.stem, match.group(1) if match else s.stem, *values))
+    result = agreement(nights, n_classes)
+    if not result["pooled"]:
         raise InputError(f"{staged} and {expert}: no epoch scored in both")
-    result = evaluate(truth[both], pred[both], n_classes)
-    n_staged, n_expert = (int(v.shape[0]) for v, _ in files)
-    classes = list(class_labels(n_classes))
-    return {**result, "classes": classes, "n_staged": n_staged, "n_expert": n_expert}
+    n_staged = sum(int(n.staged.shape[0]) for n in nights)
+    n_expert = sum(int(n.expert.shape[0]) for n in nights)
+    formats = sorted({r[5] for r in read})
+    return {**result["pooled"], "classes": result["classes"], "n_staged": n_staged,
+            "n_expert": n_expert, "formats": formats, "agreement": result}  # fmt: skip
+
+
+def _pairs(staged: Path, expert: Path) -> list[tuple[Path, Path]]:
+    """(staged, expert) files: the two given, or each staged CSV of a folder with the
+    expert file of the other folder whose name shares the longest start (≥ 4 characters).
+
+    Raises
+    ------
+    InputError
+        A folder without staged CSVs, or no expert file for a staged night (named).
+    """
+    if not staged.is_dir():
+        return [(staged, expert)]
+    nights = sorted(p for p in staged.glob("*.csv") if not p.name.startswith("."))
+    experts = sorted(p for p in expert.iterdir() if p.is_file()) if expert.is_dir() else []
+    if not nights:
+        raise InputError(f"{staged}: no staged CSV files")
+
+    def shared(a: str, b: str) -> int:
+        n = 0
+        while n < min(len(a), len(b)) and a[n] == b[n]:
+            n += 1
+        return n
+
+    pairs = []
+    for night in nights:
+        best = max(experts, key=lambda e: shared(night.stem, e.name), default=None)
+        if best is None or shared(night.stem, best.name) < 4:
+            raise InputError(f"{night.name}: no expert hypnogram in {expert} shares its name's "
+                             "start; name them alike (e.g. 1360686.csv and "
+                             "1360686_labeled_sleep.txt)")  # fmt: skip
+        pairs.append((night, best))
+    return pairs

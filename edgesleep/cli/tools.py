@@ -98,21 +98,63 @@ def models() -> None:
 
 @app.command("compare")
 def compare(
-    staged: Annotated[Path, typer.Argument(help="A staged night (stage's CSV).")],
-    expert: Annotated[Path, typer.Argument(help="The expert hypnogram (EDF+ or CSV).")],
+    staged: Annotated[
+        Path, typer.Argument(help="A staged night (stage's CSV), or a folder of them.")
+    ],
+    expert: Annotated[
+        Path,
+        typer.Argument(
+            help="The expert hypnogram (EDF+, NSRR XML, Walch labels, slpdb or "
+            "hypnogram CSV), or a folder of them."
+        ),
+    ],
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            help="Regex whose first group in a night's name is its subject "
+            "(default: each night its own)."
+        ),
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one row per night.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every figure.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write Bland-Altman plots (PNG; the plot extra).")
+    ] = None,
 ) -> None:
-    """Agreement between a staged night and an expert hypnogram: accuracy, kappa, macro F1,
-    the confusion matrix and each class's recall (in the coarser class set of the two)."""
+    """Agreement between staged nights and the expert's: accuracy, kappa, macro F1, the
+    confusion matrix and each class's recall (in the coarser class set of the two), and as
+    a wearable validation study reports it: the bias of each stage fraction (with a
+    subject-bootstrap 95 % interval), of TST, SE, WASO, SOL, REM latency, awakenings and
+    minutes per stage, with 95 % limits of agreement."""
+    import json
+
+    from edgesleep.agreement import bland_altman_png, write_nights_csv
     from edgesleep.api import compare as compare_files
 
-    r = compare_files(staged, expert)
+    r = compare_files(staged, expert, subject)
+    a = r["agreement"]
     typer.echo(
-        f"{staged.name} vs {expert.name}: {r['n_epochs']} epochs scored in both "
-        f"(staged {r['n_staged']}, expert {r['n_expert']}); accuracy {r['accuracy']:.3f}, "
-        f"kappa {r['kappa']:.3f}, macro F1 {r['macro_f1']:.3f}"
+        f"{staged.name} vs {expert.name} ({', '.join(r['formats'])}): {a['n_nights']} "
+        f"night(s) of {a['subjects']} subject(s), {r['n_epochs']} epochs scored in both; "
+        f"accuracy {r['accuracy']:.3f}, kappa {r['kappa']:.3f}, macro F1 {r['macro_f1']:.3f}"
     )
     labels = r["classes"]
     rows = [[f"expert {label}", *map(str, row), f"{100 * recall:.1f}"]
             for label, row, recall in zip(labels, r["confusion"],
                                           r["per_class"]["sensitivity"], strict=True)]  # fmt: skip
     print_table("confusion (rows: expert, columns: staged)", ["", *labels, "recall %"], rows)
+    bias_rows = []
+    for key, b in a["bias"].items():
+        ci = b.get("ci")
+        ci_text = f"{ci[0]:+.1f} .. {ci[1]:+.1f}" if ci and ci[0] == ci[0] else ""
+        loa = f"{b['loa'][0]:+.1f} .. {b['loa'][1]:+.1f}" if b["sd"] == b["sd"] else ""
+        bias_rows.append([key, f"{b['mean']:+.1f}", ci_text, loa])
+    columns = ["figure", "bias", "bootstrap 95 % CI", "limits of agreement"]
+    title = "staged - expert (mean over nights; % of the epochs both scored, minutes)"
+    print_table(title, columns, bias_rows)
+    if csv_out is not None:
+        write_nights_csv(csv_out, a)
+    if json_out is not None:
+        json_out.write_text(json.dumps(r, indent=2, default=float) + "\n")
+    if plot is not None:
+        bland_altman_png(plot, a)

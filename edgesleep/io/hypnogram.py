@@ -369,3 +369,68 @@ def read_labels_csv(path: str | Path) -> tuple[np.ndarray, int]:
         if first >= 0:
             values[first : first + count] = value
     return values, n_classes
+
+
+WALCH_STAGES = {0: W, 1: N1, 2: N2, 3: N3, 4: N3, 5: REM, -1: UNSCORED}  # their label codes
+
+
+def read_walch_labels(path: str | Path) -> np.ndarray:
+    """One stage per 30-s epoch from a Walch et al. label file (``<id>_labeled_sleep.txt``:
+    ``time_s stage`` per line, 0 wake, 1-4 N1-N4 (N4 -> N3), 5 REM, -1 unscored).
+
+    Returns
+    -------
+    ndarray of shape (n_epochs,), int8, YASA integers (epochs no line covers: unscored)
+
+    Raises
+    ------
+    InputError
+        Not two numeric columns, an epoch before 0 or after a night, an unknown code.
+    """
+    path = Path(path)
+    try:
+        table = np.loadtxt(path, ndmin=2)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a Walch label file ({err})") from None
+    if table.shape[1] != 2:
+        raise InputError(f"{path}: {table.shape[1]} columns; a Walch label file has 2")
+    epochs = np.round(table[:, 0] / EPOCH_S)
+    if epochs.size and not (0 <= epochs.min() and epochs.max() * EPOCH_S <= MAX_NIGHT_S):
+        raise InputError(f"{path}: epochs outside 0..{MAX_NIGHT_S:g} s")
+    stages = np.full(int(epochs.max()) + 1 if epochs.size else 0, UNSCORED, dtype=np.int8)
+    try:
+        stages[epochs.astype(int)] = [WALCH_STAGES[int(code)] for code in table[:, 1]]
+    except KeyError as err:
+        raise InputError(f"{path}: unknown stage code {err}") from None
+    return stages
+
+
+def read_expert(path: str | Path) -> tuple[np.ndarray, int, str]:
+    """An expert hypnogram in any format edgesleep imports, told apart by its name and
+    content: NSRR XML, EDF+ annotations (Sleep-EDF hypnograms, MASS ``Base.edf``), a Walch
+    label file, slpdb's stages CSV, or a hypnogram CSV (edgesleep's own included).
+
+    Returns
+    -------
+    stages : ndarray of shape (n_epochs,), int8, class indices of the class set
+    n_classes : {5, 4, 3}
+    format : what was read, in words
+
+    Raises
+    ------
+    InputError
+        Unreadable in the format its name or content says.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".xml":
+        return read_nsrr_xml(path), 5, "NSRR XML"
+    if suffix in (".edf", ".bdf", ".rec"):
+        return read_hypnogram(path), 5, "EDF+ annotations"
+    if suffix == ".txt":
+        return read_walch_labels(path), 5, "Walch et al. label file"
+    values, n_classes = read_labels_csv(path)
+    with path.open(newline="") as fh:
+        header = fh.readline().strip().lower().split(",")
+    slpdb = header[:4] == ["onset_s", "duration_s", "stage", "events"]
+    return values, n_classes, "slpdb stages CSV" if slpdb else "hypnogram CSV"

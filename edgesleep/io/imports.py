@@ -32,14 +32,14 @@ from edgesleep.errors import InputError
 from edgesleep.io import slpdb
 from edgesleep.io.dataset import Dataset, Entry, plain_name, read_dataset, write_dataset
 from edgesleep.io.heart import Series, read_series, write_series
+from edgesleep.io.hypnogram import read_walch_labels
 from edgesleep.io.mass import import_mass
 from edgesleep.io.nsrr import import_nsrr
 from edgesleep.io.writers import seconds
-from edgesleep.stages import ARTEFACT, N1, N2, N3, REM, STAGE_NAMES, UNSCORED, W
+from edgesleep.stages import ARTEFACT, STAGE_NAMES, UNSCORED
 
 log = logging.getLogger("edgesleep")
 CONTEXT_S = 3600.0
-WALCH_STAGES = {0: W, 1: N1, 2: N2, 3: N3, 4: N3, 5: REM, -1: UNSCORED}
 WALCH_CITATION = (
     "Walch O, Huang Y, Forger D, Goldstein C. Sleep stage prediction with raw acceleration "
     "and photoplethysmography heart rate data derived from a consumer wearable device. Sleep "
@@ -123,15 +123,7 @@ def import_walch(
         assert series.values is not None
         night = Series("heart-rate", series.time_s[keep][order], series.values[keep][order])
         write_series(out / "records" / f"{sid}.csv", night)
-        table = np.loadtxt(src / "labels" / f"{sid}_labeled_sleep.txt", ndmin=2)
-        epochs = np.round(table[:, 0] / EPOCH_S).astype(int)
-        if (epochs < 0).any():
-            raise InputError(f"{src / 'labels'}/{sid}_labeled_sleep.txt: epochs before 0")
-        stages = np.full(int(epochs.max()) + 1 if epochs.size else 0, UNSCORED, dtype=np.int8)
-        try:
-            stages[epochs] = [WALCH_STAGES[int(code)] for code in table[:, 1]]
-        except KeyError as err:
-            raise InputError(f"{sid}_labeled_sleep.txt: unknown stage code {err}") from None
+        stages = read_walch_labels(src / "labels" / f"{sid}_labeled_sleep.txt")
         write_stages_csv(out / "hypnograms" / f"{sid}.csv", stages)
         rel = f"records/{sid}.csv"
         entries.append(Entry(sid, sid, 1, rel, f"hypnograms/{sid}.csv"))

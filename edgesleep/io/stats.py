@@ -14,7 +14,8 @@ def sleep_statistics(stages: np.ndarray, n_classes: int = 5) -> dict[str, float]
     Definitions (YASA's): TIB, time in bed = all epochs; SPT, sleep period = first to last
     sleep epoch; TST = sleep epochs (any class but W, scored); SE = TST / TIB;
     SOL, sleep-onset latency = start to first sleep epoch; WASO = wake within SPT;
-    Lat_REM = sleep onset to first REM epoch (NaN without REM). Per class: minutes, and
+    Lat_REM = sleep onset to first REM epoch (NaN without REM); awakenings = changes from
+    sleep to wake within SPT (a count). Per class: minutes, and
     percent of TST (``%W`` is percent of TIB). Artefact and unscored epochs count in TIB
     only.
 
@@ -44,6 +45,7 @@ def sleep_statistics(stages: np.ndarray, n_classes: int = 5) -> dict[str, float]
                 "SOL": float("nan"),
                 "WASO": 0.0,
                 "Lat_REM": float("nan"),
+                "awakenings": 0.0,
             }
         )
     else:
@@ -58,6 +60,7 @@ def sleep_statistics(stages: np.ndarray, n_classes: int = 5) -> dict[str, float]
                 "SOL": onset * epoch_min,
                 "WASO": float((spt == 0).sum()) * epoch_min,
                 "Lat_REM": (rem[0] - onset) * epoch_min if rem.size else float("nan"),
+                "awakenings": float(np.sum((spt[1:] == 0) & (spt[:-1] > 0))),
             }
         )
     tst = out["TST"]
