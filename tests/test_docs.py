@@ -68,3 +68,11 @@ def test_every_command_and_option_named_in_the_manual_exists() -> None:
             errors += [f"{page.relative_to(ROOT)}: {e}" for e in _check(line, root)]
     assert seen > 50  # the manual does name commands
     assert not errors, "\n".join(errors)
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    text = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    assert links  # the README is the way in: it links into the manual
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, missing
