@@ -109,9 +109,7 @@ class _Frames:
     def __init__(self) -> None:
         from edgesleep.sources import SerialSource
 
-        self.source = SerialSource("/nonexistent/port", reconnect_s=3600)
-        self.source.close()
-        self.source.queue.get()  # the reader's end marker
+        self.source = SerialSource.detached()
         self.parser = protocol.Parser()
 
     def send(self, data: bytes) -> list[Any]:

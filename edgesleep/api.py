@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from edgesleep.agreement import Night, agreement
-from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import read_chunks
 from edgesleep.io.heart import SERIES_SUFFIXES, read_series
@@ -29,7 +28,7 @@ from edgesleep.io.writers import CsvSink, plot_hypnogram, write_hypnogram_edf
 from edgesleep.night_file import filler
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import EpochResult, score_series, score_signal
-from edgesleep.stages import ARTEFACT, collapse_labels, to_classes
+from edgesleep.stages import collapse_labels, to_classes
 
 log = logging.getLogger("edgesleep")
 
@@ -106,12 +105,8 @@ class Hypnogram:
 
 def _with_filler(results: list[EpochResult], n_classes: int) -> list[EpochResult]:
     out: list[EpochResult] = []
-    nan = np.full(n_classes, np.nan)
     for r in results:
-        if out:
-            out += [EpochResult(i, i * EPOCH_S, ARTEFACT, ARTEFACT, nan, ("gap",))
-                    for i in filler(out[-1].index, r.index)]  # fmt: skip
-        out.append(r)
+        out += [*(filler(out[-1].index, r.index, n_classes) if out else []), r]
     return out
 
 

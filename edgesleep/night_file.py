@@ -46,15 +46,17 @@ NEW_NIGHT_S = 7200.0  # a longer pause between the last row and the new data: a 
 MAX_ONSET_S = 2.0**32 / 50.0  # the latest onset a device's u32 index can reach (at 50 Hz)
 
 
-def filler(last: int, index: int) -> range:
-    """The epochs between the last written (``last``) and the next result (``index``) that
-    get a row flagged ``gap`` (stage -1, no probabilities), so that a night has one row
-    per epoch: every one when the hole is at most ``NEW_NIGHT_S``; none for a longer one
-    (a device index that jumped, a day off the wrist: the rows go on at the new onset,
-    flagged ``segment``), so no jump makes rows without bound."""
+def filler(last: int, index: int, n_classes: int) -> list[EpochResult]:
+    """The rows between the last written epoch (``last``) and the next result (``index``):
+    flagged ``gap``, stage -1, no probabilities, so that a night has one row per epoch;
+    every epoch when the hole is at most ``NEW_NIGHT_S``, none for a longer one (a device
+    index that jumped, a day off the wrist: the rows go on at the new onset, flagged
+    ``segment``), so no jump makes rows without bound."""
     if last < 0 or (index - last - 1) * EPOCH_S > NEW_NIGHT_S:
-        return range(0)
-    return range(last + 1, index)
+        return []
+    nan = np.full(n_classes, np.nan)
+    return [EpochResult(i, i * EPOCH_S, ARTEFACT, ARTEFACT, nan, ("gap",))
+            for i in range(last + 1, index)]  # fmt: skip
 
 
 def sidecar(out: Path) -> Path:
@@ -179,9 +181,9 @@ class NightSink:
             assert self.sink is not None
         if r.index <= self.last and not r.revision:
             return  # already in the file (a resumed night)
-        for missing in filler(self.last, r.index):
-            self.sink.write(missing, ARTEFACT, np.full(self.n_classes, np.nan), ARTEFACT, ("gap",))
-        self.sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
+        for row in [*filler(self.last, r.index, self.n_classes), r]:
+            self.sink.write(row.index, row.stage, row.probabilities, row.model_stage, row.flags,
+                            row.revision)  # fmt: skip
         self.last = max(self.last, r.index)
         if self.target != self.out:
             os.replace(self.target, self.out)  # the open file now is ``out``

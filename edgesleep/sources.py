@@ -329,6 +329,16 @@ class SerialSource:
         self.thread = threading.Thread(target=self._read, name="edgesleep-serial", daemon=True)
         self.thread.start()
 
+    @classmethod
+    def detached(cls) -> SerialSource:
+        """A source with no port whose frames are handed to :meth:`_handle` directly and
+        whose packets are then in ``queue`` (for tests and benchmarks of the frame
+        handling: no pseudo-terminal, no reader thread)."""
+        source = cls("/nonexistent/port", reconnect_s=3600)
+        source.close()  # the reader thread stops
+        source.queue.get()  # the reader's end marker
+        return source
+
     def info(self) -> StreamInfo:
         if not self._header_seen.wait(self.header_timeout_s):
             self.close()

@@ -459,12 +459,9 @@ class SeriesFrontEnd:
         self.origin = 0  # the epoch of the current segment's local epoch 0
         self.first_s = math.nan  # the current segment's first event
         self.last_s = -math.inf  # the last event kept
-        self.next_epoch = 0  # the next epoch the current segment emits
-        self.n_segments = 0
         self.emitted = False  # any epoch so far
         self.dropped = 0
         self._times = np.zeros(0)  # kept event times still needed for the holes
-        self._pending: tuple[np.ndarray, np.ndarray | None] = (np.zeros(0), None)
 
     def push(
         self, time_s: np.ndarray, values: np.ndarray | None, horizon_s: float
@@ -479,48 +476,40 @@ class SeriesFrontEnd:
         keep &= t >= ahead[:-1]
         self.dropped += int(t.size - keep.sum())
         t, v = t[keep], None if v is None else v[keep]
-        out: list[tuple[int, np.ndarray, _Quality]] = []
         if t.size == 0:
-            return self._advance(horizon_s) if self.images is not None else []
+            return self._advance(t, v, horizon_s) if self.images is not None else []
+        out: list[tuple[int, np.ndarray, _Quality]] = []
         # a segment starts at the first event and after every hole longer than MAX_FILL_S
         starts = set(np.flatnonzero(np.diff(t, prepend=self.last_s) > MAX_FILL_S).tolist())
         for a, b in itertools.pairwise(sorted({0, t.size} | starts)):
             if a in starts:
-                if self.images is not None:
-                    out += self._advance(self.last_s)  # the old segment's last epochs
                 self._start(float(t[a]))
-            self._add(t[a:b], None if v is None else v[a:b])
-            out += self._advance(float(t[b - 1]) if b < t.size else horizon_s)
+            self._times = np.concatenate([self._times, t[a:b]])
+            self.last_s = float(t[b - 1])
+            part = None if v is None else v[a:b]
+            out += self._advance(t[a:b], part, self.last_s if b < t.size else horizon_s)
         return out
 
     def _start(self, first_s: float) -> None:
         """A segment from the event at ``first_s`` (from epoch 0 if it is earlier: the
-        events before 0 are context; a segment that ends before 0 emits nothing)."""
+        events before 0 are context; a segment that ends before 0 emits nothing). The
+        previous segment has emitted its whole epochs by its last event already."""
         epoch = math.floor(max(first_s, -1e12) / EPOCH_S)
         self.origin = max(0, epoch)
         self.images = self.source.stream(min(0, epoch - self.origin))
-        self.first_s, self.next_epoch = first_s, self.origin
+        self.first_s = first_s
         self._times = np.zeros(0)
-        self.n_segments += 1
 
-    def _add(self, t: np.ndarray, v: np.ndarray | None) -> None:
-        assert self.images is not None
-        self._times = np.concatenate([self._times, t])
-        self.last_s = float(t[-1])
-        self._pending = (t - self.origin * EPOCH_S, v)
-
-    def _advance(self, horizon_s: float) -> list[tuple[int, np.ndarray, _Quality]]:
-        """Push the pending events to the image stream; the epochs by ``horizon_s``."""
+    def _advance(
+        self, t: np.ndarray, v: np.ndarray | None, horizon_s: float
+    ) -> list[tuple[int, np.ndarray, _Quality]]:
+        """Push events of the current segment to its image stream; the epochs by
+        ``horizon_s`` (at most ``MAX_FILL_S`` past the last event)."""
         assert self.images is not None
         horizon_s = min(horizon_s, self.last_s + MAX_FILL_S)
-        t, v = self._pending
-        self._pending = (np.zeros(0), None if v is None else np.zeros(0))
-        done = self.images.push(t, v, horizon_s - self.origin * EPOCH_S)
-        out = []
-        for local, image in done:
-            epoch = self.origin + local
-            out.append((epoch, image, self._quality(epoch)))
-            self.next_epoch = epoch + 1
+        done = self.images.push(t - self.origin * EPOCH_S, v, horizon_s - self.origin * EPOCH_S)
+        out = [(self.origin + local, image, self._quality(self.origin + local))
+               for local, image in done]  # fmt: skip
         self.emitted = self.emitted or bool(done)
         return out
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from edgesleep.config import check_keys, from_mapping, layered
 from edgesleep.io.dataset import Crop
-from edgesleep.train.training import DEFAULT_STRIDE, TrainOptions, read_toml
+from edgesleep.train.training import TrainOptions, read_toml
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,9 @@ def _spec(
     spec: dict[str, Any] = {k: v for k, v in values.items()
                             if not any(k in _names(t) for t in nested.values())}  # fmt: skip
     for section, options in nested.items():
-        line = {k: v for k, v in values.items() if k in _names(options)}
+        # an option left at None on the command line means the field's own default
+        line = {k: v for k, v in values.items() if k in _names(options) and v is not None}
         merged = layered(sections.get(section, {}), line, given)
-        if merged.get("stride", 0) is None:
-            merged["stride"] = DEFAULT_STRIDE  # "the default" on the command line
         spec[section] = from_mapping(options, merged, f"{where} [{section}]")
     spec["model_config"] = sections.get("model", {})
     return from_mapping(cls, spec, cls.__name__)

@@ -50,19 +50,12 @@ def frames(draw: st.DrawFn) -> bytes:
     return protocol.encode_end(draw(U32))
 
 
-def _source() -> SerialSource:
-    source = SerialSource("/nonexistent/port", reconnect_s=60)
-    source.close()  # the reader thread stops; frames are handed over directly
-    source.queue.get()  # the reader's end marker
-    return source
-
-
 @settings(max_examples=1500, deadline=None, derandomize=True, database=None)
 @given(st.lists(frames(), max_size=14), st.integers(1, 200))
 def test_any_frames_in_any_order_never_raise_nor_invent_epochs(
     stream: list[bytes], chunk: int
 ) -> None:
-    source, parser = _source(), protocol.Parser()
+    source, parser = SerialSource.detached(), protocol.Parser()
     rates = SeriesFrontEnd(get_kind("beats").series["heart-rate"])
     data = b"".join(stream)
     ended = False
