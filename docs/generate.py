@@ -150,6 +150,20 @@ def _card(name: str, info: Any, size_kb: float) -> list[str]:
                 + " |"
             )
         lines.append("")
+        biased = [(k, v) for k, v in rows if "fraction_bias" in v]
+        if biased:
+            lines += ["The night summary against the expert (staged − expert; mean over nights): "
+                      "each stage's share of the night in percentage points [subject-bootstrap "
+                      "95 % CI], total sleep time in minutes [95 % limits of agreement].", "",
+                      "| cohort | " + " | ".join(f"{c} bias" for c in labels)
+                      + " | TST bias, min |", "|---|" + "---|" * (len(labels) + 1)]  # fmt: skip
+            for k, v in biased:
+                fb, tst = v["fraction_bias"], v["TST_bias_min"]
+                cells = [f"{fb[c]['mean']:+.1f} [{fb[c]['ci'][0]:+.1f}, {fb[c]['ci'][1]:+.1f}]"
+                         for c in labels]  # fmt: skip
+                lines.append(f"| {k} | " + " | ".join(cells) + f" | {tst['mean']:+.0f} "
+                             f"[{tst['loa'][0]:+.0f}, {tst['loa'][1]:+.0f}] |")  # fmt: skip
+            lines.append("")
     return lines
 
 

@@ -115,6 +115,19 @@ def agreement(
             "nights": rows}  # fmt: skip
 
 
+def summary_bias(found: dict[str, Any]) -> dict[str, Any]:
+    """The night-summary figures a study table carries, from :func:`agreement`'s result:
+    ``fraction_bias`` per stage (mean, subject-bootstrap ``ci``, ``loa``; points) and
+    ``summary_bias`` for TST, SE, WASO and each stage's minutes (mean, ``loa``)."""
+    bias, classes = found["bias"], found["classes"]
+    return {
+        "fraction_bias": {c: {k: bias[f"{c} %"][k] for k in ("mean", "ci", "loa")}
+                          for c in classes},
+        "summary_bias": {k: {"mean": bias[k]["mean"], "loa": bias[k]["loa"]}
+                         for k in ("TST", "SE", "WASO", *(f"{c} min" for c in classes))},
+    }  # fmt: skip
+
+
 def write_nights_csv(path: str | Path, result: dict[str, Any]) -> None:
     """The per-night table of :func:`agreement` as CSV."""
     rows = result["nights"]

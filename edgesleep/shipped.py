@@ -61,17 +61,25 @@ def default_model(n_classes: int | None = None, threads: int = 1) -> ExportedMod
 
 
 def card_summary(model: ExportedModel) -> dict[str, Any]:
-    """One row about a shipped model: classes, input, size, data, cross-validated κ."""
+    """One row about a shipped model: classes, input, size, data, cross-validated κ, the
+    night summary's agreement (each stage's fraction bias in points, TST bias in minutes
+    with 95 % limits of agreement; "-" when the card has none)."""
     card = model.info.card or {}
     data = card.get("data", {})
     both = card.get("evaluation", {}).get("both", {})
     size = sum(p.stat().st_size for p in model.folder.glob("*.onnx"))
     kappa = (f"{both['kappa']:.2f} (subject {both['subject_kappa_mean']:.2f} ± "
              f"{both['subject_kappa_sd']:.2f})" if both else "-")  # fmt: skip
+    fractions = both.get("fraction_bias", {})
+    tst = both.get("TST_bias_min")
     return {
         "classes": " / ".join(model.info.labels),
         "input": ", ".join([model.info.signal_channel, *get_kind(model.info.input["kind"]).series]),
         "KB": f"{size / 1024:.0f}",
         "data": ", ".join(f"{k} {v['subjects']} subjects" for k, v in data.items()) or "-",
         "kappa": kappa,
+        "fraction_bias": " / ".join(f"{v['mean']:+.1f}" for v in fractions.values()) or "-",
+        "TST_bias": f"{tst['mean']:+.0f} [{tst['loa'][0]:+.0f}, {tst['loa'][1]:+.0f}]"
+        if tst
+        else "-",
     }

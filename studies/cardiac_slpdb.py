@@ -38,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from heart_pooled import bias_cell, loa_cell
 
+from edgesleep.agreement import Night, agreement, summary_bias
 from edgesleep.dsp import EPOCH_SAMPLES, SFREQ
 from edgesleep.dsp.beats import beat_images
 from edgesleep.dsp.inputs import get_kind
@@ -119,6 +121,20 @@ def metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, dict[str, float]]
         labels = collapse_labels(truth, N_CLASSES, n_classes)
         scores = evaluate(labels, merged.argmax(axis=1), n_classes)
         out[str(n_classes)] = {m: float(scores[m]) for m in METRICS}  # type: ignore[arg-type]
+    return out
+
+
+def night_summary(proba: dict[str, np.ndarray], truth: dict[str, np.ndarray],
+                  ) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Per class set (4, 3), each night's summary against the expert's
+    (:func:`edgesleep.agreement.summary_bias`): stage-fraction and TST bias."""
+    out = {}
+    for n_classes in (4, 3):
+        nights = [Night(r, subject_of(r),
+                        (p @ collapse_matrix(N_CLASSES, n_classes)).argmax(axis=1),
+                        collapse_labels(truth[r], N_CLASSES, n_classes))
+                  for r, p in proba.items()]  # fmt: skip
+        out[str(n_classes)] = summary_bias(agreement(nights, n_classes, n_boot=1000))
     return out
 
 
@@ -224,6 +240,9 @@ def run(root: Path, seed: int, progress: bool = True) -> dict[str, Any]:
             f"K={k}": metrics(every, np.concatenate([by_delay[k][r] for r in records]))
             for k in DELAYS
         }
+        result["rows"][row]["night_summary"] = night_summary(
+            {r: by_delay[DELAYS[0]][r] for r in records}, truth
+        )
         result["rows"][row]["seconds"] = round(seconds[row], 1)
         if row in val_acc:
             result["rows"][row]["mean_val_accuracy"] = float(np.mean(val_acc[row]))
@@ -285,6 +304,22 @@ def markdown(result: dict[str, Any]) -> str:
         size = f"{params[row] / 1000:.0f} k" if row in params else "–"
         secs = f"{r['seconds']:.0f}" if "seconds" in r else "–"
         lines.append(f"| {row} | {size} | {' | '.join(cells)} | {secs} |")
+    if not any("night_summary" in r for r in result["rows"].values()):  # runs before #31
+        return "\n".join([*lines, ""])
+    lines += ["", "Night summary against the expert at K = 19 (staged − expert, mean over the 14 "
+              "nights): each stage's share in percentage points [subject-bootstrap 95 % CI], "
+              "TST in minutes [95 % limits of agreement].", "",
+              "| model | W | Light | Deep | REM | TST, min | 3-cl W | 3-cl NREM | 3-cl REM | "
+              "3-cl TST, min |", "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for row, r in result["rows"].items():
+        if "night_summary" not in r:
+            continue
+        cells = []
+        for n in ("4", "3"):
+            found = r["night_summary"][n]
+            cells += [bias_cell(b) for b in found["fraction_bias"].values()]
+            cells.append(loa_cell(found["summary_bias"]["TST"]))
+        lines.append(f"| {row} | {' | '.join(cells)} |")
     lines.append("")
     return "\n".join(lines)
 

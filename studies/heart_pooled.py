@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesleep.agreement import Night, agreement, summary_bias
 from edgesleep.io.imports import import_slpdb, import_walch
 from edgesleep.io.writers import markdown_table, write_report
 from edgesleep.metrics import evaluate
@@ -137,6 +138,8 @@ def metrics(nights: Sequence[NightFeatures], pred: dict[str, np.ndarray]) -> dic
                           "q25": float(np.percentile(per_subject, 25)),
                           "q75": float(np.percentile(per_subject, 75))},
         "n_epochs": four["n_epochs"],
+        **summary_bias(agreement([Night(n.record, n.subject, pred[n.record], n.labels)
+                                  for n in nights], N_CLASSES, n_boot=1000)),
     }  # fmt: skip
 
 
@@ -178,6 +181,16 @@ def protocols(nights: dict[str, list[NightFeatures]]) -> dict[str, dict[str, Any
     return tables
 
 
+def bias_cell(b: dict[str, Any]) -> str:
+    """A fraction bias as ``mean [CI]`` in points."""
+    return f"{b['mean']:+.1f} [{b['ci'][0]:+.1f}, {b['ci'][1]:+.1f}]"
+
+
+def loa_cell(b: dict[str, Any]) -> str:
+    """A summary bias as ``mean [limits of agreement]``, whole units."""
+    return f"{b['mean']:+.0f} [{b['loa'][0]:+.0f}, {b['loa'][1]:+.0f}]"
+
+
 def markdown(result: dict[str, Any]) -> str:
     cohorts = ", ".join(f"{k} {v['subjects']} subjects / {v['nights']} nights"
                         for k, v in result["cohorts"].items())  # fmt: skip
@@ -188,15 +201,24 @@ def markdown(result: dict[str, Any]) -> str:
         "held-out epochs pooled. Reproduce: `python studies/heart_pooled.py` "
         f"({result['seconds'] / 60:.0f} min on 2 cores).",
     ]
+    if any("fraction_bias" in m for rows in result["tables"].values() for m in rows.values()):
+        lines[-1] += (" Night summary against the expert (staged − expert, mean over nights): "
+                      "each stage's share in percentage points [subject-bootstrap 95 % CI], "
+                      "TST in minutes [95 % limits of agreement].")  # fmt: skip
     for protocol, rows in result["tables"].items():
         lines += ["", f"## {protocol}", ""]
+        summary = all("fraction_bias" in m for m in rows.values())  # not in runs before #31
         lines += markdown_table(
             ["model", "κ", "κ 3-class", "accuracy", "MF1", "recall W / Light / Deep / REM %",
-             "subject κ median [IQR]"],
+             "subject κ median [IQR]",
+             *([f"{c} bias, points" for c in class_labels(N_CLASSES)] + ["TST bias, min"]
+               if summary else [])],
             [[row, f"{m['kappa']:.3f}", f"{m['kappa_3class']:.3f}", f"{m['accuracy']:.3f}",
               f"{m['macro_f1']:.3f}", " / ".join(f"{100 * v:.0f}" for v in m["recall"].values()),
               f"{m['subject_kappa']['median']:.2f} [{m['subject_kappa']['q25']:.2f}, "
-              f"{m['subject_kappa']['q75']:.2f}]"]
+              f"{m['subject_kappa']['q75']:.2f}]",
+              *([bias_cell(b) for b in m["fraction_bias"].values()]
+                + [loa_cell(m["summary_bias"]["TST"])] if summary else [])]
              for row, m in rows.items()],
         )  # fmt: skip
     return "\n".join(lines) + "\n"

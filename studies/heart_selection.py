@@ -1,37 +1,49 @@
-"""Nested selection of the heart model's training and readout (issue 21, item 5).
+"""Nested selection of the heart model's training and readout (issues 21 and 31).
 
 Run: ``python studies/heart_selection.py [--walch ../shared/data/walch] [--slpdb
-../shared/data/slpdb] [--jobs 2] [--out studies/results]`` (writes ``heart_selection.json``
-/ ``.md``).
+../shared/data/slpdb] [--jobs 2] [--out studies/results] [--probs
+runs/heart_selection/probs.npz]`` (writes ``heart_selection.json`` / ``.md``; keeps every
+outer fold's validation and test log-probabilities in ``--probs``, from which
+``--from-probs`` evaluates the readouts again without training).
 
 Data (real): Walch et al. 2019 (21 subjects, Apple Watch heart rate) and slpdb (12 subjects,
 14 records, ECG beat times), imported and merged by :mod:`edgesleep.workflows.heart_models`,
-whose procedure (split, training, offsets) this study runs in every outer fold and the
+whose procedure (split, training, readout) this study runs in every outer fold and the
 shipped models are built with.
 
 Outer protocol: leave one of the 33 subjects out (pooled). In each outer fold, 4 subjects
 of the training set (2 per cohort, drawn per fold) are the *inner validation* subjects:
-they stop the training early and make every choice below; the held-out subject is never
-seen before its predictions are final. Candidates (the student, dilations 1, 2, 4, 8,
-class-weighted cross-entropy, lr 1e-3, 20 passes at stride 5, patience 4, look-ahead 0):
+they stop the training early and fit every readout below; the held-out subject is never
+seen before its predictions are final. Trainings (the student, dilations 1, 2, 4, 8, lr
+1e-3, 20 passes at stride 5, patience 4, delay 0, seed 0), each for W / Light / Deep / REM
+and for W / NREM / REM:
 
-- ``single``: seed 0;
-- ``single + prior offset``: seed 0 with per-class log-probability offsets (class balance
-  at the readout: lifts the recall of the classes the weighted loss still under-calls)
-  fitted to maximise κ on the inner validation subjects (coordinate ascent on a grid,
-  Light fixed at 0). Whether the offsets are used is decided by *cross-fitted* inner κ
-  (each validation subject scored with offsets fitted on the other three), so fitting
-  and choosing never share data;
-- ``ensemble of 3`` (seeds 0, 1, 2, probabilities averaged), with and without offsets.
+- ``weighted``: cross-entropy with inverse-frequency class weights (until issue 31, the
+  only training);
+- ``unweighted``: plain cross-entropy.
 
-``nested: shippable`` picks, per outer fold, between the two single-model candidates by
-inner κ (an ensemble triples size and time and cannot ship within 100 KB); ``nested: any``
-picks among all four, to show what an ensemble would buy. W / NREM / REM: a student
-trained on 3 classes (seed 0, offsets chosen the same way) beside the 4-class selection
-collapsed. Beside them on the same folds: the HR-statistics logistic regression floor
-and the majority class (trained on all of the fold's training subjects), and on slpdb's
+Readouts of a training's log-probabilities (issue 31, item 2):
+
+- ``argmax``: none;
+- ``κ offsets``: per-class offsets fitted for κ on the inner validation subjects, used
+  when they raise κ *cross-fitted* (each validation subject scored with offsets fitted on
+  the others). ``weighted · κ offsets`` is the shipped procedure before issue 31
+  ("nested: shippable" in earlier reports);
+- ``undo weights``: ``-log w`` added (the class weights of the fold's training set), which
+  gives back the unweighted posterior; nothing fitted;
+- ``fraction offsets``: offsets fitted on the inner validation subjects so that the
+  staged stage fractions match the expert's (for the night summary, not κ).
+
+Every row is scored as a wearable validation study reports it (:mod:`edgesleep.agreement`):
+κ, accuracy, macro F1 and per-stage sensitivity over the held-out epochs pooled; the
+per-subject κ spread; per stage, the mean staged − expert fraction over the nights
+(percentage points) with a subject-bootstrap 95 % CI; TST bias with 95 % limits of
+agreement. Beside them on the same folds: the HR-statistics logistic regression floor and
+the majority class (trained on all of the fold's training subjects), and on slpdb's
 W / NREM / REM epochs sleepecg's pretrained model (``studies/sleepecg/``, run in its own
-environment; no training, so no folds).
+environment; no training, so no folds). The ensemble of 3 seeds measured before issue 31
+(``git show 64b5d49:studies/results/heart_selection.md``) is not repeated: it cannot ship
+within 100 KB.
 """
 
 from __future__ import annotations
@@ -45,57 +57,41 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from heart_pooled import (  # the floor's features, as in the sibling study
+from heart_pooled import (  # the floor's features and the cells, as in the sibling study
+    bias_cell,
     cohort_parser,
     hr_statistics,
+    loa_cell,
 )
 
+from edgesleep.agreement import Night, agreement, summary_bias
 from edgesleep.io.writers import markdown_table, write_report
-from edgesleep.metrics import evaluate
 from edgesleep.stages import class_labels, collapse_labels
 from edgesleep.train.baselines import floor_probabilities
-from edgesleep.train.data import NightFeatures
+from edgesleep.train.data import NightFeatures, class_weights
 from edgesleep.workflows.heart_models import (
-    choose_offsets,
     heart_nights,
     inner_split,
     kappa,
     log_probs,
+    readout_offsets,
     train_student,
     with_classes,
 )
 
-SEEDS = (0, 1, 2)
-FOUR = ("single", "single + prior offset", "ensemble of 3", "ensemble of 3 + prior offset")
-SHIPPABLE = FOUR[:2]
+TRAININGS = {"weighted": True, "unweighted": False}
+READOUTS = {"weighted": ("argmax", "κ offsets", "undo weights", "fraction offsets"),
+            "unweighted": ("argmax", "κ offsets", "fraction offsets")}  # fmt: skip
+TODAY = "weighted · κ offsets"  # the shipped procedure before issue 31
+CLASS_SETS = (4, 3)
+BIAS_GOAL, COHORT_BIAS_GOAL, TST_GOAL_MIN, KAPPA_SLACK = 3.0, 5.0, 15.0, 0.01
+N_BOOT = 1000
+GROUPS = ("both", "walch", "slpdb")
 
 
-def candidates(val: Sequence[NightFeatures], test_logp: dict[str, list[np.ndarray]],
-               val_logp: dict[str, list[np.ndarray]], n_classes: int, names: Sequence[str],
-               ) -> dict[str, Any]:  # fmt: skip
-    """Per candidate: the inner κ that decides (cross-fitted for offsets), the offsets and
-    the test predictions."""
-    out: dict[str, Any] = {"inner_kappa": {}, "offsets": {}, "test": {}}
-    for base in dict.fromkeys(n.removesuffix(" + prior offset") for n in names):
-        choice = choose_offsets(val, val_logp[base], n_classes)
-        out["inner_kappa"][base] = choice.plain_kappa
-        out["offsets"][base] = [0.0] * n_classes
-        out["test"][base] = [lp.argmax(1) for lp in test_logp[base]]
-        name = f"{base} + prior offset"
-        if name in names:
-            out["inner_kappa"][name] = choice.offset_kappa
-            out["offsets"][name] = choice.offsets.round(2).tolist()
-            out["test"][name] = [(lp + choice.offsets).argmax(1) for lp in test_logp[base]]
-    return out
-
-
-def mean_log_probs(runs: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """Per night, the log of the seeds' mean probabilities."""
-    return [np.log(np.mean([np.exp(r[i]) for r in runs], axis=0)) for i in range(len(runs[0]))]
-
-
-def outer_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
-    """One held-out subject: every candidate's and baseline's test predictions."""
+def train_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
+    """One held-out subject: each training's validation and test log-probabilities, the
+    class weights of its training set, and the baselines' test predictions."""
     import torch
 
     torch.set_num_threads(1)
@@ -103,23 +99,15 @@ def outer_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
     test = [n for n in nights if n.subject == held_out]
     train = [n for n in nights if n.subject != held_out]
     fit, val = inner_split(train, fold)
-    ckpts = [train_student(fit, val, 4, seed) for seed in SEEDS]
-    val_runs = [log_probs(c, val) for c in ckpts]
-    test_runs = [log_probs(c, test) for c in ckpts]
-    tests = {"single": test_runs[0], "ensemble of 3": mean_log_probs(test_runs)}
-    vals = {"single": val_runs[0], "ensemble of 3": mean_log_probs(val_runs)}
-    four = candidates(val, tests, vals, 4, FOUR)
-    fit3, val3 = with_classes(fit, 3), with_classes(val, 3)
-    ckpt3 = train_student(fit3, val3, 3, 0)
-    three = candidates(val3, {"single": log_probs(ckpt3, test)}, {"single": log_probs(ckpt3, val3)},
-                       3, SHIPPABLE)  # fmt: skip
-    for chosen, names, key in ((four, SHIPPABLE, "nested: shippable"),
-                               (four, FOUR, "nested: any"),
-                               (three, SHIPPABLE, "nested: shippable")):  # fmt: skip
-        # ties keep the plain candidate (max keeps the first), as the shipped build does
-        pick = max(names, key=lambda name: chosen["inner_kappa"][name])
-        chosen["test"][key] = chosen["test"][pick]
-        chosen.setdefault("picked", {})[key] = pick
+    logp: dict[str, dict[str, list[np.ndarray]]] = {}
+    weights: dict[str, np.ndarray] = {}
+    for n_classes in CLASS_SETS:
+        fit_c, val_c = with_classes(fit, n_classes), with_classes(val, n_classes)
+        for training, weighted in TRAININGS.items():
+            ckpt = train_student(fit_c, val_c, n_classes, 0, weighted=weighted)
+            key = f"{n_classes}|{training}"
+            logp[key] = {"val": log_probs(ckpt, val_c), "test": log_probs(ckpt, test)}
+            weights[key] = class_weights(fit_c, n_classes)
     features = [hr_statistics(n.images) for n in train]
     floor = [floor_probabilities(features, [n.labels for n in train], hr_statistics(n.images),
                                  4).argmax(1) for n in test]  # fmt: skip
@@ -128,106 +116,205 @@ def outer_fold(args: tuple[list[NightFeatures], str, int]) -> dict[str, Any]:
     return {
         "subject": held_out,
         "records": [n.record for n in test],
-        "val_subjects": sorted({n.subject for n in val}),
-        "four": four,
-        "three": three,
+        "val_records": [n.record for n in val],
+        "logp": logp,
+        "weights": weights,
         "baselines": {"HR-statistics LR floor": floor,
                       "majority class": [np.full(n.n_epochs, majority) for n in test]},
     }  # fmt: skip
 
 
+def save_probs(path: Path, folds: Sequence[dict[str, Any]]) -> None:
+    """Every fold's log-probabilities, class weights and baseline predictions as one npz
+    (no pickles): keys ``subject|n_classes|training|val|test|record`` and the like."""
+    arrays: dict[str, np.ndarray] = {}
+    for f in folds:
+        s = f["subject"]
+        arrays[f"{s}|records"] = np.array(f["records"])
+        arrays[f"{s}|val_records"] = np.array(f["val_records"])
+        for key, parts in f["logp"].items():
+            arrays[f"{s}|{key}|weights"] = f["weights"][key]
+            for part, records in (("val", f["val_records"]), ("test", f["records"])):
+                for record, lp in zip(records, parts[part], strict=True):
+                    arrays[f"{s}|{key}|{part}|{record}"] = lp.astype(np.float32)
+        for name, preds in f["baselines"].items():
+            for record, p in zip(f["records"], preds, strict=True):
+                arrays[f"{s}|baseline|{name}|{record}"] = np.asarray(p, dtype=np.int8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def load_probs(path: Path) -> list[dict[str, Any]]:
+    """The folds written by :func:`save_probs`."""
+    with np.load(path, allow_pickle=False) as data:
+        keys = list(data.keys())
+        subjects = [k.removesuffix("|records") for k in keys if k.endswith("|records")
+                    and not k.endswith("|val_records")]  # fmt: skip
+        folds = []
+        for s in subjects:
+            records = data[f"{s}|records"].tolist()
+            val_records = data[f"{s}|val_records"].tolist()
+            logp, weights = {}, {}
+            for n_classes in CLASS_SETS:
+                for training in TRAININGS:
+                    key = f"{n_classes}|{training}"
+                    weights[key] = data[f"{s}|{key}|weights"]
+                    parts = (("val", val_records), ("test", records))
+                    logp[key] = {p: [data[f"{s}|{key}|{p}|{r}"] for r in rs] for p, rs in parts}
+            names = dict.fromkeys(k.split("|")[2] for k in keys if k.startswith(f"{s}|baseline|"))
+            baselines = {name: [data[f"{s}|baseline|{name}|{r}"].astype(np.int64) for r in records]
+                         for name in names}  # fmt: skip
+            folds.append({"subject": s, "records": records, "val_records": val_records,
+                          "logp": logp, "weights": weights, "baselines": baselines})  # fmt: skip
+    return folds
+
+
+def read_fold(args: tuple[dict[str, Any], dict[str, NightFeatures]]) -> dict[str, Any]:
+    """Every readout of one fold: per class set, per row, the test predictions and what
+    was fitted on the inner validation subjects."""
+    fold, by_record = args
+    val = [by_record[r] for r in fold["val_records"]]
+    preds: dict[int, dict[str, list[np.ndarray]]] = {}
+    fitted: dict[str, Any] = {}
+    for n_classes in CLASS_SETS:
+        val_c = with_classes(val, n_classes)
+        rows: dict[str, list[np.ndarray]] = {}
+        for training in TRAININGS:
+            key = f"{n_classes}|{training}"
+            val_lp, test_lp = fold["logp"][key]["val"], fold["logp"][key]["test"]
+            for readout in READOUTS[training]:
+                weights = fold["weights"][key]
+                offsets = readout_offsets(readout, val_c, val_lp, weights, n_classes)
+                name = f"{training} · {readout}"
+                rows[name] = [(lp + offsets).argmax(1) for lp in test_lp]
+                fitted[f"{n_classes}-class {name}"] = np.round(offsets, 2).tolist()
+        preds[n_classes] = rows
+    return {"subject": fold["subject"], "records": fold["records"], "preds": preds,
+            "baselines": fold["baselines"], "fitted": fitted}  # fmt: skip
+
+
 def metrics(nights: Sequence[NightFeatures], pred: dict[str, np.ndarray], n_classes: int,
             ) -> dict[str, Any]:  # fmt: skip
-    """Pooled κ, accuracy, MF1, recall; per-subject κ mean, sd, median, IQR."""
-    truth = np.concatenate([collapse_labels(n.labels, 4, n_classes) for n in nights])
-    guess = np.concatenate([pred[n.record] for n in nights])
-    pooled = evaluate(truth, guess, n_classes)
+    """Pooled κ, accuracy, MF1, recall; per-subject κ mean, sd, median, IQR; per stage the
+    fraction bias (points, subject-bootstrap CI); TST, SE, WASO bias with limits of
+    agreement (:func:`edgesleep.agreement.agreement`)."""
+    truths = {n.record: collapse_labels(n.labels, 4, n_classes) for n in nights}
+    found = agreement([Night(n.record, n.subject, pred[n.record], truths[n.record])
+                       for n in nights], n_classes, n_boot=N_BOOT)  # fmt: skip
+    pooled = found["pooled"]
     per_subject = []
     for subject in sorted({n.subject for n in nights}):
         mine = [n for n in nights if n.subject == subject]
-        t = np.concatenate([collapse_labels(n.labels, 4, n_classes) for n in mine])
+        t = np.concatenate([truths[n.record] for n in mine])
         per_subject.append(kappa(t, np.concatenate([pred[n.record] for n in mine]), n_classes))
-    recall = pooled["per_class"]["sensitivity"]  # type: ignore[index]
+    classes = class_labels(n_classes)
     return {
         "kappa": pooled["kappa"], "accuracy": pooled["accuracy"],
         "macro_f1": pooled["macro_f1"],
-        "recall": dict(zip(class_labels(n_classes), recall, strict=True)),
+        "recall": dict(zip(classes, pooled["per_class"]["sensitivity"], strict=True)),
         "subject_kappa": {"mean": float(np.mean(per_subject)), "sd": float(np.std(per_subject)),
                           "median": float(np.median(per_subject)),
                           "q25": float(np.percentile(per_subject, 25)),
                           "q75": float(np.percentile(per_subject, 75))},
+        **summary_bias(found),
         "n_epochs": pooled["n_epochs"],
     }  # fmt: skip
 
 
-def tables(nights: list[NightFeatures], folds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per class set and test group (walch, slpdb, both), per row, the metrics."""
-    rows4: dict[str, dict[str, np.ndarray]] = {}
-    rows3: dict[str, dict[str, np.ndarray]] = {}
-    for fold in folds:
-        for name, preds in fold["four"]["test"].items():
-            rows4.setdefault(name, {}).update(zip(fold["records"], preds, strict=True))
-            collapsed = [collapse_labels(p, 4, 3) for p in preds]
-            if name == "nested: shippable":
-                rows3.setdefault("4-class nested: shippable, collapsed", {}).update(
-                    zip(fold["records"], collapsed, strict=True))  # fmt: skip
-        for name, preds in fold["three"]["test"].items():
-            rows3.setdefault(f"3-class student: {name}", {}).update(
+def tables(nights: list[NightFeatures], read: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per class set and test group (both, walch, slpdb), per row, the metrics."""
+    rows: dict[int, dict[str, dict[str, np.ndarray]]] = {4: {}, 3: {}}
+    for fold in read:
+        for name, preds in fold["preds"][4].items():
+            rows[4].setdefault(name, {}).update(zip(fold["records"], preds, strict=True))
+        for name, preds in fold["preds"][4].items():
+            rows[3].setdefault(f"4-class {name}, collapsed", {}).update(
+                zip(fold["records"], [collapse_labels(p, 4, 3) for p in preds], strict=True)
+            )
+        for name, preds in fold["preds"][3].items():
+            rows[3].setdefault(f"3-class {name}", {}).update(
                 zip(fold["records"], preds, strict=True))  # fmt: skip
         for name, preds in fold["baselines"].items():
-            rows4.setdefault(name, {}).update(zip(fold["records"], preds, strict=True))
+            rows[4].setdefault(name, {}).update(zip(fold["records"], preds, strict=True))
             collapsed = [collapse_labels(p, 4, 3) for p in preds]
-            rows3.setdefault(name, {}).update(zip(fold["records"], collapsed, strict=True))
+            rows[3].setdefault(name, {}).update(zip(fold["records"], collapsed, strict=True))
     groups = {
+        "both": nights,
         "walch": [n for n in nights if n.subject.startswith("walch:")],
         "slpdb": [n for n in nights if n.subject.startswith("slpdb:")],
-        "both": nights,
     }
     return {
         f"{n_classes}-class, tested on {group}": {
-            row: metrics(members, pred, n_classes) for row, pred in rows.items()
+            row: metrics(groups[group], pred, n_classes) for row, pred in rows[n_classes].items()
         }
-        for n_classes, rows in ((4, rows4), (3, rows3))
-        for group, members in groups.items()
+        for n_classes in CLASS_SETS
+        for group in GROUPS
     }
 
 
-def run(sources: dict[str, Path], jobs: int) -> dict[str, Any]:
+def verdict(result: dict[str, Any], n_classes: int) -> dict[str, Any]:
+    """The readout kept for ``n_classes`` (item 2's rule): among the student's rows whose
+    pooled fraction bias is within ``BIAS_GOAL`` points for every stage and whose κ is at
+    least today's − ``KAPPA_SLACK``, the highest κ; when none meets the bias goal, the
+    smallest largest bias among those within the κ slack. Each goal met or missed."""
+    prefix = "" if n_classes == 4 else "3-class "
+    tables_ = result["tables"]
+    both = tables_[f"{n_classes}-class, tested on both"]
+    names = [f"{prefix}{t} · {r}" for t in TRAININGS for r in READOUTS[t]]
+    today = both[f"{prefix}{TODAY}"]["kappa"]
+
+    def worst(name: str) -> float:
+        return max(abs(b["mean"]) for b in both[name]["fraction_bias"].values())
+
+    near = [n for n in names if both[n]["kappa"] >= today - KAPPA_SLACK]
+    meets = [n for n in near if worst(n) <= BIAS_GOAL]
+    kept = max(meets, key=lambda n: both[n]["kappa"]) if meets else min(near, key=worst)
+    cohorts = {}
+    for g in GROUPS[1:]:
+        biases = tables_[f"{n_classes}-class, tested on {g}"][kept]["fraction_bias"].values()
+        cohorts[g] = round(max(abs(b["mean"]) for b in biases), 2)
+    tst = both[kept]["summary_bias"]["TST"]["mean"]
+    k = both[kept]["kappa"]
+    goals = {
+        f"pooled |fraction bias| <= {BIAS_GOAL:g} points, every stage":
+            [worst(kept) <= BIAS_GOAL, round(worst(kept), 2)],
+        f"per cohort |fraction bias| <= {COHORT_BIAS_GOAL:g} points":
+            [max(cohorts.values()) <= COHORT_BIAS_GOAL, cohorts],
+        f"|TST bias| <= {TST_GOAL_MIN:g} min": [abs(tst) <= TST_GOAL_MIN, round(tst, 1)],
+        f"kappa >= today - {KAPPA_SLACK:g} ({today - KAPPA_SLACK:.3f})":
+            [k >= today - KAPPA_SLACK, round(k, 3)],
+    }  # fmt: skip
+    return {"kept": kept.removeprefix(prefix), "today": TODAY, "kappa_today": today,
+            "goals": goals}  # fmt: skip
+
+
+def run(sources: dict[str, Path], jobs: int, probs: Path, from_probs: bool) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         nights, _ = heart_nights(sources, Path(tmp))  # arrays, not memory maps
     subjects = sorted({n.subject for n in nights})
-    work = [(nights, s, i) for i, s in enumerate(subjects)]
+    by_record = {n.record: n for n in nights}
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        folds = pool.map(outer_fold, work, chunksize=1)
-    picked: dict[str, dict[str, int]] = {}
-    for fold in folds:
-        for part in ("four", "three"):
-            for key, pick in fold[part]["picked"].items():
-                name = f"{part}-class {key}".replace("four", "4").replace("three", "3")
-                picked.setdefault(name, {}).setdefault(pick, 0)
-                picked[name][pick] += 1
-    return {
+        if from_probs:
+            folds = load_probs(probs)
+        else:
+            folds = pool.map(train_fold, [(nights, s, i) for i, s in enumerate(subjects)],
+                             chunksize=1)  # fmt: skip
+            save_probs(probs, folds)
+        trained_s = time.perf_counter() - started
+        read = pool.map(read_fold, [(f, by_record) for f in folds], chunksize=1)
+    result: dict[str, Any] = {
         "synthetic": False,
         "subjects": len(subjects),
         "nights": len(nights),
-        "tables": tables(nights, folds),
-        "picked": picked,
-        "folds": [
-            {
-                "subject": f["subject"],
-                "val_subjects": f["val_subjects"],
-                "inner_kappa_4": f["four"]["inner_kappa"],
-                "offsets_4": f["four"]["offsets"],
-                "picked_4": f["four"]["picked"],
-                "inner_kappa_3": f["three"]["inner_kappa"],
-                "offsets_3": f["three"]["offsets"],
-                "picked_3": f["three"]["picked"],
-            }
-            for f in folds
-        ],  # fmt: skip
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+        "tables": tables(nights, read),
+        "folds": [{"subject": f["subject"],
+                   "val_subjects": sorted({by_record[r].subject for r in g["val_records"]}),
+                   "offsets": f["fitted"]} for f, g in zip(read, folds, strict=True)],
+        "seconds": round(trained_s, 1) if not from_probs else None,
+    }  # fmt: skip
+    result["verdict"] = {str(c): verdict(result, c) for c in CLASS_SETS}
+    return result
 
 
 def add_sleepecg(result: dict[str, Any], sources: dict[str, Path], path: Path) -> None:
@@ -250,32 +337,39 @@ def add_sleepecg(result: dict[str, Any], sources: dict[str, Path], path: Path) -
 
 
 def markdown(result: dict[str, Any]) -> str:
+    minutes = f"{result['seconds'] / 60:.0f} min" if result.get("seconds") else "timing not kept"
     lines = [
         "# Nested selection of the heart model (REAL data)",
         "",
         f"{result['subjects']} subjects / {result['nights']} nights (Walch Apple Watch heart "
-        "rate, slpdb ECG beats), leave one subject out; every choice made on 4 inner "
+        "rate, slpdb ECG beats), leave one subject out; every readout fitted on 4 inner "
         "validation subjects of each outer fold (see the study's docstring). Reproduce: "
-        f"`python studies/heart_selection.py` ({result['seconds'] / 60:.0f} min, 2 processes "
-        "on 2 cores).",
+        f"`python studies/heart_selection.py` ({minutes}, 2 processes on 2 cores). "
+        "Fraction bias: staged − expert percentage of a night's scored epochs, mean over "
+        "nights [subject-bootstrap 95 % CI]; TST bias: minutes, mean [95 % limits of "
+        "agreement].",
         "",
-        "Picked per outer fold: "
-        + "; ".join(
-            f"{k}: " + ", ".join(f"{p} {n}×" for p, n in v.items())
-            for k, v in result["picked"].items()
-        ),  # fmt: skip
+        "## Goals (issue 31), on every held-out night pooled",
+        "",
     ]
+    for n_classes, v in result["verdict"].items():
+        lines.append(f"- {n_classes} classes: kept **{v['kept']}** (today: {v['today']}, "
+                     f"κ {v['kappa_today']:.3f})")  # fmt: skip
+        for goal, (met, figure) in v["goals"].items():
+            lines.append(f"  - {goal}: {'met' if met else 'MISSED'} ({figure})")
     for title, rows in result["tables"].items():
-        labels = " / ".join(next(iter(rows.values()))["recall"])
+        first = next(iter(rows.values()))
+        labels = " / ".join(first["recall"])
         lines += ["", f"## {title}", ""]
         lines += markdown_table(
-            ["model", "κ", "accuracy", "MF1", f"recall {labels} %",
-             "subject κ mean ± sd", "median [IQR]"],
+            ["model", "κ", "accuracy", "MF1", f"recall {labels} %", "subject κ median [IQR]",
+             *(f"{c} bias, points" for c in first["fraction_bias"]), "TST bias, min"],
             [[row, f"{m['kappa']:.3f}", f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}",
               " / ".join(f"{100 * v:.0f}" for v in m["recall"].values()),
-              f"{m['subject_kappa']['mean']:.2f} ± {m['subject_kappa']['sd']:.2f}",
               f"{m['subject_kappa']['median']:.2f} [{m['subject_kappa']['q25']:.2f}, "
-              f"{m['subject_kappa']['q75']:.2f}]"]
+              f"{m['subject_kappa']['q75']:.2f}]",
+              *(bias_cell(b) for b in m["fraction_bias"].values()),
+              loa_cell(m["summary_bias"]["TST"])]
              for row, m in rows.items()],
         )  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -286,13 +380,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--sleepecg", type=Path,
                         default=Path("studies/results/sleepecg_slpdb.json"))  # fmt: skip
-    parser.add_argument("--from-json", type=Path, help="render an earlier run's JSON again")
+    parser.add_argument("--probs", type=Path, default=Path("runs/heart_selection/probs.npz"),
+                        help="where the folds' log-probabilities are kept")  # fmt: skip
+    parser.add_argument(
+        "--from-probs",
+        action="store_true",
+        help="evaluate the readouts on the kept log-probabilities, no training",
+    )
     args = parser.parse_args()
     sources = {"walch": args.walch, "slpdb": args.slpdb}
-    if args.from_json is not None:
-        result = json.loads(args.from_json.read_text())
-    else:
-        result = run(sources, args.jobs)
+    result = run(sources, args.jobs, args.probs, args.from_probs)
+    if args.from_probs and (args.out / "heart_selection.json").is_file():
+        result["seconds"] = json.loads((args.out / "heart_selection.json").read_text()).get(
+            "seconds"
+        )  # the training's time, from the run that made the probabilities
     if args.sleepecg.is_file():
         add_sleepecg(result, sources, args.sleepecg)
     text = markdown(result)

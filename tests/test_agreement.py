@@ -11,7 +11,7 @@ import pytest
 from conftest import DATA, write_edf
 from typer.testing import CliRunner
 
-from edgesleep.agreement import Night, agreement, night_row
+from edgesleep.agreement import Night, agreement, night_row, summary_bias
 from edgesleep.api import compare
 from edgesleep.cli import app
 
@@ -45,6 +45,11 @@ def test_biases_limits_and_a_subject_bootstrap() -> None:
     assert result["subjects"] == 4 and result["n_nights"] == 8
     assert sum(result["bias"][f"{c} %"]["mean"] for c in result["classes"]) == pytest.approx(0)
     assert result["pooled"]["per_class"]["sensitivity"][2] == 1.0  # every Deep found
+    compact = summary_bias(result)  # what the heart studies' tables and the model cards carry
+    assert compact["fraction_bias"]["Deep"] == {k: deep[k] for k in ("mean", "ci", "loa")}
+    assert compact["summary_bias"]["TST"]["mean"] == result["bias"]["TST"]["mean"]
+    assert set(compact["summary_bias"]) == {"TST", "SE", "WASO", "W min", "Light min",
+                                            "Deep min", "REM min"}  # fmt: skip
 
 
 def test_compare_reads_every_expert_format(tmp_path: Path, walch_src: Path) -> None:

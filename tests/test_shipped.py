@@ -27,11 +27,16 @@ from edgesleep.shipped import (
 )
 from edgesleep.train.data import NightFeatures
 from edgesleep.workflows.heart_models import (
+    RECIPES,
+    Recipe,
     build,
     choose_offsets,
     fit_offsets,
+    fraction_offsets,
     inner_split,
     kappa,
+    readout_offsets,
+    undo_weights,
     with_offsets,
 )
 
@@ -60,6 +65,42 @@ def test_offsets_lift_an_under_called_class_and_are_chosen_cross_fitted() -> Non
     assert not choose_offsets(nights, calibrated, 3).use_offsets  # already perfect
 
 
+def test_fraction_offsets_match_the_expert_fractions() -> None:
+    """A model that over-calls Deep and under-calls Light (as the class-weighted heart
+    student did): the fitted offsets bring every stage's share within 0.2 points of the
+    expert's; Light (the reference) keeps offset 0."""
+    rng = np.random.default_rng(1)
+    truth = rng.choice(4, 4000, p=[0.15, 0.5, 0.12, 0.23])
+    logp = np.log(rng.dirichlet(np.ones(4), 4000)) + 1.5 * np.eye(4)[truth]
+    logp += np.array([0.0, -1.0, 1.2, 0.3])  # Light under-called, Deep over-called
+    truth[:50] = -1  # unscored epochs do not count
+    before = np.bincount(logp[50:].argmax(1), minlength=4) / 3950
+    expert = np.bincount(truth[50:], minlength=4) / 3950
+    assert abs(before - expert).max() > 0.1
+    offsets = fraction_offsets(logp, truth, 4)
+    after = np.bincount((logp[50:] + offsets).argmax(1), minlength=4) / 3950
+    assert abs(after - expert).max() < 0.002 and offsets[1] == 0
+    assert offsets[2] < 0 < offsets[1] - offsets[2]  # Deep pushed down
+
+
+def test_undoing_class_weights_gives_back_the_unweighted_posterior() -> None:
+    """A weighted cross-entropy's minimiser is proportional to w_c p(c | x): its log plus
+    undo_weights(w) is log p up to a constant per epoch, so the argmax is p's."""
+    rng = np.random.default_rng(2)
+    p = rng.dirichlet(np.ones(3), 500)
+    w = np.array([2.0, 0.5, 1.5])
+    q = w * p / (w * p).sum(1, keepdims=True)
+    back = np.log(q) + undo_weights(w)
+    assert undo_weights(w)[1] == 0  # NREM (the reference) stays
+    np.testing.assert_allclose(back - back[:, :1], np.log(p) - np.log(p[:, :1]), atol=1e-9)
+    nights = [NightFeatures("r", "s", np.zeros((500, 1, 1)), p.argmax(1))]
+    np.testing.assert_array_equal(readout_offsets("undo weights", nights, [np.log(q)], w, 3),
+                                  undo_weights(w))  # fmt: skip
+    assert not readout_offsets("argmax", nights, [np.log(q)], w, 3).any()
+    with pytest.raises(ValueError, match="no readout 'softmax'; there are"):
+        readout_offsets("softmax", nights, [np.log(q)], w, 3)
+
+
 def test_inner_split_draws_validation_subjects_per_cohort() -> None:
     nights = [NightFeatures(f"{c}-{i}", f"{c}:{i}", np.zeros((1, 1, 1)), np.zeros(1))
               for c in ("walch", "slpdb") for i in range(5)]  # fmt: skip
@@ -78,6 +119,7 @@ def test_build_trains_exports_and_carries_the_card(
     out = tmp_path / "models"
     sources = {"walch": walch_src, "slpdb": data_dir / "slpdb"}
     built = build(sources, out, None, passes=0.3, **TINY_MODELS["student"])
+    trained = {4: RECIPES[4], 3: RECIPES[3]}
     for n_classes, name in HEART_MODELS.items():
         model = ExportedModel(out / name)
         assert sorted(p.name for p in (out / name).iterdir()) == ["step.onnx"]
@@ -85,6 +127,11 @@ def test_build_trains_exports_and_carries_the_card(
         assert model.info.n_classes == n_classes and model.info.raw["precision"] == "int8"
         card = model.info.card
         assert card is not None and card["name"] == name and "evaluation" not in card
+        recipe: Recipe = trained[n_classes]
+        assert card["training"]["readout"] == recipe.readout
+        assert len(card["training"]["offsets"]) == n_classes
+        assert card["training"]["loss"] == ("class-weighted cross-entropy" if recipe.weighted
+                                            else "cross-entropy")  # fmt: skip
         assert card["data"]["walch"]["subjects"] == 4 and card["data"]["slpdb"]["nights"] == 1
         quant = model.info.raw["quantization"]
         assert quant["calibration_subjects"] == 5 - 2  # all but the 2 validation subjects

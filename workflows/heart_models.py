@@ -38,7 +38,7 @@ from edgesleep.metrics import evaluate
 from edgesleep.readout import probabilities
 from edgesleep.stages import class_labels, collapse_labels
 from edgesleep.train.checkpoint import Checkpoint
-from edgesleep.train.data import NightFeatures, load_features
+from edgesleep.train.data import NightFeatures, class_weights, load_features
 from edgesleep.train.training import per_pass_options
 from edgesleep.train.transfer import train_features
 
@@ -94,12 +94,15 @@ def inner_split(
 
 
 def train_student(fit: Sequence[NightFeatures], val: Sequence[NightFeatures], n_classes: int,
-                  seed: int, passes: float = PASSES, **fields: Any) -> Checkpoint:  # fmt: skip
-    """The heart student on ``fit``, stopped early on ``val`` (labels of ``n_classes``)."""
+                  seed: int, passes: float = PASSES, weighted: bool = True, **fields: Any,
+                  ) -> Checkpoint:  # fmt: skip
+    """The heart student on ``fit``, stopped early on ``val`` (labels of ``n_classes``);
+    ``weighted``: class-weighted cross-entropy (:func:`edgesleep.train.data.class_weights`
+    of ``fit``), else plain."""
     n_epochs = sum(n.n_epochs for n in fit)
+    opts = per_pass_options(n_epochs, seed, LR, passes=passes, patience=PATIENCE)
     return train_features(
-        fit, val, HEART, "student", n_classes,
-        opts=per_pass_options(n_epochs, seed, LR, passes=passes, patience=PATIENCE),
+        fit, val, HEART, "student", n_classes, opts=replace(opts, class_weighting=weighted),
         model_fields={**MODEL_FIELDS, **fields}, input_kind="beats",
     )  # fmt: skip
 
@@ -129,6 +132,58 @@ def fit_offsets(logp: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarr
                     best, best_k = value, k
             offsets[c] = best
     return offsets
+
+
+def fraction_offsets(logp: np.ndarray, truth: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class offsets added to log-probabilities (n_epochs, n_classes) so that the
+    argmax's stage fractions match ``truth``'s (negative: not scored) within 0.2 points:
+    a damped fixed-point iteration on log(expert fraction / staged fraction), at most 300
+    steps; ``REFERENCE_CLASS`` stays at 0. Fitted for the night summary, not for κ."""
+    scored = truth >= 0
+    logp, truth = logp[scored], truth[scored]
+    offsets = np.zeros(n_classes)
+    if truth.size == 0:
+        return offsets
+    target = np.bincount(truth, minlength=n_classes)[:n_classes] / truth.size
+    for step in range(300):
+        staged = np.bincount((logp + offsets).argmax(1), minlength=n_classes) / truth.size
+        if np.abs(staged - target).max() < 0.002:
+            break
+        offsets += 0.5 * 0.99**step * (np.log(target + 1e-3) - np.log(staged + 1e-3))
+        offsets -= offsets[REFERENCE_CLASS]
+    return offsets
+
+
+def undo_weights(weights: np.ndarray) -> np.ndarray:
+    """Offsets that undo class weights ``w`` (n_classes,) of the cross-entropy: its
+    minimiser's probabilities are proportional to ``w_c p(c | x)``, so adding ``-log w_c``
+    (relative to ``REFERENCE_CLASS``) gives back the unweighted posterior. No fitting."""
+    offsets = -np.log(np.asarray(weights, dtype=np.float64))
+    return offsets - offsets[REFERENCE_CLASS]
+
+
+READOUTS = ("argmax", "κ offsets", "undo weights", "fraction offsets")
+
+
+def readout_offsets(readout: str, val: Sequence[NightFeatures], val_logp: Sequence[np.ndarray],
+                    weights: np.ndarray, n_classes: int) -> np.ndarray:  # fmt: skip
+    """The per-class offsets (n_classes,) a readout adds to the model's log-probabilities,
+    fitted on the inner validation nights ``val`` (labels of ``n_classes``) and their
+    log-probabilities: ``argmax`` none; ``κ offsets`` fitted for κ and kept when they raise
+    it cross-fitted (:func:`choose_offsets`); ``undo weights`` ``-log`` of the training's
+    class ``weights`` (nothing fitted); ``fraction offsets`` fitted so the staged stage
+    fractions match the expert's (:func:`fraction_offsets`)."""
+    if readout == "argmax":
+        return np.zeros(n_classes)
+    if readout == "κ offsets":
+        choice = choose_offsets(val, val_logp, n_classes)
+        return choice.offsets if choice.use_offsets else np.zeros(n_classes)
+    if readout == "undo weights":
+        return undo_weights(weights)
+    if readout == "fraction offsets":
+        truth = np.concatenate([n.labels for n in val])
+        return fraction_offsets(np.concatenate(list(val_logp)), truth, n_classes)
+    raise ValueError(f"no readout {readout!r}; there are {READOUTS}")
 
 
 @dataclass(frozen=True)
@@ -181,20 +236,43 @@ def with_offsets(ckpt: Checkpoint, offsets: np.ndarray) -> Checkpoint:
     return replace(ckpt, state_dict=state, provenance=provenance)
 
 
-def select_and_train(nights: Sequence[NightFeatures], n_classes: int, seed: int = 0,
-                     split_seed: int = 0, passes: float = PASSES, **fields: Any,
-                     ) -> tuple[Checkpoint, Choice]:  # fmt: skip
-    """The whole procedure (module docstring) on 4-class ``nights``: the checkpoint, with
-    the chosen offsets folded in, and the choice."""
+@dataclass(frozen=True)
+class Recipe:
+    """How a shipped model trains and reads out: ``weighted`` cross-entropy or not, and
+    the readout (:data:`READOUTS`) fitted on the inner validation subjects. The study
+    (``studies/heart_selection.py``) measures every combination on the same folds and
+    keeps one per class set (its ``verdict``)."""
+
+    weighted: bool
+    readout: str
+
+    @property
+    def name(self) -> str:  # as the study's rows name it
+        return f"{'weighted' if self.weighted else 'unweighted'} · {self.readout}"
+
+
+RECIPES = {4: Recipe(weighted=True, readout="κ offsets"),
+           3: Recipe(weighted=True, readout="κ offsets")}  # fmt: skip
+
+
+def select_and_train(nights: Sequence[NightFeatures], n_classes: int, recipe: Recipe | None = None,
+                     seed: int = 0, split_seed: int = 0, passes: float = PASSES, **fields: Any,
+                     ) -> tuple[Checkpoint, np.ndarray]:  # fmt: skip
+    """The whole procedure (module docstring) on 4-class ``nights`` with ``recipe``
+    (:data:`RECIPES` by default): the checkpoint, with the readout's offsets folded into its
+    classifier, and the offsets (n_classes,)."""
+    recipe = recipe or RECIPES[n_classes]
     fit, val = inner_split(nights, split_seed)
     fit, val = with_classes(fit, n_classes), with_classes(val, n_classes)
-    ckpt = train_student(fit, val, n_classes, seed, passes, **fields)
-    choice = choose_offsets(val, log_probs(ckpt, val), n_classes)
-    return (with_offsets(ckpt, choice.offsets) if choice.use_offsets else ckpt), choice
+    ckpt = train_student(fit, val, n_classes, seed, passes, weighted=recipe.weighted, **fields)
+    offsets = readout_offsets(recipe.readout, val, log_probs(ckpt, val),
+                              class_weights(fit, n_classes), n_classes)  # fmt: skip
+    return (with_offsets(ckpt, offsets) if np.any(offsets) else ckpt), offsets
 
 
-def model_card(n_classes: int, nights: Sequence[NightFeatures], choice: Choice,
-               selection: dict[str, Any] | None) -> dict[str, Any]:  # fmt: skip
+def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
+               offsets: np.ndarray, selection: dict[str, Any] | None,
+               ) -> dict[str, Any]:  # fmt: skip
     """The card carried in a shipped model's metadata and printed by ``edgesleep models``."""
     cohorts = {}
     for cohort in sorted({n.subject.split(":")[0] for n in nights}):
@@ -213,13 +291,12 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], choice: Choice,
         "data": cohorts,
         "training": {
             "model": "student", **{k: list(v) for k, v in MODEL_FIELDS.items()},
-            "delay": 0, "loss": "class-weighted cross-entropy", "lr": LR,
-            "passes": PASSES, "patience": PATIENCE,
-            "validation": f"{VAL_PER_COHORT} subjects per cohort (early stopping, offsets)",
-            "prior_offsets": [round(float(v), 3) for v in choice.offsets]
-            if choice.use_offsets else None,
-            "inner_kappa": {"plain": round(choice.plain_kappa, 3),
-                            "offsets_cross_fitted": round(choice.offset_kappa, 3)},
+            "delay": 0,
+            "loss": "class-weighted cross-entropy" if recipe.weighted else "cross-entropy",
+            "lr": LR, "passes": PASSES, "patience": PATIENCE,
+            "validation": f"{VAL_PER_COHORT} subjects per cohort (early stopping, readout)",
+            "readout": recipe.readout,
+            "offsets": [round(float(v), 3) for v in offsets],
         },
         "intended_use": "research and wearable prototyping: sleep architecture over a night "
         "from a chest strap, an ECG patch or a watch, where no EEG is worn; not a diagnosis",
@@ -233,7 +310,13 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], choice: Choice,
         "python -m edgesleep.workflows.heart_models",
     }  # fmt: skip
     if selection is not None:
-        row = "nested: shippable" if n_classes == 4 else "3-class student: nested: shippable"
+        row = recipe.name if n_classes == 4 else f"3-class {recipe.name}"
+        kept = selection.get("verdict", {}).get(str(n_classes), {}).get("kept")
+        if kept != recipe.name:
+            raise ValueError(
+                f"the selection study kept {kept!r} for {n_classes} classes, the "
+                f"build trains {recipe.name!r}: update RECIPES or run the study"
+            )
         card["evaluation"] = {
             "protocol": "nested leave-one-subject-out over the pooled cohorts "
             "(studies/heart_selection.py; every choice on inner validation subjects)",
@@ -250,6 +333,10 @@ def _metric(m: dict[str, Any]) -> dict[str, Any]:
         "subject_kappa_mean": round(m["subject_kappa"]["mean"], 3),
         "subject_kappa_sd": round(m["subject_kappa"]["sd"], 3),
         "recall": {k: round(v, 3) for k, v in m["recall"].items()},
+        "fraction_bias": {k: {"mean": round(v["mean"], 2), "ci": [round(c, 2) for c in v["ci"]]}
+                          for k, v in m["fraction_bias"].items()},
+        "TST_bias_min": {"mean": round(m["summary_bias"]["TST"]["mean"], 1),
+                         "loa": [round(v, 1) for v in m["summary_bias"]["TST"]["loa"]]},
     }  # fmt: skip
 
 
@@ -265,10 +352,11 @@ def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None 
     with tempfile.TemporaryDirectory() as tmp:
         nights, merged = heart_nights(sources, Path(tmp))
         for n_classes, name in NAMES.items():
-            ckpt, choice = select_and_train(nights, n_classes, passes=passes, **fields)
+            recipe = RECIPES[n_classes]
+            ckpt, offsets = select_and_train(nights, n_classes, recipe, passes=passes, **fields)
             path = Path(tmp) / f"{name}.pt"
             ckpt.save(path)
-            card = model_card(n_classes, nights, choice, selection)
+            card = model_card(n_classes, nights, recipe, offsets, selection)
             options = ExportOptions(quantize=True, calibration=merged, card=card,
                                     parity_nights=len(nights))  # every night  # fmt: skip
             report = export_model(path, Path(tmp) / name, options)

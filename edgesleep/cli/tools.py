@@ -76,6 +76,10 @@ def models() -> None:
     print_table("shipped models (`stage` and `stream` without --model; --classes 3|4)",
                 ["model", *columns[:-1], "LOSO κ pooled (subject mean ± sd)"],
                 [[name, *(s[c] for c in columns)] for name, s in summaries.items()])  # fmt: skip
+    print_table("their night summaries against the expert (LOSO, staged − expert, mean)",
+                ["model", "classes", "stage share, points", "TST, min [95 % LoA]"],
+                [[name, s["classes"], s["fraction_bias"], s["TST_bias"]]
+                 for name, s in summaries.items()])  # fmt: skip
     kinds = [[k, "x".join(map(str, get_kind(k).image_shape)), get_kind(k).help]
              for k in kind_names()]  # fmt: skip
     print_table("input kinds", ["input", "image", "what"], kinds)
