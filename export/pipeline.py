@@ -102,6 +102,15 @@ def _windows(images: np.ndarray, seq_len: int, count: int) -> np.ndarray:
     return np.stack([images[s : s + seq_len] for s in starts])
 
 
+def windows_of(nights: Sequence[NightFeatures], seq_len: int, total: int) -> np.ndarray:
+    """About ``total`` windows of L epochs spread over the nights at least L long (a night
+    shorter than L, e.g. a 2-h record under a 256-epoch model, gives none), or over the
+    longest night, as long as it is, when none is; shape (n, L', *image)."""
+    long = [n for n in nights if n.n_epochs >= seq_len] or [max(nights, key=lambda n: n.n_epochs)]
+    length = min(seq_len, long[0].n_epochs)
+    return np.concatenate([_windows(n.images, length, max(1, total // len(long))) for n in long])
+
+
 def calibration_batches(
     nights: Sequence[NightFeatures], fp32: dict[str, onnx.ModelProto], seq_len: int
 ) -> dict[str, list[np.ndarray]]:
@@ -109,8 +118,7 @@ def calibration_batches(
     images = np.concatenate([n.images for n in nights])
     pick = np.linspace(0, images.shape[0] - 1, min(CALIBRATION_EPOCHS, images.shape[0]))
     epochs = images[pick.astype(int)]
-    per_night = max(1, CALIBRATION_WINDOWS // len(nights))
-    windows = np.concatenate([_windows(n.images, seq_len, per_night) for n in nights])
+    windows = windows_of(nights, seq_len, CALIBRATION_WINDOWS)
     encoder = ort.InferenceSession(fp32["encoder"].SerializeToString())
     flat = windows.reshape(-1, *windows.shape[2:])
     vectors = encoder.run(None, {"image": flat})[0].reshape(*windows.shape[:2], -1)
@@ -170,7 +178,7 @@ class Reference:
 @torch.no_grad()
 def torch_reference(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> Reference:
     seq_len, model = ckpt.seq_len, ckpt.build()
-    windows = np.concatenate([_windows(n.images, seq_len, 32) for n in nights])
+    windows = windows_of(nights, seq_len, 32 * len(nights))
     x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
     logits = np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
     scorer = ckpt.scorer()

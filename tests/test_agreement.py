@@ -11,9 +11,10 @@ import pytest
 from conftest import DATA, write_edf
 from typer.testing import CliRunner
 
-from edgesleep.agreement import Night, agreement, night_row, summary_bias
+from edgesleep.agreement import Night, agreement, night_row, paired_kappa, summary_bias
 from edgesleep.api import compare
 from edgesleep.cli import app
+from edgesleep.metrics import evaluate
 
 
 def test_one_night_by_hand() -> None:
@@ -50,6 +51,21 @@ def test_biases_limits_and_a_subject_bootstrap() -> None:
     assert compact["summary_bias"]["TST"]["mean"] == result["bias"]["TST"]["mean"]
     assert set(compact["summary_bias"]) == {"TST", "SE", "WASO", "W min", "Light min",
                                             "Deep min", "REM min"}  # fmt: skip
+
+
+def test_paired_kappa_difference_with_a_subject_bootstrap() -> None:
+    """Staging b errs less than a on every subject: κ as :func:`evaluate` pools it, and the
+    paired interval of the difference lies above 0; a against itself gives exactly 0."""
+    rng = np.random.default_rng(3)
+    truth = [rng.integers(0, 4, 300) for _ in range(10)]
+    a = [np.where(rng.random(300) < 0.4, rng.integers(0, 4, 300), t) for t in truth]
+    b = [np.where(rng.random(300) < 0.2, rng.integers(0, 4, 300), t) for t in truth]
+    found = paired_kappa(truth, a, b, 4, n_boot=400)
+    pooled = evaluate(np.concatenate(truth), np.concatenate(b), 4)["kappa"]
+    assert found["b"] == pytest.approx(pooled) and found["subjects"] == 10
+    assert 0 < found["ci"][0] < found["difference"] < found["ci"][1]
+    same = paired_kappa(truth, a, a, 4, n_boot=50)
+    assert same["difference"] == 0 and same["ci"] == [0, 0]
 
 
 def test_compare_reads_every_expert_format(tmp_path: Path, walch_src: Path) -> None:

@@ -52,7 +52,8 @@ class TorchScorer:
     @torch.no_grad()
     def logits(self, vectors: np.ndarray) -> np.ndarray:
         self.model.eval()
-        z = torch.from_numpy(np.asarray(vectors, np.float32)).to(self.device)
+        # a copy: a night of exactly L epochs comes as a read-only sliding-window view
+        z = torch.from_numpy(np.array(vectors, np.float32)).to(self.device)
         return self.model.sequence(z).float().cpu().numpy()
 
 

@@ -117,14 +117,15 @@ def load_run_config(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def per_pass_options(
-    n_epochs: int, seed: int, lr: float, passes: float = 10, patience: int = 3
-) -> TrainOptions:
-    """Class-weighted, stride 5 (the default), validation once per pass over ``n_epochs``
-    training epochs: the studies' setting."""
-    per_pass = max(1, n_epochs // DEFAULT_STRIDE // TrainOptions.batch_size)
+    n_epochs: int, seed: int, lr: float, passes: float = 10, patience: int = 3,
+    stride: int = DEFAULT_STRIDE, batch_size: int = TrainOptions.batch_size,
+) -> TrainOptions:  # fmt: skip
+    """Class-weighted, windows every ``stride`` epochs (5 by default), validation once per
+    pass over ``n_epochs`` training epochs: the studies' setting."""
+    per_pass = max(1, n_epochs // stride // batch_size)
     return TrainOptions(
         passes=passes, eval_every=per_pass, patience=patience, seed=seed, lr=lr,
-        class_weighting=True,
+        class_weighting=True, stride=stride, batch_size=batch_size,
     )  # fmt: skip
 
 

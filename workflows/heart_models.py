@@ -42,8 +42,38 @@ from edgesleep.train.data import NightFeatures, class_weights, load_features
 from edgesleep.train.training import per_pass_options
 from edgesleep.train.transfer import train_features
 
-MODEL_FIELDS: dict[str, Any] = {"dilations": (1, 2, 4, 8)}
 PASSES, PATIENCE, LR = 20, 4, 1e-3
+
+
+@dataclass(frozen=True)
+class Context:
+    """How much of the night the causal student sees: the dilations of its sequence
+    convolutions (kernel 3) and its training windows (``seq_len`` epochs every ``stride``,
+    ``batch_size`` per step). It sees the last ``min(seq_len, receptive_field)`` epochs."""
+
+    dilations: tuple[int, ...]
+    seq_len: int
+    stride: int
+    batch_size: int
+
+    @property
+    def receptive_field(self) -> int:
+        return 1 + 2 * sum(self.dilations)
+
+    @property
+    def epochs_seen(self) -> int:
+        return min(self.seq_len, self.receptive_field)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The student's config fields."""
+        return {"dilations": self.dilations, "seq_len": self.seq_len}
+
+
+# the shipped context (10 min) and one sleep cycle and more (issue 31, item 3)
+CONTEXTS = {"10 min": Context((1, 2, 4, 8), 20, 5, 32),
+            "2 h": Context((1, 2, 4, 8, 16, 32, 64), 256, 32, 8)}  # fmt: skip
+CONTEXT = "10 min"
 VAL_PER_COHORT = 2
 OFFSET_GRID = np.arange(-2.0, 2.01, 0.25)
 REFERENCE_CLASS = 1  # Light (4 classes) / NREM (3 classes): its offset stays 0
@@ -94,16 +124,19 @@ def inner_split(
 
 
 def train_student(fit: Sequence[NightFeatures], val: Sequence[NightFeatures], n_classes: int,
-                  seed: int, passes: float = PASSES, weighted: bool = True, **fields: Any,
-                  ) -> Checkpoint:  # fmt: skip
+                  seed: int, passes: float = PASSES, weighted: bool = True,
+                  context: str = CONTEXT, **fields: Any) -> Checkpoint:  # fmt: skip
     """The heart student on ``fit``, stopped early on ``val`` (labels of ``n_classes``);
     ``weighted``: class-weighted cross-entropy (:func:`edgesleep.train.data.class_weights`
-    of ``fit``), else plain."""
+    of ``fit``), else plain; ``context``: a key of :data:`CONTEXTS`; ``fields`` override
+    the student's config (tests make it tiny)."""
     n_epochs = sum(n.n_epochs for n in fit)
-    opts = per_pass_options(n_epochs, seed, LR, passes=passes, patience=PATIENCE)
+    ctx = CONTEXTS[context]
+    opts = per_pass_options(n_epochs, seed, LR, passes=passes, patience=PATIENCE,
+                            stride=ctx.stride, batch_size=ctx.batch_size)  # fmt: skip
     return train_features(
         fit, val, HEART, "student", n_classes, opts=replace(opts, class_weighting=weighted),
-        model_fields={**MODEL_FIELDS, **fields}, input_kind="beats",
+        model_fields={**ctx.fields, **fields}, input_kind="beats",
     )  # fmt: skip
 
 
@@ -256,22 +289,24 @@ RECIPES = {4: Recipe(weighted=True, readout="κ offsets"),
 
 
 def select_and_train(nights: Sequence[NightFeatures], n_classes: int, recipe: Recipe | None = None,
-                     seed: int = 0, split_seed: int = 0, passes: float = PASSES, **fields: Any,
+                     seed: int = 0, split_seed: int = 0, passes: float = PASSES,
+                     context: str = CONTEXT, **fields: Any,
                      ) -> tuple[Checkpoint, np.ndarray]:  # fmt: skip
     """The whole procedure (module docstring) on 4-class ``nights`` with ``recipe``
-    (:data:`RECIPES` by default): the checkpoint, with the readout's offsets folded into its
-    classifier, and the offsets (n_classes,)."""
+    (:data:`RECIPES` by default) and ``context``: the checkpoint, with the readout's offsets
+    folded into its classifier, and the offsets (n_classes,)."""
     recipe = recipe or RECIPES[n_classes]
     fit, val = inner_split(nights, split_seed)
     fit, val = with_classes(fit, n_classes), with_classes(val, n_classes)
-    ckpt = train_student(fit, val, n_classes, seed, passes, weighted=recipe.weighted, **fields)
+    ckpt = train_student(fit, val, n_classes, seed, passes, weighted=recipe.weighted,
+                         context=context, **fields)  # fmt: skip
     offsets = readout_offsets(recipe.readout, val, log_probs(ckpt, val),
                               class_weights(fit, n_classes), n_classes)  # fmt: skip
     return (with_offsets(ckpt, offsets) if np.any(offsets) else ckpt), offsets
 
 
 def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
-               offsets: np.ndarray, selection: dict[str, Any] | None,
+               offsets: np.ndarray, selection: dict[str, Any] | None, context: str = CONTEXT,
                ) -> dict[str, Any]:  # fmt: skip
     """The card carried in a shipped model's metadata and printed by ``edgesleep models``."""
     cohorts = {}
@@ -290,7 +325,8 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
         "(R peaks detected on the device), beat times, or heart-rate samples (any rate)",
         "data": cohorts,
         "training": {
-            "model": "student", **{k: list(v) for k, v in MODEL_FIELDS.items()},
+            "model": "student", "context": context,
+            "dilations": list(CONTEXTS[context].dilations), "seq_len": CONTEXTS[context].seq_len,
             "delay": 0,
             "loss": "class-weighted cross-entropy" if recipe.weighted else "cross-entropy",
             "lr": LR, "passes": PASSES, "patience": PATIENCE,
@@ -341,22 +377,25 @@ def _metric(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None = None,
-          passes: float = PASSES, keep: Path | None = None, **fields: Any,
+          passes: float = PASSES, keep: Path | None = None, context: str = CONTEXT,
+          classes: Sequence[int] = tuple(NAMES), **fields: Any,
           ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Train, export (int8) and write each shipped model to ``out/<name>/`` (the step
-    graph: what the runtime loads); returns each model's card, sizes and int8 parity.
-    With ``keep``, each model's checkpoint and export report are copied there."""
+    graph: what the runtime loads) for each of ``classes`` (4, 3), with ``context`` (a key
+    of :data:`CONTEXTS`); returns each model's card, sizes and int8 parity. With ``keep``,
+    each model's checkpoint and export report are copied there."""
     from edgesleep.export.pipeline import ExportOptions, export_model
 
     built = {}
     with tempfile.TemporaryDirectory() as tmp:
         nights, merged = heart_nights(sources, Path(tmp))
-        for n_classes, name in NAMES.items():
-            recipe = RECIPES[n_classes]
-            ckpt, offsets = select_and_train(nights, n_classes, recipe, passes=passes, **fields)
+        for n_classes in classes:
+            name, recipe = NAMES[n_classes], RECIPES[n_classes]
+            ckpt, offsets = select_and_train(nights, n_classes, recipe, passes=passes,
+                                             context=context, **fields)  # fmt: skip
             path = Path(tmp) / f"{name}.pt"
             ckpt.save(path)
-            card = model_card(n_classes, nights, recipe, offsets, selection)
+            card = model_card(n_classes, nights, recipe, offsets, selection, context)
             options = ExportOptions(quantize=True, calibration=merged, card=card,
                                     parity_nights=len(nights))  # every night  # fmt: skip
             report = export_model(path, Path(tmp) / name, options)
