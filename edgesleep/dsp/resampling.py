@@ -7,6 +7,9 @@ One filter design, two paths:
   filter state carried across chunks, numpy only (scipy is never imported on the
   streaming path).
 
+Both run the filter as :class:`GroupFilter`: ``up`` consecutive outputs share one window of
+inputs, so a block of outputs is one matrix product with a strided view of the input.
+
 Both compensate the filter's group delay the same way: output sample ``m`` is the
 filtered signal at input time ``m * down / up`` (``m / 100`` s), so sample ``m`` of the
 streaming output is the same instant as sample ``m`` of the batch output, and after
@@ -15,6 +18,7 @@ streaming output is the same instant as sample ``m`` of the batch output, and af
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from math import gcd
 
 import numpy as np
@@ -22,7 +26,7 @@ import numpy as np
 TARGET_SFREQ = 100
 MAX_RATIO = 1024  # largest up or down factor we design a filter for
 KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window ("kaiser", 5.0)
-EMIT_BLOCK = 1024  # output samples per block: bounds the scratch memory
+GROUP_BLOCK = 1024  # output groups per matrix product: bounds the scratch memory
 
 
 def rational_factors(sfreq: float, target_sfreq: int = TARGET_SFREQ) -> tuple[int, int]:
@@ -101,16 +105,73 @@ def phase_taps(up: int, down: int) -> tuple[np.ndarray, int]:
     return padded.reshape(n_phase_taps, up).T.copy(), (taps.shape[0] - 1) // 2
 
 
+@dataclass(frozen=True)
+class GroupFilter:
+    """The polyphase filter as one matrix over groups of ``up`` consecutive outputs.
+
+    Output ``g * up + j`` is ``matrix[j] @ x[g * down + first : g * down + first + width]``
+    (``x``: the input, zeros before sample 0 and after its end): the outputs of a group
+    share one window of inputs, and the windows of consecutive groups are ``down`` inputs
+    apart. So any number of groups is one matrix product with a strided view of the input
+    (no gather, no per-phase loop). The rows hold the taps of :func:`phase_taps` (zeros
+    where a row's own inputs end): the same filter, the same output instants.
+
+    Attributes
+    ----------
+    up, down : int
+    matrix_t : ndarray of shape (width, up), float64, the matrix transposed (C order)
+    first : int
+        The input index of group 0's window (negative: zeros before the signal).
+    width : int
+    half : int
+        The filter's centre (its delay in input samples * up), as in :func:`phase_taps`.
+    """
+
+    up: int
+    down: int
+    matrix_t: np.ndarray
+    first: int
+    width: int
+    half: int
+
+    @classmethod
+    def design(cls, up: int, down: int) -> GroupFilter:
+        taps, half = phase_taps(up, down)
+        k = taps.shape[1]
+        j = np.arange(up)
+        newest = (j * down + half) // up  # each row's newest input, less g * down
+        phase = (j * down + half) % up
+        width = int(newest[-1] - newest[0] + k)
+        matrix = np.zeros((up, width))
+        for row in range(up):
+            at = int(newest[row] - newest[0])
+            matrix[row, at : at + k] = taps[phase[row], ::-1]
+        return cls(up, down, np.ascontiguousarray(matrix.T), int(newest[0] - (k - 1)), width,
+                   half)  # fmt: skip
+
+    def apply(self, x: np.ndarray, start: int, out: np.ndarray, scratch: np.ndarray) -> None:
+        """The outputs of ``out.shape[0]`` groups, the first group's window at ``x[start]``
+        (``x`` contiguous float64), into ``out`` (n_groups, up): the windows (a strided view
+        of ``x``) copied into ``scratch`` (at least n_groups x width), then one BLAS matrix
+        product (numpy multiplies overlapping strided rows without BLAS, 5-10x slower)."""
+        n, step = out.shape[0], x.strides[0]
+        windows = np.ndarray((n, self.width), np.float64, x, start * step,
+                             (self.down * step, step))  # fmt: skip
+        block = scratch[: n * self.width].reshape(n, self.width)
+        np.copyto(block, windows)
+        np.matmul(block, self.matrix_t, out=out)
+
+
 def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
-    """Resample a whole signal to 100 Hz (batch path, for files), numpy only: per output
-    phase, one product of the taps with a strided view of the signal (no copy), equal to
-    ``scipy.signal.resample_poly`` with :func:`lowpass_taps` and to the streaming
-    resampler (the tests check both).
+    """Resample a whole signal to 100 Hz (batch path, for files), numpy only: blocks of
+    output groups, each one matrix product with a strided view of the signal
+    (:class:`GroupFilter`), equal to ``scipy.signal.resample_poly`` with
+    :func:`lowpass_taps` and to the streaming resampler (the tests check both).
 
     Parameters
     ----------
     signal : ndarray of shape (n_times,)
-        Signal at ``sfreq``.
+        Signal at ``sfreq``, finite.
     sfreq : float
         Its rate in Hz (a positive integer value).
 
@@ -123,31 +184,30 @@ def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
     x = np.asarray(signal, dtype=np.float64).reshape(-1)
     if up == down == 1:
         return x.copy()
-    taps, half = phase_taps(up, down)
-    k = taps.shape[1]
+    f = GroupFilter.design(up, down)
     n_out = -(-x.shape[0] * up // down)
-    last = ((n_out - 1) * down + half) // up  # the newest input any output needs
-    padded = np.zeros(k + last)  # input i at k - 1 + i; zeros before and after (as flush)
-    padded[k - 1 : k - 1 + x.shape[0]] = x
-    out = np.empty(n_out)
-    step = padded.strides[0]
-    for r in range(min(up, n_out)):  # outputs r, r + up, ...: same phase, inputs down apart
-        pos = r * down + half
-        rows = len(range(r, n_out, up))
-        view = np.lib.stride_tricks.as_strided(
-            padded[pos // up :], shape=(rows, k), strides=(down * step, step), writeable=False
-        )  # row j: inputs i_max - k + 1 .. i_max of output r + j * up
-        out[r::up] = np.einsum("ij,j->i", view, taps[pos % up, ::-1])
-    return out
+    n_groups = -(-n_out // up)
+    lead = -f.first  # zeros before input 0: group g's window starts at padded[g * down]
+    padded = np.zeros(max((n_groups - 1) * down + f.width, lead + x.shape[0]))
+    padded[lead : lead + x.shape[0]] = x
+    out = np.empty(n_groups * up)
+    scratch = np.empty(min(GROUP_BLOCK, n_groups) * f.width)
+    for g0 in range(0, n_groups, GROUP_BLOCK):
+        n = min(GROUP_BLOCK, n_groups - g0)
+        f.apply(padded, g0 * down, out[g0 * up : (g0 + n) * up].reshape(n, up), scratch)
+    return out[:n_out]
 
 
 class StreamingResampler:
     """Polyphase resampler to 100 Hz for chunks of any size.
 
-    Holds the last input samples the filter still needs in a preallocated buffer; each
+    Holds the inputs the next outputs still need in a preallocated buffer; each
     :meth:`push` returns every output sample whose inputs have all arrived (a latency of
-    ``delay_s``), and :meth:`flush` returns the rest as if zeros followed, exactly as the
-    batch :func:`resample` does at the end of a signal.
+    ``delay_s``), as the groups of :class:`GroupFilter` they fall in (one matrix product
+    per push; the outputs of a group already emitted or not yet complete are computed and
+    dropped), and :meth:`flush` returns the rest as if zeros followed, exactly as the batch
+    :func:`resample` does at the end of a signal. Inputs must be finite (the stager repairs
+    them first): a zero weight times NaN is NaN.
 
     Parameters
     ----------
@@ -158,15 +218,11 @@ class StreamingResampler:
     def __init__(self, sfreq: float) -> None:
         self.sfreq = float(sfreq)
         self.up, self.down = rational_factors(sfreq)
-        # _phases[p, r] multiplies input sample i_max - r for output phase p.
-        self._phases, self._half_len = phase_taps(self.up, self.down)
-        self._n_phase_taps = self._phases.shape[1]
-        self._hist_len = self._n_phase_taps - 1
-        self._buf = np.zeros(self._hist_len + 1024)
-        # the gathered taps and inputs of one block, kept: allocating them per block (1.7 MB
-        # at 4096 outputs) made offline scoring 3x slower in a fresh process (new pages)
-        self._taps = np.empty((0, self._n_phase_taps))
-        self._inputs = np.empty((0, self._n_phase_taps))
+        self._f = GroupFilter.design(self.up, self.down)
+        self._half_len = self._f.half
+        self._margin = self._f.width + self.down  # zeros past the newest input
+        self._buf = np.zeros(4 * self._margin + 1024)
+        self._scratch = np.empty(8 * self._f.width)  # the windows of a push's groups
         self.reset()
 
     @property
@@ -177,6 +233,7 @@ class StreamingResampler:
     def reset(self) -> None:
         """Forget all input; the next sample pushed is input sample 0."""
         self._buf[:] = 0.0
+        self._base = self._f.first  # the input index of _buf[0]
         self._n_in = 0  # input samples received
         self._n_out = 0  # output samples emitted
 
@@ -186,7 +243,7 @@ class StreamingResampler:
         Parameters
         ----------
         samples : ndarray of shape (n_times,)
-            Signal at ``sfreq``.
+            Signal at ``sfreq``, finite.
 
         Returns
         -------
@@ -194,19 +251,17 @@ class StreamingResampler:
             Signal at 100 Hz, continuing the previous output.
         """
         samples = np.asarray(samples, dtype=np.float64).reshape(-1)
-        n_new = samples.shape[0]
-        if self._hist_len + n_new > self._buf.shape[0]:
-            grown = np.zeros(2 * (self._hist_len + n_new))
-            grown[: self._hist_len] = self._buf[: self._hist_len]
+        at = self._n_in - self._base
+        end = at + samples.shape[0]
+        if end + self._margin > self._buf.shape[0]:
+            grown = np.zeros(2 * (end + self._margin))
+            grown[:at] = self._buf[:at]
             self._buf = grown
-        # _buf[: hist_len] holds inputs n_in - hist_len .. n_in - 1 (zeros before the start).
-        self._buf[self._hist_len : self._hist_len + n_new] = samples
-        out = self._emit(self._n_in + n_new)
-        # keep the newest hist_len samples at the front
-        keep = self._buf[n_new : n_new + self._hist_len].copy()
-        self._buf[: self._hist_len] = keep
-        self._n_in += n_new
-        return out
+        self._buf[at:end] = samples
+        self._buf[end : end + self._margin] = 0.0  # what the last group reads past the input
+        self._n_in += samples.shape[0]
+        # outputs m whose newest input (m * down + half) // up has arrived
+        return self._emit((self._n_in * self.up - 1 - self._half_len) // self.down + 1)
 
     def flush(self) -> np.ndarray:
         """Emit the remaining output samples (inputs past the end taken as zero) and reset.
@@ -225,34 +280,26 @@ class StreamingResampler:
         self.reset()
         return out
 
-    def _emit(self, n_avail: int) -> np.ndarray:
-        """Outputs m whose newest input ``(m * down + half_len) // up`` < ``n_avail``, in
-        blocks of ``EMIT_BLOCK`` (the gathered taps of a block are the only scratch memory,
-        whatever the size of a push)."""
-        # largest m with m * down + half_len <= n_avail * up - 1
-        m_end = (n_avail * self.up - 1 - self._half_len) // self.down + 1
+    def _emit(self, m_end: int) -> np.ndarray:
+        """Outputs ``_n_out .. m_end - 1``: the groups they fall in, in blocks of
+        ``GROUP_BLOCK`` groups; then the inputs no later output needs are dropped."""
         if m_end <= self._n_out:
             return np.zeros(0)
-        out = np.empty(m_end - self._n_out)
-        for m0 in range(self._n_out, m_end, EMIT_BLOCK):
-            m = np.arange(m0, min(m0 + EMIT_BLOCK, m_end))
-            pos = m * self.down + self._half_len
-            i_max = pos // self.up
-            phase = pos - i_max * self.up
-            # buffer index of input i is i - (self._n_in - self._hist_len)
-            idx = (i_max - (self._n_in - self._hist_len))[:, None] - np.arange(self._n_phase_taps)
-            taps, inputs = self._scratch(m.shape[0])
-            np.take(self._phases, phase, axis=0, out=taps)
-            np.take(self._buf, idx, out=inputs)
-            at = m0 - self._n_out
-            np.einsum("ij,ij->i", taps, inputs, out=out[at : at + m.shape[0]])
-        self._n_out = int(m_end)
-        return out
-
-    def _scratch(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
-        """The first ``rows`` rows of the kept gather buffers (grown when a block needs
-        more)."""
-        if self._taps.shape[0] < rows:
-            self._taps = np.empty((rows, self._n_phase_taps))
-            self._inputs = np.empty((rows, self._n_phase_taps))
-        return self._taps[:rows], self._inputs[:rows]
+        up, down, f = self.up, self.down, self._f
+        g0, g1 = self._n_out // up, -(-m_end // up)
+        out = np.empty((g1 - g0) * up)
+        if self._scratch.shape[0] < min(GROUP_BLOCK, g1 - g0) * f.width:
+            self._scratch = np.empty(min(GROUP_BLOCK, g1 - g0) * f.width)
+        for b0 in range(g0, g1, GROUP_BLOCK):
+            n = min(GROUP_BLOCK, g1 - b0)
+            at = (b0 - g0) * up
+            f.apply(self._buf, b0 * down + f.first - self._base,
+                    out[at : at + n * up].reshape(n, up), self._scratch)  # fmt: skip
+        done = out[self._n_out - g0 * up : m_end - g0 * up]
+        self._n_out = m_end
+        base = (m_end // up) * down + f.first  # the next group's window
+        if base > self._base:
+            keep = self._n_in - base
+            self._buf[:keep] = self._buf[base - self._base : base - self._base + keep]
+            self._base = base
+        return done
