@@ -175,38 +175,50 @@ class RPeakDetector:
         if stop <= self._next:
             return np.zeros(0, dtype=np.int64)
         e = self._energy
-        lo = self._next - self._base
-        window = np.lib.stride_tricks.sliding_window_view(
-            e[lo - self._half : stop - self._base + self._half], 2 * self._half + 1
-        )
-        centre = e[lo : stop - self._base]
-        is_peak = (centre == window.max(axis=1)) & (centre > e[lo - 1 : stop - self._base - 1])
-        found = []
-        for k in np.flatnonzero(is_peak) + self._next:
-            beat = self._classify(int(k))
-            if beat is not None:
-                found.append(beat)
+        lo, hi = self._next - self._base, stop - self._base
+        # a candidate is the maximum of the 2 * half + 1 samples around it and above the
+        # sample before: so a local maximum (> before, >= after); the window maximum is
+        # taken at those only (a few per beat), not at every sample
+        centre = e[lo:hi]
+        local = np.flatnonzero((centre > e[lo - 1 : hi - 1]) & (centre >= e[lo + 1 : hi + 1]))
+        if local.size:
+            span = np.arange(-self._half, self._half + 1)
+            is_peak = centre[local] == e[(local + lo)[:, None] + span].max(axis=1)
+            candidates = local[is_peak] + lo  # indices into the kept arrays
+        else:
+            candidates = local
         self._next = stop
-        return np.array(found, dtype=np.int64)
+        return self._classify(candidates)
 
-    def _classify(self, k: int) -> int | None:
-        """Decide on the energy maximum at sample ``k``; return its R-peak index if a beat."""
+    def _classify(self, at: np.ndarray) -> np.ndarray:
+        """Decide on the energy maxima at kept-array indices ``at`` in order; return the
+        R-peak sample indices of those that are beats. What each decision reads is
+        gathered for all of them at once; only the adaptive levels run one by one."""
+        if at.size == 0:
+            return np.zeros(0, dtype=np.int64)
         assert self._signal_level is not None
-        amplitude = float(self._energy[k - self._base])
-        threshold = self._noise_level + 0.25 * (self._signal_level - self._noise_level)
-        # the QRS that made this maximum: the integration window, shifted by the filter delay
-        lo = k - self._delay - self._mwi_len + 1 - self._base
-        hi = k - self._delay + 1 - self._base
-        slope = float(np.abs(self._slope[lo + self._delay : hi + self._delay]).max())
-        r_peak = k - self._delay - self._mwi_len + 1
-        r_peak += int(np.argmax(np.abs(self._band[lo + self._bp_delay : hi + self._bp_delay])))
-        is_t_wave = k - self._last_beat < self._t_wave and slope < 0.5 * self._last_slope
-        if amplitude > threshold and not is_t_wave:
-            self._signal_level = 0.125 * amplitude + 0.875 * self._signal_level
-            self._last_beat, self._last_slope = k, slope
-            return max(0, r_peak)
-        self._noise_level = 0.125 * amplitude + 0.875 * self._noise_level
-        return None
+        amplitudes = self._energy[at].tolist()
+        # the QRS that made each maximum: the integration window, shifted by the filter
+        # delay
+        qrs = (at - self._mwi_len + 1)[:, None] + np.arange(self._mwi_len)
+        slopes = np.abs(self._slope[qrs]).max(axis=1).tolist()
+        starts = at + self._base - self._delay - self._mwi_len + 1
+        r_peaks = (starts + np.argmax(np.abs(self._band[qrs - self._delay + self._bp_delay]),
+                                      axis=1)).tolist()  # fmt: skip
+        samples = (at + self._base).tolist()
+        signal, noise = self._signal_level, self._noise_level
+        found = []
+        for k, amplitude, slope, r_peak in zip(samples, amplitudes, slopes, r_peaks, strict=True):
+            threshold = noise + 0.25 * (signal - noise)
+            is_t_wave = k - self._last_beat < self._t_wave and slope < 0.5 * self._last_slope
+            if amplitude > threshold and not is_t_wave:
+                signal = 0.125 * amplitude + 0.875 * signal
+                self._last_beat, self._last_slope = k, slope
+                found.append(max(0, r_peak))
+            else:
+                noise = 0.125 * amplitude + 0.875 * noise
+        self._signal_level, self._noise_level = signal, noise
+        return np.array(found, dtype=np.int64)
 
     def _trim(self) -> None:
         keep_from = self._next - self._half - self._delay - self._mwi_len - 2

@@ -26,7 +26,11 @@ import numpy as np
 TARGET_SFREQ = 100
 MAX_RATIO = 1024  # largest up or down factor we design a filter for
 KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window ("kaiser", 5.0)
-GROUP_BLOCK = 1024  # output groups per matrix product: bounds the scratch memory
+# inputs per matrix product (groups x width): bounds the scratch memory and keeps each
+# product under OpenBLAS's threading thresholds (m n k < 262144 for a matrix product, m k <
+# 9216 for a matrix-vector one), so it runs on the calling thread: two BLAS threads
+# spinning beside the stager's other work cost more CPU than they save
+BLOCK_INPUTS = 8192
 
 
 def rational_factors(sfreq: float, target_sfreq: int = TARGET_SFREQ) -> tuple[int, int]:
@@ -149,6 +153,11 @@ class GroupFilter:
         return cls(up, down, np.ascontiguousarray(matrix.T), int(newest[0] - (k - 1)), width,
                    half)  # fmt: skip
 
+    @property
+    def block(self) -> int:
+        """Groups per matrix product (``BLOCK_INPUTS`` inputs)."""
+        return max(1, BLOCK_INPUTS // self.width)
+
     def apply(self, x: np.ndarray, start: int, out: np.ndarray, scratch: np.ndarray) -> None:
         """The outputs of ``out.shape[0]`` groups, the first group's window at ``x[start]``
         (``x`` contiguous float64), into ``out`` (n_groups, up): the windows (a strided view
@@ -191,9 +200,10 @@ def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
     padded = np.zeros(max((n_groups - 1) * down + f.width, lead + x.shape[0]))
     padded[lead : lead + x.shape[0]] = x
     out = np.empty(n_groups * up)
-    scratch = np.empty(min(GROUP_BLOCK, n_groups) * f.width)
-    for g0 in range(0, n_groups, GROUP_BLOCK):
-        n = min(GROUP_BLOCK, n_groups - g0)
+    block = f.block
+    scratch = np.empty(min(block, n_groups) * f.width)
+    for g0 in range(0, n_groups, block):
+        n = min(block, n_groups - g0)
         f.apply(padded, g0 * down, out[g0 * up : (g0 + n) * up].reshape(n, up), scratch)
     return out[:n_out]
 
@@ -222,7 +232,7 @@ class StreamingResampler:
         self._half_len = self._f.half
         self._margin = self._f.width + self.down  # zeros past the newest input
         self._buf = np.zeros(4 * self._margin + 1024)
-        self._scratch = np.empty(8 * self._f.width)  # the windows of a push's groups
+        self._scratch = np.empty(self._f.block * self._f.width)  # the windows of a block
         self.reset()
 
     @property
@@ -282,16 +292,14 @@ class StreamingResampler:
 
     def _emit(self, m_end: int) -> np.ndarray:
         """Outputs ``_n_out .. m_end - 1``: the groups they fall in, in blocks of
-        ``GROUP_BLOCK`` groups; then the inputs no later output needs are dropped."""
+        ``GroupFilter.block`` groups; then the inputs no later output needs are dropped."""
         if m_end <= self._n_out:
             return np.zeros(0)
         up, down, f = self.up, self.down, self._f
         g0, g1 = self._n_out // up, -(-m_end // up)
         out = np.empty((g1 - g0) * up)
-        if self._scratch.shape[0] < min(GROUP_BLOCK, g1 - g0) * f.width:
-            self._scratch = np.empty(min(GROUP_BLOCK, g1 - g0) * f.width)
-        for b0 in range(g0, g1, GROUP_BLOCK):
-            n = min(GROUP_BLOCK, g1 - b0)
+        for b0 in range(g0, g1, f.block):
+            n = min(f.block, g1 - b0)
             at = (b0 - g0) * up
             f.apply(self._buf, b0 * down + f.first - self._base,
                     out[at : at + n * up].reshape(n, up), self._scratch)  # fmt: skip
