@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from edgesleep.agreement import Night, agreement, night_row, paired_kappa, summary_bias
 from edgesleep.api import compare
 from edgesleep.cli import app
+from edgesleep.io.hypnogram import centre_stages
 from edgesleep.metrics import evaluate
 
 
@@ -83,13 +84,31 @@ def test_compare_reads_every_expert_format(tmp_path: Path, walch_src: Path) -> N
                    "<ScoredEvents><ScoredEvent><EventType>Stages|Stages</EventType>"
                    "<EventConcept>Wake|0</EventConcept><Start>0</Start><Duration>240"
                    "</Duration></ScoredEvent></ScoredEvents></PSGAnnotation>")  # fmt: skip
+    # MASS's Base.edf: 20-s R&K epochs from 7.3 s on (each 30-s epoch: the stage at its centre)
+    mass = write_edf(tmp_path / "01-02-0001 Base.edf", {},
+                     annotations=[(7.3 + 20 * i, 20.0, f"Sleep stage {s}") for i, s in
+                                  enumerate(["W", "W", "W", "1", "2", "2", "3", "4", "R", "R",
+                                             "?", "W"])])  # fmt: skip
     said = {walch: "Walch et al. label file", slpdb: "slpdb stages CSV",
-            edf: "EDF+ annotations", xml: "NSRR XML", staged: "hypnogram CSV"}  # fmt: skip
+            edf: "EDF+ annotations", xml: "NSRR XML", staged: "hypnogram CSV",
+            mass: "off the 30-s grid (MASS)"}  # fmt: skip
     for expert, fmt in said.items():
         r = compare(staged, expert)
-        assert r["formats"] == [fmt] and r["n_epochs"] > 0, expert
+        assert fmt in r["formats"][0] and r["n_epochs"] > 0, expert
         result = CliRunner().invoke(app, ["compare", str(staged), str(expert)])
         assert result.exit_code == 0 and fmt in result.output, result.output
+
+
+def test_scored_epochs_anywhere_onto_the_30_s_grid() -> None:
+    """MASS: 20-s epochs scored from 7.3 s on; each 30-s epoch from the recording start
+    takes the stage of the scored epoch that holds its centre, unscored where none does."""
+    onset = 7.3 + 20.0 * np.arange(6)
+    stages = np.array([0, 1, 2, 3, 4, -2], dtype=np.int8)
+    got = centre_stages(onset, np.full(6, 20.0), stages)
+    # centres 15, 45, 75, 105 s: in the epochs begun at 7.3, 27.3, 67.3, 87.3 s
+    assert got.tolist() == [0, 1, 3, 4]
+    gap = centre_stages(np.array([0.0, 90.0]), np.array([30.0, 30.0]), np.array([2, 3]))
+    assert gap.tolist() == [2, -2, -2, 3]  # no scored epoch holds 45 or 75 s: unscored
 
 
 def test_compare_two_folders_writes_the_per_night_table(tmp_path: Path) -> None:

@@ -118,6 +118,23 @@ def scored_epochs(
     return np.array([a.onset_s for a in staged]), durations, stages
 
 
+def centre_stages(onset_s: np.ndarray, duration_s: np.ndarray, stages: np.ndarray,
+                  ) -> np.ndarray:  # fmt: skip
+    """Scored epochs anywhere in time (:func:`scored_epochs`) onto 30-s epochs from the
+    recording start: each takes the stage of the scored epoch that holds its centre
+    (unscored where none does).
+
+    Returns
+    -------
+    ndarray of shape (n_epochs,), int8
+    """
+    end_s = float(np.max(onset_s + duration_s)) if onset_s.size else 0.0
+    centres = (np.arange(int(end_s // EPOCH_S)) + 0.5) * EPOCH_S
+    at = np.searchsorted(onset_s, centres, side="right") - 1  # the last epoch begun by then
+    inside = (at >= 0) & (centres < onset_s[np.maximum(at, 0)] + duration_s[np.maximum(at, 0)])
+    return np.where(inside, stages[np.maximum(at, 0)], UNSCORED).astype(np.int8)
+
+
 NSRR_CODES = {0: W, 1: N1, 2: N2, 3: N3, 4: N3, 5: REM, 6: UNSCORED, 9: UNSCORED}
 
 
@@ -426,7 +443,21 @@ def read_expert(path: str | Path) -> tuple[np.ndarray, int, str]:
     if suffix == ".xml":
         return read_nsrr_xml(path), 5, "NSRR XML"
     if suffix in (".edf", ".bdf", ".rec"):
-        return read_hypnogram(path), 5, "EDF+ annotations"
+        annotations = read_annotations(path)
+        try:
+            return stages_from_annotations(annotations, path), 5, "EDF+ annotations"
+        except InputError as err:
+            if "epoch grid" not in str(err):
+                raise
+        # MASS: 30-s epochs off the recording's 30-s grid, or 20-s R&K epochs
+        return (
+            centre_stages(*scored_epochs(annotations, path)),
+            5,
+            (
+                "EDF+ annotations off the 30-s grid (MASS): each 30-s epoch from the "
+                "recording start takes the stage scored at its centre"
+            ),
+        )
     if suffix == ".txt":
         return read_walch_labels(path), 5, "Walch et al. label file"
     values, n_classes = read_labels_csv(path)
