@@ -4,7 +4,8 @@ Run: ``python studies/heart_selection.py [--walch ../shared/data/walch] [--slpdb
 ../shared/data/slpdb] [--jobs 2] [--out studies/results] [--probs
 runs/heart_selection/probs.npz]`` (writes ``heart_selection.json`` / ``.md``; keeps every
 outer fold's validation and test log-probabilities in ``--probs``, from which
-``--from-probs`` evaluates the readouts again without training).
+``--from-probs`` evaluates the readouts again without training; ``--from-json`` renders the
+report and its verdict again from the JSON).
 
 Data (real): Walch et al. 2019 (21 subjects, Apple Watch heart rate) and slpdb (12 subjects,
 14 records, ECG beat times), imported and merged by :mod:`edgesleep.workflows.heart_models`,
@@ -273,19 +274,25 @@ def verdict(result: dict[str, Any], n_classes: int) -> dict[str, Any]:
     for g in GROUPS[1:]:
         biases = tables_[f"{n_classes}-class, tested on {g}"][kept]["fraction_bias"].values()
         cohorts[g] = round(max(abs(b["mean"]) for b in biases), 2)
-    tst = both[kept]["summary_bias"]["TST"]["mean"]
-    k = both[kept]["kappa"]
+    m = both[kept]
+    tst, k, subject = m["summary_bias"]["TST"], m["kappa"], m["subject_kappa"]
+    fractions = ", ".join(f"{c} {v['mean']:+.1f} [LoA {v['loa'][0]:+.0f}, {v['loa'][1]:+.0f}]"
+                          for c, v in m["fraction_bias"].items())  # fmt: skip
     goals = {
         f"pooled |fraction bias| <= {BIAS_GOAL:g} points, every stage":
-            [worst(kept) <= BIAS_GOAL, round(worst(kept), 2)],
+            [worst(kept) <= BIAS_GOAL, round(worst(kept), 2), fractions],
         f"per cohort |fraction bias| <= {COHORT_BIAS_GOAL:g} points":
-            [max(cohorts.values()) <= COHORT_BIAS_GOAL, cohorts],
-        f"|TST bias| <= {TST_GOAL_MIN:g} min": [abs(tst) <= TST_GOAL_MIN, round(tst, 1)],
-        f"kappa >= today - {KAPPA_SLACK:g} ({today - KAPPA_SLACK:.3f})":
-            [k >= today - KAPPA_SLACK, round(k, 3)],
+            [max(cohorts.values()) <= COHORT_BIAS_GOAL,
+             ", ".join(f"{g} {v:.2f}" for g, v in cohorts.items()), None],
+        f"|TST bias| <= {TST_GOAL_MIN:g} min": [
+            abs(tst["mean"]) <= TST_GOAL_MIN, round(tst["mean"], 1),
+            f"LoA {tst['loa'][0]:+.0f} to {tst['loa'][1]:+.0f} min"],
+        f"kappa >= today - {KAPPA_SLACK:g} ({today - KAPPA_SLACK:.3f})": [
+            k >= today - KAPPA_SLACK, round(k, 3),
+            f"subject κ median {subject['median']:.2f} [IQR {subject['q25']:.2f}, "
+            f"{subject['q75']:.2f}]"],
     }  # fmt: skip
-    return {"kept": kept.removeprefix(prefix), "today": TODAY, "kappa_today": today,
-            "goals": goals}  # fmt: skip
+    return {"kept": kept.removeprefix(prefix), "today": TODAY, "kappa_today": today, "goals": goals}
 
 
 def run(sources: dict[str, Path], jobs: int, probs: Path, from_probs: bool) -> dict[str, Any]:
@@ -355,8 +362,9 @@ def markdown(result: dict[str, Any]) -> str:
     for n_classes, v in result["verdict"].items():
         lines.append(f"- {n_classes} classes: kept **{v['kept']}** (today: {v['today']}, "
                      f"κ {v['kappa_today']:.3f})")  # fmt: skip
-        for goal, (met, figure) in v["goals"].items():
-            lines.append(f"  - {goal}: {'met' if met else 'MISSED'} ({figure})")
+        for goal, (met, figure, spread) in v["goals"].items():
+            per_subject = f"; per subject: {spread}" if spread else ""
+            lines.append(f"  - {goal}: {'met' if met else 'MISSED'} ({figure}{per_subject})")
     for title, rows in result["tables"].items():
         first = next(iter(rows.values()))
         labels = " / ".join(first["recall"])
@@ -387,8 +395,20 @@ def main() -> None:
         action="store_true",
         help="evaluate the readouts on the kept log-probabilities, no training",
     )
+    parser.add_argument(
+        "--from-json",
+        action="store_true",
+        help="the verdict and the report again from the JSON in --out",
+    )
     args = parser.parse_args()
     sources = {"walch": args.walch, "slpdb": args.slpdb}
+    if args.from_json:
+        result = json.loads((args.out / "heart_selection.json").read_text())
+        result["verdict"] = {str(c): verdict(result, c) for c in CLASS_SETS}
+        text = markdown(result)
+        write_report(args.out, "heart_selection", result, text)
+        print(text)
+        return
     result = run(sources, args.jobs, args.probs, args.from_probs)
     if args.from_probs and (args.out / "heart_selection.json").is_file():
         result["seconds"] = json.loads((args.out / "heart_selection.json").read_text()).get(
