@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import TINY_MODELS
 from test_heart import night_beats
 
 from edgesleep.api import score_beats
 from edgesleep.ort import ExportedModel
 from edgesleep.stager import SeriesStager
+from edgesleep.train.data import IGNORE, NightFeatures, Windows
 from edgesleep.train.models import build as build_model
 from edgesleep.train.models import make_config
 from edgesleep.workflows.heart_models import CONTEXT, CONTEXTS, build
@@ -53,3 +55,18 @@ def test_a_two_hour_context_builds_streams_and_scores_alike(
     other = np.concatenate([night_beats(100 * 30.0, seed=9), beats[beats >= 100 * 30.0]])
     moved = score_beats(other, model, delay=0)
     assert not np.allclose(moved.probabilities[-40:], offline.probabilities[-40:], atol=1e-6)
+
+
+def test_a_night_shorter_than_a_window_trains_a_causal_model() -> None:
+    """A 2-h record under 256-epoch windows: one window, padded at its end with IGNORE
+    labels (a causal model's earlier outputs do not see the padding); without padding it
+    gives no window at all, as before."""
+    short = NightFeatures("r", "s", np.ones((240, 27, 20), np.float32), np.full(240, 2))
+    mean, std = np.zeros((27, 20), np.float32), np.ones((27, 20), np.float32)
+    windows = Windows([short], mean, std, 256, 32, pad_short=True)
+    assert len(windows) == 1
+    x, y = windows[0]
+    assert x.shape == (256, 27, 20) and (x[240:] == 0).all() and (x[:240] == 1).all()
+    assert (y[:240] == 2).all() and (y[240:] == IGNORE).all()
+    with pytest.raises(ValueError, match="no scored window of 256 epochs"):
+        Windows([short], mean, std, 256, 32)

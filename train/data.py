@@ -122,8 +122,11 @@ class Windows(_Nights):
     """Windows of ``seq_len`` consecutive epochs with a stride, from every night.
 
     Items: (x (seq_len, 29, 129) normalised, y (seq_len,) int64 with IGNORE for unscored).
-    Windows in which no epoch is scored are skipped. Images are read (from the nights'
-    memory maps) and normalised per item: the dataset holds no copy of them.
+    Windows in which no epoch is scored are skipped. With ``pad_short`` (for a causal model:
+    its outputs before the padding do not see it) a night shorter than ``seq_len`` (a 2-h
+    record under a 256-epoch model) is one window, zero-padded at its end with IGNORE
+    labels, which the loss skips; without, such a night gives no window. Images are read
+    (from the nights' memory maps) and normalised per item: the dataset holds no copy.
     """
 
     def __init__(
@@ -133,12 +136,14 @@ class Windows(_Nights):
         std: np.ndarray,
         seq_len: int,
         stride: int,
+        pad_short: bool = False,
     ) -> None:
         super().__init__(nights, mean, std, seq_len)
+        last = 1 if pad_short else 0  # the last window start + 1 of a night shorter than L
         self.index = [
             (i, start)
             for i, night in enumerate(nights)
-            for start in range(0, night.n_epochs - seq_len + 1, stride)
+            for start in range(0, max(last, night.n_epochs - seq_len + 1), stride)
             if (night.labels[start : start + seq_len] >= 0).any()
         ]
         if not self.index:
@@ -150,7 +155,12 @@ class Windows(_Nights):
     def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         night, start = self.index[item]
         stop = start + self.seq_len
-        return self._epochs(night, start, stop), torch.from_numpy(self.labels[night][start:stop])
+        x, y = self._epochs(night, start, stop), torch.from_numpy(self.labels[night][start:stop])
+        if x.shape[0] < self.seq_len:  # a night shorter than a window
+            short = self.seq_len - x.shape[0]
+            x = torch.cat([x, x.new_zeros(short, *x.shape[1:])])
+            y = torch.cat([y, y.new_full((short,), IGNORE)])
+        return x, y
 
 
 class Chunks(_Nights):

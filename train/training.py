@@ -321,7 +321,7 @@ def fit(
     if not trainable:
         return TrainResult(_cpu_state(model), validate(), 0, 0, time.perf_counter() - start)
     generator = torch.Generator().manual_seed(opts.seed)  # the same order on every rank
-    loader = _loader(_windows(train_nights, mean, std, cfg, opts, windows), opts, generator,
+    loader = _loader(_windows(train_nights, mean, std, model, opts, windows), opts, generator,
                      device)  # fmt: skip
     total = _total_steps(opts, len(loader))
     loss = batch_loss or cross_entropy(train_nights, cfg.n_classes, opts.class_weighting, device)
@@ -441,12 +441,14 @@ def _windows(
     train_nights: Sequence[NightFeatures],
     mean: np.ndarray,
     std: np.ndarray,
-    cfg: Any,
+    model: EpochSequenceModel,
     opts: TrainOptions,
     windows: torch.utils.data.Dataset | None,  # type: ignore[type-arg]
 ) -> tuple[torch.utils.data.Dataset, int, Callable[..., Any] | None]:  # type: ignore[type-arg]
     """The training windows, the batch size in items and the collate function: the given
-    windows, chunks of windows sharing their epochs' encodings, or plain windows."""
+    windows, chunks of windows sharing their epochs' encodings, or plain windows (a causal
+    model's include nights shorter than a window, padded: see :class:`Windows`)."""
+    cfg = model.cfg
     if windows is not None and opts.shared_windows:
         raise UsageError("shared encodings (shared_windows) are for plain training only")
     if windows is not None:
@@ -459,7 +461,8 @@ def _windows(
             )
         chunks = Chunks(train_nights, mean, std, cfg.seq_len, opts.stride, opts.shared_windows)
         return chunks, max(1, opts.batch_size // opts.shared_windows), collate_chunks
-    return Windows(train_nights, mean, std, cfg.seq_len, opts.stride), opts.batch_size, None
+    windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride, pad_short=model.causal)
+    return windows, opts.batch_size, None
 
 
 def _loader(
