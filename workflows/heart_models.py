@@ -344,7 +344,9 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
         "cohorts, no home recordings; heart rate separates Deep and REM from Light poorly "
         "(per-subject κ varies widely, see the metrics); one cohort's model does not "
         "transfer to the other (cross-cohort κ near 0.1), so expect lower agreement on a "
-        "population unlike these two",
+        "population unlike these two; the night summary agrees with the expert on average "
+        "(each stage's share of the night within 3 points pooled), not per night: one "
+        "night's stage share can be off by 30 points (the limits of agreement)",
         "reproduce": "python studies/heart_selection.py; "
         "python -m edgesleep.workflows.heart_models",
     }  # fmt: skip
@@ -372,7 +374,8 @@ def _metric(m: dict[str, Any]) -> dict[str, Any]:
         "subject_kappa_mean": round(m["subject_kappa"]["mean"], 3),
         "subject_kappa_sd": round(m["subject_kappa"]["sd"], 3),
         "recall": {k: round(v, 3) for k, v in m["recall"].items()},
-        "fraction_bias": {k: {"mean": round(v["mean"], 2), "ci": [round(c, 2) for c in v["ci"]]}
+        "fraction_bias": {k: {"mean": round(v["mean"], 2), "ci": [round(c, 2) for c in v["ci"]],
+                              "loa": [round(c, 1) for c in v["loa"]]}
                           for k, v in m["fraction_bias"].items()},
         "TST_bias_min": {"mean": round(m["summary_bias"]["TST"]["mean"], 1),
                          "loa": [round(v, 1) for v in m["summary_bias"]["TST"]["loa"]]},
