@@ -78,7 +78,11 @@ def card_summary(model: ExportedModel) -> dict[str, Any]:
         "KB": f"{size / 1024:.0f}",
         "data": ", ".join(f"{k} {v['subjects']} subjects" for k, v in data.items()) or "-",
         "kappa": kappa,
-        "fraction_bias": " / ".join(f"{v['mean']:+.1f}" for v in fractions.values()) or "-",
+        # in the model's class order (the metadata's JSON sorts the card's keys)
+        "fraction_bias": " / ".join(
+            f"{c} {fractions[c]['mean']:+.1f}" for c in model.info.labels if c in fractions
+        )
+        or "-",
         "TST_bias": f"{tst['mean']:+.0f} [{tst['loa'][0]:+.0f}, {tst['loa'][1]:+.0f}]"
         if tst
         else "-",

@@ -191,6 +191,13 @@ def test_stage_without_a_model_uses_the_shipped_heart_model(data_dir: Path, tmp_
     summary = card_summary(default_model(3))
     assert summary["data"] == "slpdb 12 subjects, walch 21 subjects"
     assert summary["classes"] == "W / NREM / REM" and int(summary["KB"]) <= 100
+    # the night summary's biases in class order, whatever order the metadata keeps
+    fractions = default_model(4).info.card["evaluation"]["both"]["fraction_bias"]  # type: ignore[index]
+    shown = card_summary(default_model(4))["fraction_bias"].split(" / ")
+    assert [part.split()[0] for part in shown] == ["W", "Light", "Deep", "REM"]
+    assert [float(part.split()[1]) for part in shown] == [
+        round(fractions[c]["mean"], 1) for c in ("W", "Light", "Deep", "REM")
+    ]
 
 
 def test_stream_without_a_model_from_a_watch(tmp_path: Path) -> None:
