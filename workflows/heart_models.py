@@ -12,10 +12,10 @@ weights, or for the stage fractions of the night summary). The offsets are folde
 classifier's bias, so the exported graphs carry them.
 
 Build: ``python -m edgesleep.workflows.heart_models [--walch DIR] [--slpdb DIR] [--selection
-studies/results/heart_selection.json] [--contexts studies/results/heart_context.json]
-[--out edgesleep/data/models] [--report studies/results/heart_models.json]`` (int8,
-calibrated on every training subject's nights; the model card from the studies' results;
-the report holds each card, the graph sizes and the int8-vs-fp32 parity).
+studies/results/heart_selection.json] [--out edgesleep/data/models] [--report
+studies/results/heart_models.json]`` (int8, calibrated on every training subject's nights;
+the model card from the study's results; the report holds each card, the graph sizes and
+the int8-vs-fp32 parity).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Context:
 # the shipped context (10 min) and one sleep cycle and more (issue 31, item 3)
 CONTEXTS = {"10 min": Context((1, 2, 4, 8), 20, 5, 32),
             "2 h": Context((1, 2, 4, 8, 16, 32, 64), 256, 32, 8)}  # fmt: skip
-CONTEXT = "10 min"  # the selection study's (and the default)
+CONTEXT = "10 min"  # the shipped one: the 2-h context was not confirmed (heart_context.md)
 VAL_PER_COHORT = 2
 OFFSET_GRID = np.arange(-2.0, 2.01, 0.25)
 REFERENCE_CLASS = 1  # Light (4 classes) / NREM (3 classes): its offset stays 0
@@ -289,9 +289,6 @@ class Recipe:
 # highest κ among the recipes whose pooled stage-fraction bias is within 3 points
 RECIPES = {4: Recipe(weighted=True, readout="fraction offsets"),
            3: Recipe(weighted=False, readout="fraction offsets")}  # fmt: skip
-# the context each shipped model sees: another than CONTEXT only where studies/heart_context.py
-# confirmed it on every fold (the paired Δκ CI above 0; the build checks)
-SHIPPED_CONTEXTS = {4: CONTEXT, 3: CONTEXT}
 
 
 def select_and_train(nights: Sequence[NightFeatures], n_classes: int, recipe: Recipe | None = None,
@@ -313,10 +310,9 @@ def select_and_train(nights: Sequence[NightFeatures], n_classes: int, recipe: Re
 
 def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
                offsets: np.ndarray, selection: dict[str, Any] | None, context: str = CONTEXT,
-               contexts: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
-    """The card carried in a shipped model's metadata and printed by ``edgesleep models``:
-    its evaluation from the selection study (``selection``), or, for another context than
-    ``CONTEXT``, from the context study's confirmation on every fold (``contexts``)."""
+               ) -> dict[str, Any]:  # fmt: skip
+    """The card carried in a shipped model's metadata and printed by ``edgesleep models``
+    (its evaluation from the selection study, ``selection``, which measures ``CONTEXT``)."""
     cohorts = {}
     for cohort in sorted({n.subject.split(":")[0] for n in nights}):
         mine = [n for n in nights if n.subject.startswith(cohort + ":")]
@@ -363,23 +359,14 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
                 f"the selection study kept {kept!r} for {n_classes} classes, the "
                 f"build trains {recipe.name!r}: update RECIPES or run the study"
             )
-        tables = {g: selection["tables"][f"{n_classes}-class, tested on {g}"][row]
-                  for g in ("both", *cohorts)}  # fmt: skip
-        protocol = (
-            "nested leave-one-subject-out over the pooled cohorts "
-            "(studies/heart_selection.py; every choice on inner validation subjects)"
-        )
         if context != CONTEXT:
-            if contexts is None or not contexts.get("ci_above_zero", {}).get(str(n_classes)):
-                raise ValueError(
-                    f"the {context} context is not confirmed for {n_classes} "
-                    "classes: run studies/heart_context.py --folds all"
-                )
-            tables = {g: contexts["tables"][f"{n_classes}-class, tested on {g}"]["rows"]
-                      [f"variant: {context}"] for g in ("both", *cohorts)}  # fmt: skip
-            protocol += f"; the {context} context as studies/heart_context.py confirmed it"
-        card["evaluation"] = {"protocol": protocol,
-                              **{g: _metric(m) for g, m in tables.items()}}  # fmt: skip
+            raise ValueError(f"the selection study measured the {CONTEXT} context, not {context}")
+        card["evaluation"] = {
+            "protocol": "nested leave-one-subject-out over the pooled cohorts "
+            "(studies/heart_selection.py; every choice on inner validation subjects)",
+            **{g: _metric(selection["tables"][f"{n_classes}-class, tested on {g}"][row])
+               for g in ("both", *cohorts)},
+        }  # fmt: skip
     return card
 
 
@@ -399,14 +386,14 @@ def _metric(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None = None,
-          passes: float = PASSES, keep: Path | None = None, context: str | None = None,
-          classes: Sequence[int] = tuple(NAMES), contexts: dict[str, Any] | None = None,
-          **fields: Any) -> dict[str, dict[str, Any]]:  # fmt: skip
+          passes: float = PASSES, keep: Path | None = None, context: str = CONTEXT,
+          classes: Sequence[int] = tuple(NAMES), **fields: Any,
+          ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Train, export (int8) and write each shipped model to ``out/<name>/`` (the step
     graph: what the runtime loads) for each of ``classes`` (4, 3), with ``context`` (a key
-    of :data:`CONTEXTS`; None: :data:`SHIPPED_CONTEXTS`); returns each model's card, sizes
-    and int8 parity. With ``keep``, each model's checkpoint and export report are copied
-    there. ``selection``, ``contexts``: the two studies' results, for the cards."""
+    of :data:`CONTEXTS`); returns each model's card, sizes and int8 parity. With ``keep``,
+    each model's checkpoint and export report are copied there. ``selection``: the study's
+    results, for the cards."""
     from edgesleep.export.pipeline import ExportOptions, export_model
 
     built = {}
@@ -414,12 +401,11 @@ def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None 
         nights, merged = heart_nights(sources, Path(tmp))
         for n_classes in classes:
             name, recipe = NAMES[n_classes], RECIPES[n_classes]
-            ctx = context or SHIPPED_CONTEXTS[n_classes]
             ckpt, offsets = select_and_train(nights, n_classes, recipe, passes=passes,
-                                             context=ctx, **fields)  # fmt: skip
+                                             context=context, **fields)  # fmt: skip
             path = Path(tmp) / f"{name}.pt"
             ckpt.save(path)
-            card = model_card(n_classes, nights, recipe, offsets, selection, ctx, contexts)
+            card = model_card(n_classes, nights, recipe, offsets, selection, context)
             options = ExportOptions(quantize=True, calibration=merged, card=card,
                                     parity_nights=len(nights))  # every night  # fmt: skip
             report = export_model(path, Path(tmp) / name, options)
@@ -441,16 +427,12 @@ def main() -> None:
     parser.add_argument("--slpdb", type=Path, default=Path("../shared/data/slpdb"))
     parser.add_argument("--selection", type=Path,
                         default=Path("studies/results/heart_selection.json"))  # fmt: skip
-    parser.add_argument("--contexts", type=Path,
-                        default=Path("studies/results/heart_context.json"))  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("edgesleep/data/models"))
     parser.add_argument("--keep", type=Path, help="also keep checkpoints and export reports")
     parser.add_argument("--report", type=Path, default=Path("studies/results/heart_models.json"))
     args = parser.parse_args()
     selection = json.loads(args.selection.read_text()) if args.selection.is_file() else None
-    contexts = json.loads(args.contexts.read_text()) if args.contexts.is_file() else None
-    built = build({"walch": args.walch, "slpdb": args.slpdb}, args.out, selection,
-                  keep=args.keep, contexts=contexts)  # fmt: skip
+    built = build({"walch": args.walch, "slpdb": args.slpdb}, args.out, selection, keep=args.keep)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(built, indent=1) + "\n")
     for name, b in built.items():
