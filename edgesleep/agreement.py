@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgesleep.io.stats import sleep_statistics
-from edgesleep.metrics import confusion, evaluate
+from edgesleep.metrics import cohen_kappa, confusion, evaluate
 from edgesleep.stages import UNSCORED, class_labels
 
 SUMMARY = ("TST", "SE", "WASO", "SOL", "Lat_REM", "awakenings")  # compared per night
@@ -115,13 +115,6 @@ def agreement(
             "nights": rows}  # fmt: skip
 
 
-def _kappa(cm: np.ndarray) -> float:
-    total = cm.sum()
-    observed = np.trace(cm) / total
-    expected = (cm.sum(0) * cm.sum(1)).sum() / total**2
-    return float((observed - expected) / (1 - expected)) if expected < 1 else 0.0
-
-
 def paired_kappa(
     truth: Sequence[np.ndarray],
     a: Sequence[np.ndarray],
@@ -150,8 +143,8 @@ def paired_kappa(
     diffs = []
     for _ in range(n_boot):
         pick = rng.integers(0, len(truth), len(truth))
-        diffs.append(_kappa(cm_b[pick].sum(0)) - _kappa(cm_a[pick].sum(0)))
-    ka, kb = _kappa(cm_a.sum(0)), _kappa(cm_b.sum(0))
+        diffs.append(cohen_kappa(cm_b[pick].sum(0)) - cohen_kappa(cm_a[pick].sum(0)))
+    ka, kb = cohen_kappa(cm_a.sum(0)), cohen_kappa(cm_b.sum(0))
     ci = [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
     return {"a": ka, "b": kb, "difference": kb - ka, "ci": ci, "subjects": len(truth)}
 

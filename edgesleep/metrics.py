@@ -18,6 +18,17 @@ def confusion(truth: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray
     ).reshape(n_classes, n_classes)
 
 
+def cohen_kappa(cm: np.ndarray) -> float:
+    """Cohen's kappa of a confusion matrix (0 when chance agreement is total)."""
+    cm = cm.astype(np.float64)
+    total = cm.sum()
+    if not total:
+        return float("nan")
+    observed = np.trace(cm) / total
+    expected = (cm.sum(axis=0) * cm.sum(axis=1)).sum() / total**2
+    return float((observed - expected) / (1 - expected)) if expected < 1 else 0.0
+
+
 def scores(cm: np.ndarray) -> dict[str, object]:
     """Accuracy, Cohen's kappa, macro F1, weighted F1, and per-class sensitivity,
     specificity and F1 from a confusion matrix."""
@@ -27,8 +38,6 @@ def scores(cm: np.ndarray) -> dict[str, object]:
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)
     acc = tp.sum() / total if total else float("nan")
-    expected = (support * predicted).sum() / total**2 if total else float("nan")
-    kappa = (acc - expected) / (1 - expected) if total and expected < 1 else 0.0
     with np.errstate(invalid="ignore", divide="ignore"):
         sens = np.where(support > 0, tp / support, np.nan)
         spec = (total - support - predicted + tp) / (total - support)
@@ -36,7 +45,7 @@ def scores(cm: np.ndarray) -> dict[str, object]:
     present = support > 0
     return {
         "accuracy": float(acc),
-        "kappa": float(kappa),
+        "kappa": cohen_kappa(cm) if total else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else float("nan"),
         "weighted_f1": float((f1 * support).sum() / total) if total else float("nan"),
         "sensitivity": float(np.nanmean(sens)),

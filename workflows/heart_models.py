@@ -40,6 +40,7 @@ from edgesleep.readout import probabilities
 from edgesleep.stages import class_labels, collapse_labels
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, class_weights, load_features
+from edgesleep.train.student import StudentConfig
 from edgesleep.train.training import per_pass_options
 from edgesleep.train.transfer import train_features
 
@@ -49,8 +50,9 @@ PASSES, PATIENCE, LR = 20, 4, 1e-3
 @dataclass(frozen=True)
 class Context:
     """How much of the night the causal student sees: the dilations of its sequence
-    convolutions (kernel 3) and its training windows (``seq_len`` epochs every ``stride``,
-    ``batch_size`` per step). It sees the last ``min(seq_len, receptive_field)`` epochs."""
+    convolutions (with :class:`StudentConfig`'s kernel) and its training windows
+    (``seq_len`` epochs every ``stride``, ``batch_size`` per step). It sees the last
+    ``min(seq_len, receptive_field)`` epochs."""
 
     dilations: tuple[int, ...]
     seq_len: int
@@ -59,7 +61,7 @@ class Context:
 
     @property
     def receptive_field(self) -> int:
-        return 1 + 2 * sum(self.dilations)
+        return 1 + (StudentConfig.kernel - 1) * sum(self.dilations)
 
     @property
     def epochs_seen(self) -> int:

@@ -229,7 +229,6 @@ class StreamingResampler:
         self.sfreq = float(sfreq)
         self.up, self.down = rational_factors(sfreq)
         self._f = GroupFilter.design(self.up, self.down)
-        self._half_len = self._f.half
         self._margin = self._f.width + self.down  # zeros past the newest input
         self._buf = np.zeros(4 * self._margin + 1024)
         self._scratch = np.empty(self._f.block * self._f.width)  # the windows of a block
@@ -238,7 +237,7 @@ class StreamingResampler:
     @property
     def delay_s(self) -> float:
         """Seconds of input the resampler waits for before it can emit a sample."""
-        return self._half_len / self.up / self.sfreq
+        return self._f.half / self.up / self.sfreq
 
     def reset(self) -> None:
         """Forget all input; the next sample pushed is input sample 0."""
@@ -271,7 +270,7 @@ class StreamingResampler:
         self._buf[end : end + self._margin] = 0.0  # what the last group reads past the input
         self._n_in += samples.shape[0]
         # outputs m whose newest input (m * down + half) // up has arrived
-        return self._emit((self._n_in * self.up - 1 - self._half_len) // self.down + 1)
+        return self._emit((self._n_in * self.up - 1 - self._f.half) // self.down + 1)
 
     def flush(self) -> np.ndarray:
         """Emit the remaining output samples (inputs past the end taken as zero) and reset.
@@ -285,7 +284,7 @@ class StreamingResampler:
         n_missing = n_total - self._n_out
         out = np.zeros(0)
         if n_missing > 0:
-            newest_input = ((n_total - 1) * self.down + self._half_len) // self.up
+            newest_input = ((n_total - 1) * self.down + self._f.half) // self.up
             out = self.push(np.zeros(newest_input + 1 - self._n_in))[:n_missing]
         self.reset()
         return out

@@ -42,6 +42,12 @@ def _is_stage_annotation(description: str) -> bool:
     return description.strip().lower().startswith(_STAGE_PREFIXES)
 
 
+def on_epoch_grid(annotation: Annotation) -> bool:
+    """Onset and duration are whole 30-s epochs from the recording start."""
+    first, n = annotation.onset_s / EPOCH_S, annotation.duration_s / EPOCH_S
+    return abs(first - round(first)) <= 1e-6 and abs(n - round(n)) <= 1e-6
+
+
 def stages_from_annotations(
     annotations: Sequence[Annotation], source: str | Path = ""
 ) -> np.ndarray:
@@ -69,7 +75,7 @@ def stages_from_annotations(
     stages = np.full(int(round(end_s / EPOCH_S)), UNSCORED, dtype=np.int8)
     for a in staged:
         first, n = a.onset_s / EPOCH_S, a.duration_s / EPOCH_S
-        if abs(first - round(first)) > 1e-6 or abs(n - round(n)) > 1e-6:
+        if not on_epoch_grid(a):
             raise InputError(
                 f"{source}: stage annotation {a.description!r} at {a.onset_s} s lasting "
                 f"{a.duration_s} s is not on the 30-s epoch grid"
@@ -444,20 +450,15 @@ def read_expert(path: str | Path) -> tuple[np.ndarray, int, str]:
         return read_nsrr_xml(path), 5, "NSRR XML"
     if suffix in (".edf", ".bdf", ".rec"):
         annotations = read_annotations(path)
-        try:
+        staged = [a for a in annotations if _is_stage_annotation(a.description)]
+        if all(on_epoch_grid(a) for a in staged):
             return stages_from_annotations(annotations, path), 5, "EDF+ annotations"
-        except InputError as err:
-            if "epoch grid" not in str(err):
-                raise
         # MASS: 30-s epochs off the recording's 30-s grid, or 20-s R&K epochs
-        return (
-            centre_stages(*scored_epochs(annotations, path)),
-            5,
-            (
-                "EDF+ annotations off the 30-s grid (MASS): each 30-s epoch from the "
-                "recording start takes the stage scored at its centre"
-            ),
+        what = (
+            "EDF+ annotations off the 30-s grid (MASS): each 30-s epoch from the "
+            "recording start takes the stage scored at its centre"
         )
+        return centre_stages(*scored_epochs(annotations, path)), 5, what
     if suffix == ".txt":
         return read_walch_labels(path), 5, "Walch et al. label file"
     values, n_classes = read_labels_csv(path)
