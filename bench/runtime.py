@@ -55,6 +55,7 @@ from edgesleep.io.writers import write_report
 from edgesleep.metadata import PRECISIONS
 from edgesleep.ort import ExportedModel, StepStream, WindowStream, cpu_info
 from edgesleep.protocol import Data, Header, Parser
+from edgesleep.readout import epoch_clock_h
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
 WARMUP_EPOCHS = 5
@@ -93,13 +94,16 @@ class NaiveStream(WindowStream):
     def __init__(self, model: ExportedModel) -> None:
         super().__init__(model)
         self.images: deque[np.ndarray] = deque(maxlen=model.seq_len)
+        self.epochs: deque[int] = deque(maxlen=model.seq_len)
 
     def reset(self) -> None:
         self.images.clear()
+        self.epochs.clear()
 
-    def window(self, image: np.ndarray) -> np.ndarray:
+    def window(self, image: np.ndarray, epoch: int | None = None) -> np.ndarray:
         self.images.append(image)
-        return self.model.encode(np.stack(self.images))[None]
+        self.epochs.append(0 if epoch is None else epoch)
+        return self.model.encode(np.stack(self.images), epoch_clock_h(self.epochs))[None]
 
 
 class TwoCallStager(Stager):
@@ -228,9 +232,9 @@ def model_costs(model: ExportedModel, images: Sequence[np.ndarray], rounds: int)
     for _ in range(rounds):
         for name, make in paths.items():
             stream, spent = make(), []
-            for image in images:
+            for t, image in enumerate(images):
                 t0 = time.perf_counter()
-                stream.logits(image)
+                stream.logits(image, t)
                 spent.append(time.perf_counter() - t0)
             times[name].append(spent[model.seq_len :])
     return {name: over_rounds(t) for name, t in times.items()}

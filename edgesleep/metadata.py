@@ -12,13 +12,18 @@ carries, as ONNX metadata (``custom_metadata_map``):
   input kind and its parameters, channel, unit, labels, L, readout (causal, receptive field,
   streaming mode, the cached epochs of the step), FLOPs, normalisation, provenance, the
   session options the runtime must set, the edgesleep version, an export id shared by the
-  graphs, and a model card
-  (``card``: data, protocol, metrics, intended use, limits; null unless one was given);
+  graphs, a model card
+  (``card``: data, protocol, metrics, intended use, limits; null unless one was given),
+  and (format 2) ``clock``: null, or what the encoder's second input ``clock`` takes
+  (hours from the recording's start to each epoch's onset; a stream's first sample, a
+  file's first);
 - ``edgesleep.sha256``: the SHA-256 of the file's bytes with these 64 hex digits replaced
   by 64 zeros. The runtime checks it with the standard library alone (no onnx package):
   any change to weights, graph or metadata is refused.
 
-A file of another format version is refused with a message to re-export it.
+A file of a format version this runtime does not read (:data:`READS`) is refused with a
+message to re-export it. Format 2 added ``clock``; format 1 files are read as models
+without one.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ except ImportError:  # pragma: no cover (other versions and interpreters)
 
 META_KEY = "edgesleep"
 SHA_KEY = "edgesleep.sha256"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what an export writes
+READS = (1, 2)  # format versions this runtime reads
+CLOCK = {"input": "clock", "unit": "h", "from": "recording start", "to": "epoch onset"}
 ZERO_DIGEST = "0" * 64
 GRAPHS = ("encoder", "sequence", "model", "step")
 PRECISIONS = ("int8", "fp32")  # preference order when a folder has both
@@ -190,6 +197,11 @@ class ModelInfo:
         return str(self.raw["readout"].get("streaming", "window"))
 
     @property
+    def clocked(self) -> bool:
+        """Whether the encoder takes each epoch's clock (``clock``; format 1: never)."""
+        return self.raw.get("clock") is not None
+
+    @property
     def synthetic(self) -> bool:
         """Whether the model was trained on synthetic data (from its provenance)."""
         return bool(self.raw["provenance"].get("synthetic", False))
@@ -304,11 +316,15 @@ def check_info(name: str, meta: dict[str, str]) -> ModelInfo:
     missing = [k for k in REQUIRED if k not in raw] if isinstance(raw, dict) else ["all"]
     if missing:
         raise InputError(f"{name}: edgesleep metadata lacks {missing}; re-export the model")
-    if raw["format"] != FORMAT_VERSION:
+    if raw["format"] not in READS:
         raise InputError(
-            f"{name}: metadata format {raw['format']}, this edgesleep ({__version__}) reads "
-            f"{FORMAT_VERSION}; re-export with this version"
+            f"{name}: metadata format {str(raw['format'])[:20]}, this edgesleep "
+            f"({__version__}) reads {' and '.join(map(str, READS))}; re-export with this "
+            "version, or update edgesleep"
         )
+    if raw.get("clock") not in (None, CLOCK):
+        raise InputError(f"{name}: edgesleep metadata clock {str(raw['clock'])[:60]} is not "
+                         f"null or {CLOCK}; re-export the model")  # fmt: skip
     _check_fields(name, raw)
     info = ModelInfo(raw)
     try:

@@ -22,6 +22,7 @@ from edgesleep.metadata import (
     file_digest,
     read_metadata,
 )
+from edgesleep.readout import epoch_clock_h
 
 log = logging.getLogger("edgesleep")
 
@@ -113,9 +114,10 @@ class Graph:
             self.input_name = self._session.get_inputs()[0].name
         return self._session
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, **more: np.ndarray) -> np.ndarray:
+        """The first output for ``x`` as the first input (and ``more`` inputs by name)."""
         session = self.session
-        return np.asarray(session.run(None, {self.input_name: x})[0])
+        return np.asarray(session.run(None, {self.input_name: x, **more})[0])
 
 
 class ExportedModel:
@@ -170,6 +172,11 @@ class ExportedModel:
         return self.info.fixed_delay
 
     @property
+    def clocked(self) -> bool:
+        """Whether the model takes each epoch's clock (:func:`edgesleep.readout.epoch_clock_h`)."""
+        return self.info.clocked
+
+    @property
     def step(self) -> Graph | None:
         """The step graph (exports before it: None; they stream in two calls)."""
         return self.graphs.get("step")
@@ -182,10 +189,17 @@ class ExportedModel:
             )
         return self.graphs[name]
 
-    def encode(self, images: np.ndarray) -> np.ndarray:
+    def encode(self, images: np.ndarray, clock_h: np.ndarray | None = None) -> np.ndarray:
         """(n_epochs, n_frames, n_freqs) images (not normalised; (29, 129) dB for the STFT,
-        (27, 20) beats/min for beat intervals) -> (n_epochs, epoch_dim)."""
-        return self._graph("encoder")(np.ascontiguousarray(images, dtype=np.float32))
+        (27, 20) beats/min for beat intervals) [, (n_epochs,) hours from the recording's
+        start: required by a model with a clock, ignored otherwise] -> (n_epochs,
+        epoch_dim)."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if not self.clocked:
+            return self._graph("encoder")(images)
+        if clock_h is None or np.shape(clock_h) != images.shape[:1]:
+            raise ValueError(f"{self.folder}: a model with a clock needs one hour per image")
+        return self._graph("encoder")(images, clock=np.asarray(clock_h, np.float32))
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
         """(batch, L, epoch_dim) -> (batch, L, n_classes)."""
@@ -205,6 +219,7 @@ class StepStream:
         if model.step is None:
             raise InputError(f"{model.folder}: no step.onnx (an older export); re-export it")
         self.graph = model.step  # its session is made at the first call
+        self.clocked = model.clocked
         self.context = int(model.info.raw["readout"]["stream_context"])
         self.empty = np.zeros((0, model.info.epoch_dim), np.float32)
         self.feeds: dict[str, np.ndarray] = {}
@@ -216,10 +231,15 @@ class StepStream:
         """A new segment: no cached epochs."""
         self.feeds["past"] = self.empty
 
-    def logits(self, image: np.ndarray) -> np.ndarray:
-        """(n_frames, n_freqs) image -> (m, n_classes) logits of the window's last m
+    def logits(self, image: np.ndarray, epoch: int | None = None) -> np.ndarray:
+        """(n_frames, n_freqs) image of epoch ``epoch`` (from the recording's start: the
+        clock of a model that takes one) -> (m, n_classes) logits of the window's last m
         positions."""
         self.feeds["image"] = np.asarray(image, np.float32)[None]
+        if self.clocked:
+            if epoch is None:
+                raise ValueError("a model with a clock needs each epoch's index")
+            self.feeds["clock"] = epoch_clock_h([epoch])
         logits, window = self.graph.session.run(None, self.feeds)
         self.feeds["past"] = window[max(0, window.shape[0] - self.context) :]
         return np.asarray(logits)
@@ -237,13 +257,14 @@ class WindowStream:
     def reset(self) -> None:
         self.vectors.clear()
 
-    def window(self, image: np.ndarray) -> np.ndarray:
+    def window(self, image: np.ndarray, epoch: int | None = None) -> np.ndarray:
         """Encode the new epoch once; the window of cached vectors, (1, n, dim)."""
-        self.vectors.append(self.model.encode(image[None])[0])
+        clock = None if epoch is None else epoch_clock_h([epoch])
+        self.vectors.append(self.model.encode(image[None], clock)[0])
         return np.stack(self.vectors)[None]
 
-    def logits(self, image: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.logits(self.window(image))[0])
+    def logits(self, image: np.ndarray, epoch: int | None = None) -> np.ndarray:
+        return np.asarray(self.model.logits(self.window(image, epoch))[0])
 
 
 def resolve(path: Path, precision: str | None) -> Path:

@@ -24,15 +24,34 @@ from typing import Protocol
 
 import numpy as np
 
+from edgesleep.dsp.stft import EPOCH_S
+
 # epochs (encoder) or windows (sequence model) per call when scoring offline: past ~64 a
 # call costs no less per epoch, and ONNX Runtime's scratch memory grows with the batch
 BATCH = 64
 
 
+def epoch_clock_h(epochs: np.ndarray | Sequence[int]) -> np.ndarray:
+    """The clock input of a model that takes one (``clock`` in its config): hours from the
+    recording's start (a stream's first sample, a file's first) to each epoch's onset.
+
+    Parameters
+    ----------
+    epochs : (n,) epoch indices from the recording's start (gaps count: a stream's epoch
+        t after a dropout is still t)
+
+    Returns
+    -------
+    ndarray of shape (n,), float32, hours
+    """
+    return (np.asarray(epochs, dtype=np.float64) * (EPOCH_S / 3600.0)).astype(np.float32)
+
+
 class Scorer(Protocol):
     """What scores epochs: an exported model (:class:`edgesleep.ort.ExportedModel`) or a
     checkpoint's torch model (``edgesleep.train.evaluate.TorchScorer``). Both take images
-    as the input kind computes them (not normalised)."""
+    as the input kind computes them (not normalised), and each epoch's clock
+    (:func:`epoch_clock_h`), which only a model with a clock reads."""
 
     @property
     def seq_len(self) -> int: ...
@@ -43,8 +62,9 @@ class Scorer(Protocol):
         trained for (its only readout delay)."""
         ...
 
-    def encode(self, images: np.ndarray) -> np.ndarray:
-        """(n, n_frames, n_freqs) images -> (n, epoch_dim) epoch vectors."""
+    def encode(self, images: np.ndarray, clock_h: np.ndarray | None = None) -> np.ndarray:
+        """(n, n_frames, n_freqs) images [, (n,) hours: required by a model with a clock]
+        -> (n, epoch_dim) epoch vectors."""
         ...
 
     def logits(self, vectors: np.ndarray) -> np.ndarray:
@@ -201,13 +221,14 @@ def read_out(window_logp: list[np.ndarray], readout: Readout) -> np.ndarray:
     return np.exp(log_softmax(np.stack(totals)))
 
 
-def window_log_probs(scorer: Scorer, images: np.ndarray) -> list[np.ndarray]:
+def window_log_probs(scorer: Scorer, images: np.ndarray, first: int = 0) -> list[np.ndarray]:
     """Log-probabilities of the window ending at each epoch of a night, in batches.
 
     Parameters
     ----------
     scorer : the model
     images : ndarray of shape (n_epochs, n_frames, n_freqs), as the input kind makes them
+    first : the first image's epoch index from the recording's start (its clock)
 
     Returns
     -------
@@ -216,7 +237,9 @@ def window_log_probs(scorer: Scorer, images: np.ndarray) -> list[np.ndarray]:
     if images.shape[0] == 0:
         return []
     n_epochs = images.shape[0]
-    vectors = [scorer.encode(images[i : i + BATCH]) for i in range(0, n_epochs, BATCH)]
+    clock = epoch_clock_h(np.arange(first, first + n_epochs))
+    vectors = [scorer.encode(images[i : i + BATCH], clock[i : i + BATCH])
+               for i in range(0, n_epochs, BATCH)]  # fmt: skip
     return sequence_log_probs(scorer, np.concatenate(vectors))
 
 
@@ -237,7 +260,7 @@ def sequence_log_probs(scorer: Scorer, vectors: np.ndarray) -> list[np.ndarray]:
 
 
 def probabilities(
-    scorer: Scorer, images: np.ndarray, delays: Sequence[int]
+    scorer: Scorer, images: np.ndarray, delays: Sequence[int], first: int = 0
 ) -> dict[int, np.ndarray]:
     """Per-epoch probabilities of a night for each readout delay K: the one path from a
     model to probabilities (evaluation, cross-validation, studies, export parity).
@@ -245,6 +268,7 @@ def probabilities(
     Parameters
     ----------
     images : ndarray of shape (n_epochs, n_frames, n_freqs)
+    first : the first image's epoch index from the recording's start (its clock)
 
     Returns
     -------
@@ -257,5 +281,5 @@ def probabilities(
         A delay a causal model was not trained for (:func:`readout_for`).
     """
     readouts = {k: readout_for(scorer, k) for k in delays}  # refused before any work
-    logp = window_log_probs(scorer, images)
+    logp = window_log_probs(scorer, images, first)
     return {k: read_out(logp, readout) for k, readout in readouts.items()}

@@ -49,7 +49,14 @@ from edgesleep.dsp.inputs import SeriesSource, SeriesStream, get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel, StepStream, WindowStream
-from edgesleep.readout import BATCH, default_delay, log_softmax, readout_for, sequence_log_probs
+from edgesleep.readout import (
+    BATCH,
+    default_delay,
+    epoch_clock_h,
+    log_softmax,
+    readout_for,
+    sequence_log_probs,
+)
 from edgesleep.stages import ARTEFACT
 
 log = logging.getLogger("edgesleep")
@@ -378,7 +385,7 @@ class Stager:
             self.calls.reset()
         self.next_epoch = t + 1
         self.quality[t] = q
-        logp = log_softmax(self.calls.logits(image).astype(np.float64))
+        logp = log_softmax(self.calls.logits(image, t).astype(np.float64))
         out += self._add_window(t - self.segment, logp)
         for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
             del self.quality[old]
@@ -630,9 +637,9 @@ def score_series(
     out: list[EpochResult] = []
     for segment in _segments(epochs):
         images = np.stack([image for _, image, _ in segment])
-        vectors = np.concatenate(
-            [model.encode(images[i : i + BATCH]) for i in range(0, images.shape[0], BATCH)]
-        )
+        clock = epoch_clock_h([t for t, _, _ in segment])
+        vectors = np.concatenate([model.encode(images[i : i + BATCH], clock[i : i + BATCH])
+                                  for i in range(0, images.shape[0], BATCH)])  # fmt: skip
         stager.segment = segment[0][0]
         for t, _, q in segment:
             stager.quality[t] = q
@@ -679,19 +686,21 @@ def score_signal(
         step = int(OFFLINE_CHUNK_S * sfreq)
         pieces = (data[i : i + step] for i in range(0, data.shape[0], step))
     images: list[np.ndarray] = []
+    epochs: list[int] = []  # the images' epoch indices (their clock)
     vectors: list[np.ndarray] = []  # images are encoded in batches as they come
     streamed: list[EpochResult] = []  # a streaming-only export: its step graph per epoch
     for piece in itertools.chain(pieces, [None]):  # None: the end (flush)
-        epochs = stager.front.push(piece) if piece is not None else stager.front.flush()
-        for t, image, q in epochs:
+        made = stager.front.push(piece) if piece is not None else stager.front.flush()
+        for t, image, q in made:
             if not model.batched:
                 streamed += stager._epoch(t, image, q)
                 continue
             stager.quality[t] = q
             images.append(image)
+            epochs.append(t)
         if len(images) >= BATCH or (piece is None and images):
-            vectors.append(model.encode(np.stack(images)))
-            images = []
+            vectors.append(model.encode(np.stack(images), epoch_clock_h(epochs)))
+            images, epochs = [], []
     if not model.batched:
         return streamed + stager._drain()
     if not vectors:

@@ -39,7 +39,7 @@ from torch import nn
 
 from edgesleep import __version__
 from edgesleep.dsp.inputs import get_kind
-from edgesleep.metadata import FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest
+from edgesleep.metadata import CLOCK, FORMAT_VERSION, META_KEY, SHA_KEY, ZERO_DIGEST, file_digest
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.sequence_model import EpochSequenceModel
 
@@ -47,9 +47,10 @@ OPSET = 17
 
 
 class NormalisedEncoder(nn.Module):
-    """(batch, n_frames, n_freqs) input images -> (batch, epoch_dim), normalisation inside:
-    folded into the encoder when it offers that (``encoder.normalised(mean, std)``, see
-    ``EpochSequenceModel``), else applied to the images first."""
+    """(batch, n_frames, n_freqs) input images [, (batch,) hours: a model with a clock] ->
+    (batch, epoch_dim), normalisation inside: folded into the encoder when it offers that
+    (``encoder.normalised(mean, std)``, see ``EpochSequenceModel``), else applied to the
+    images first."""
 
     norm_mean: torch.Tensor
     norm_std: torch.Tensor
@@ -61,24 +62,26 @@ class NormalisedEncoder(nn.Module):
         fold = getattr(model.encoder, "normalised", None)
         self.folded = fold is not None
         self.encoder = fold(self.norm_mean, self.norm_std) if fold else model.encoder
+        self.clocked = model.clocked
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.folded:
-            return self.encoder(x)
-        return self.encoder((x - self.norm_mean) / self.norm_std)
+    def forward(self, x: torch.Tensor, clock_h: torch.Tensor | None = None) -> torch.Tensor:
+        x = x if self.folded else (x - self.norm_mean) / self.norm_std
+        return self.encoder(x, clock_h) if self.clocked else self.encoder(x)
 
 
 class WholeModel(nn.Module):
-    """(batch, L, n_frames, n_freqs) images -> logits (batch, L, n_classes), normalised inside."""
+    """(batch, L, n_frames, n_freqs) images [, (batch, L) hours: a model with a clock] ->
+    logits (batch, L, n_classes), normalised inside."""
 
     def __init__(self, model: EpochSequenceModel, mean: np.ndarray, std: np.ndarray) -> None:
         super().__init__()
         self.encoder = NormalisedEncoder(model, mean, std)
         self.sequence = model.sequence
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, clock_h: torch.Tensor | None = None) -> torch.Tensor:
         batch, seq = x.shape[0], x.shape[1]
-        z = self.encoder(x.reshape(batch * seq, x.shape[2], x.shape[3]))
+        flat = None if clock_h is None else clock_h.reshape(batch * seq)
+        z = self.encoder(x.reshape(batch * seq, x.shape[2], x.shape[3]), flat)
         return self.sequence(z.reshape(batch, seq, -1))
 
 
@@ -89,7 +92,8 @@ def _to_onnx(
     axes: dict[int, str],
 ) -> onnx.ModelProto:
     """Export ``module``; ``names``: its input names then its one output's; ``axes``: the
-    dynamic axes of the first input (those below 2 also of the output)."""
+    dynamic axes of the first input (those below 2 also of the output and of every other
+    input: a clock, (batch,) or (batch, seq))."""
     buf = io.BytesIO()
     inputs = example if isinstance(example, tuple) else (example,)
     with warnings.catch_warnings():
@@ -108,7 +112,10 @@ def _to_onnx(
             opset_version=OPSET,
             input_names=list(names[:-1]),
             output_names=[names[-1]],
-            dynamic_axes={names[0]: axes, names[-1]: {k: v for k, v in axes.items() if k < 2}},
+            dynamic_axes={
+                names[0]: axes,
+                **{n: {k: v for k, v in axes.items() if k < 2} for n in names[1:]},
+            },
             do_constant_folding=True,
         )
     return prune(onnx.load_from_string(buf.getvalue()))
@@ -150,7 +157,12 @@ def export_graphs(ckpt: Checkpoint) -> dict[str, onnx.ModelProto]:
     enc = NormalisedEncoder(model, ckpt.norm_mean, ckpt.norm_std)
     image = (int(ckpt.config["n_frames"]), int(ckpt.config["n_freqs"]))
     with torch.no_grad():
-        dim = int(enc(torch.zeros(1, *image)).shape[1])
+        dim = int(enc(torch.zeros(1, *image), torch.zeros(1)).shape[1])
+    # a model with a clock: a second input to the encoder and whole-model graphs
+    clock, clocks = (("clock",), ("clocks",)) if model.clocked else ((), ())
+    enc_in = (torch.randn(2, *image), torch.rand(2) * 9) if clock else torch.randn(2, *image)
+    whole_in = ((torch.randn(2, 3, *image), torch.rand(2, 3) * 9) if clock
+                else torch.randn(2, 3, *image))  # fmt: skip
     # batch 2 and L 3 in the examples: nothing gets specialised to 1 or to L = 20
     tail = model.step_tail()
     if tail is not None:  # window length 4, delay 1: neither gets specialised
@@ -160,14 +172,14 @@ def export_graphs(ckpt: Checkpoint) -> dict[str, onnx.ModelProto]:
         extra = {}
     return {
         **extra,
-        "encoder": _to_onnx(enc, torch.randn(2, *image), ("image", "vector"), {0: "batch"}),
+        "encoder": _to_onnx(enc, enc_in, ("image", *clock, "vector"), {0: "batch"}),
         "sequence": _to_onnx(
             model.sequence, torch.randn(2, 3, dim), ("vectors", "logits"), {0: "batch", 1: "seq"}
         ),
         "model": _to_onnx(
             WholeModel(model, ckpt.norm_mean, ckpt.norm_std),
-            torch.randn(2, 3, *image),
-            ("images", "logits"),
+            whole_in,
+            ("images", *clocks, "logits"),
             {0: "batch", 1: "seq"},
         ),
     }
@@ -211,7 +223,8 @@ def compose_step(
 ) -> onnx.ModelProto:
     """The step graph of one precision (see the module docstring).
 
-    Inputs: ``image`` (1, n_frames, n_freqs) as the input kind computes it, ``past``
+    Inputs: ``image`` (1, n_frames, n_freqs) as the input kind computes it, ``clock`` (1,)
+    hours when the encoder takes one, ``past``
     (P, dim) the cached epoch vectors (P = 0 at the start of a segment, at most
     ``context``), and with a readout ``tail`` ``first`` (1,) int64, -(K + 1) for delay K.
     Outputs: ``logits`` (m, n_classes), the last m positions of the window ending at the
@@ -222,13 +235,18 @@ def compose_step(
     """
     dim = body.graph.input[0].type.tensor_type.shape.dim[-1].dim_value
     image = [d.dim_value for d in encoder.graph.input[0].type.tensor_type.shape.dim[1:]]
-    enc_nodes, enc_inits = _inline(encoder.graph, "encoder", {"image": "image", "vector": "new"})
+    clocked = any(i.name == "clock" for i in encoder.graph.input)
+    enc_nodes, enc_inits = _inline(
+        encoder.graph, "encoder", {"image": "image", "clock": "clock", "vector": "new"}
+    )
     glue = [helper.make_node("Concat", ["past", "new"], ["window"], axis=0, name="glue/window")]
     consts = []
     inputs = [
         helper.make_tensor_value_info("image", onnx.TensorProto.FLOAT, [1, *image]),
+        *([helper.make_tensor_value_info("clock", onnx.TensorProto.FLOAT, [1])] if clocked
+          else []),
         helper.make_tensor_value_info("past", onnx.TensorProto.FLOAT, ["past", dim]),
-    ]
+    ]  # fmt: skip
     if tail:
         body_nodes, body_inits = _inline(
             body.graph, "tail", {"window": "window", "first": "first", "logits": "logits"}
@@ -407,6 +425,7 @@ def metadata(
         "labels": list(ckpt.class_labels),
         "seq_len": ckpt.seq_len,
         "epoch_dim": epoch_dim,
+        "clock": CLOCK if model.clocked else None,
         "readout": {
             "fusion": (
                 f"epoch t from the last position of the window ending at t+{model.fixed_delay}"

@@ -43,7 +43,7 @@ from edgesleep.io.dataset import Dataset, Entry, read_dataset
 from edgesleep.metadata import GRAPHS
 from edgesleep.metrics import evaluate
 from edgesleep.ort import ExportedModel, StepStream
-from edgesleep.readout import default_delay
+from edgesleep.readout import default_delay, epoch_clock_h
 from edgesleep.train import checkpoint as ckpt_io
 from edgesleep.train.checkpoint import Checkpoint
 from edgesleep.train.data import NightFeatures, load_features, normalise
@@ -96,44 +96,61 @@ def calibration_nights(path: Path, ckpt: Checkpoint) -> list[NightFeatures]:
     return _load(dataset, entries, ckpt)
 
 
-def _windows(images: np.ndarray, seq_len: int, count: int) -> np.ndarray:
-    """``count`` windows of L epochs spread over a night, shape (count, L, *image)."""
+def _windows(images: np.ndarray, seq_len: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` windows of L epochs spread over a night, shape (count, L, *image), and
+    their epochs' clocks (count, L) in hours from the night's start."""
     starts = np.linspace(0, images.shape[0] - seq_len, count).astype(int)
-    return np.stack([images[s : s + seq_len] for s in starts])
+    clocks = epoch_clock_h(starts[:, None] + np.arange(seq_len)).reshape(count, seq_len)
+    return np.stack([images[s : s + seq_len] for s in starts]), clocks
 
 
-def windows_of(nights: Sequence[NightFeatures], seq_len: int, total: int) -> np.ndarray:
+def windows_of(
+    nights: Sequence[NightFeatures], seq_len: int, total: int
+) -> tuple[np.ndarray, np.ndarray]:
     """About ``total`` windows of L epochs spread over the nights at least L long (a night
     shorter than L, e.g. a 2-h record under a 256-epoch model, gives none), or over the
-    longest night, as long as it is, when none is; shape (n, L', *image)."""
+    longest night, as long as it is, when none is; shape (n, L', *image), and their clocks
+    (n, L') in hours (what a model with a clock takes)."""
     long = [n for n in nights if n.n_epochs >= seq_len] or [max(nights, key=lambda n: n.n_epochs)]
     length = min(seq_len, long[0].n_epochs)
-    return np.concatenate([_windows(n.images, length, max(1, total // len(long))) for n in long])
+    made = [_windows(n.images, length, max(1, total // len(long))) for n in long]
+    return np.concatenate([w for w, _ in made]), np.concatenate([c for _, c in made])
 
 
 def calibration_batches(
     nights: Sequence[NightFeatures], fp32: dict[str, onnx.ModelProto], seq_len: int
-) -> dict[str, list[np.ndarray]]:
-    """Real-shaped inputs for each graph: dB images, epoch vectors, windows of images."""
+) -> dict[str, list[dict[str, np.ndarray]]]:
+    """Real-shaped inputs for each graph, by input name: dB images (and their clocks, for
+    a model with one), epoch vectors, windows of images."""
     images = np.concatenate([n.images for n in nights])
+    clock = np.concatenate([epoch_clock_h(np.arange(n.n_epochs)) for n in nights])
     pick = np.linspace(0, images.shape[0] - 1, min(CALIBRATION_EPOCHS, images.shape[0]))
-    epochs = images[pick.astype(int)]
-    windows = windows_of(nights, seq_len, CALIBRATION_WINDOWS)
+    epochs, epoch_clocks = images[pick.astype(int)], clock[pick.astype(int)]
+    windows, clocks = windows_of(nights, seq_len, CALIBRATION_WINDOWS)
+    clocked = any(i.name == "clock" for i in fp32["encoder"].graph.input)
     encoder = ort.InferenceSession(fp32["encoder"].SerializeToString())
-    flat = windows.reshape(-1, *windows.shape[2:])
-    vectors = encoder.run(None, {"image": flat})[0].reshape(*windows.shape[:2], -1)
+    flat = {"image": windows.reshape(-1, *windows.shape[2:])}
+    if clocked:
+        flat["clock"] = clocks.reshape(-1)
+    vectors = encoder.run(None, flat)[0].reshape(*windows.shape[:2], -1)
+
+    def feeds(**arrays: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v for k, v in arrays.items() if clocked or not k.startswith("clock")}
+
     return {
-        "encoder": [epochs[i : i + 64] for i in range(0, epochs.shape[0], 64)],
-        "sequence": [vectors[i : i + 8] for i in range(0, vectors.shape[0], 8)],
-        "model": [windows[i : i + 4] for i in range(0, windows.shape[0], 4)],
-    }
+        "encoder": [feeds(image=epochs[i : i + 64], clock=epoch_clocks[i : i + 64])
+                    for i in range(0, epochs.shape[0], 64)],
+        "sequence": [{"vectors": vectors[i : i + 8]} for i in range(0, vectors.shape[0], 8)],
+        "model": [feeds(images=windows[i : i + 4], clocks=clocks[i : i + 4])
+                  for i in range(0, windows.shape[0], 4)],
+    }  # fmt: skip
 
 
 def quantize_graphs(
     fp32: dict[str, onnx.ModelProto],
     method: Quantization,
     scheme: Scheme,
-    batches: dict[str, list[np.ndarray]] | None,
+    batches: dict[str, list[dict[str, np.ndarray]]] | None,
 ) -> tuple[dict[str, onnx.ModelProto], dict[str, Any], dict[str, str]]:
     """int8 graphs by ``method``, the quantization record and the session options they
     need."""
@@ -157,8 +174,8 @@ def quantize_graphs(
         "calibration; the classifier in fp32",
         "scheme": scheme.name,
         "reduce_range": scheme.reduce_range,
-        "calibration_epochs": int(sum(b.shape[0] for b in batches["encoder"])),
-        "calibration_windows": int(sum(b.shape[0] for b in batches["model"])),
+        "calibration_epochs": int(sum(b["image"].shape[0] for b in batches["encoder"])),
+        "calibration_windows": int(sum(b["images"].shape[0] for b in batches["model"])),
     }
     return graphs, record, dict(scheme.session_options)
 
@@ -169,6 +186,7 @@ class Reference:
     them, and the predictions of the paper's readout (K = L - 1) with the labels."""
 
     windows: np.ndarray  # (n_windows, L, n_frames, n_freqs), not normalised
+    clocks: np.ndarray  # (n_windows, L), hours from the night's start
     logits: np.ndarray  # (n_windows, L, n_classes)
     nights: Sequence[NightFeatures]
     predictions: np.ndarray  # (n_epochs,), all nights
@@ -178,14 +196,16 @@ class Reference:
 @torch.no_grad()
 def torch_reference(ckpt: Checkpoint, nights: Sequence[NightFeatures]) -> Reference:
     seq_len, model = ckpt.seq_len, ckpt.build()
-    windows = windows_of(nights, seq_len, 32 * len(nights))
+    windows, clocks = windows_of(nights, seq_len, 32 * len(nights))
     x = torch.from_numpy(normalise(windows, ckpt.norm_mean, ckpt.norm_std))
-    logits = np.concatenate([model(x[i : i + 16]).numpy() for i in range(0, x.shape[0], 16)])
+    c = torch.from_numpy(clocks) if model.clocked else None
+    logits = np.concatenate([model(x[i : i + 16], None if c is None else c[i : i + 16]).numpy()
+                             for i in range(0, x.shape[0], 16)])  # fmt: skip
     scorer = ckpt.scorer()
     k = default_delay(scorer)
     predictions = predict_nights(scorer, nights, [k])[k]
     truth = np.concatenate([n.labels for n in nights])
-    return Reference(windows, logits, nights, np.concatenate(predictions), truth)
+    return Reference(windows, clocks, logits, nights, np.concatenate(predictions), truth)
 
 
 def parity(ref: Reference, exported: ExportedModel) -> dict[str, Any]:
@@ -193,7 +213,8 @@ def parity(ref: Reference, exported: ExportedModel) -> dict[str, Any]:
     accuracy of both with the paper's readout pooled over the nights."""
     n_classes = exported.info.n_classes
     n, length = ref.windows.shape[:2]
-    vectors = exported.encode(ref.windows.reshape(n * length, *ref.windows.shape[2:]))
+    vectors = exported.encode(ref.windows.reshape(n * length, *ref.windows.shape[2:]),
+                              ref.clocks.reshape(n * length))  # fmt: skip
     logits = exported.logits(vectors.reshape(n, length, -1))
     k = default_delay(exported)
     got = np.concatenate(predict_nights(exported, ref.nights, [k])[k])
@@ -219,11 +240,12 @@ def latency(exported: ExportedModel, image: np.ndarray, repeats: int) -> dict[st
     on one window of L cached vectors (the two-call stream), the step graph with a full
     cache at delay 0 (the stream); and the encoder's ms per epoch in batches of 256
     (offline scoring, where compute dominates). The sessions' thread count as loaded."""
-    vectors = np.repeat(exported.encode(image[None]), exported.info.seq_len, axis=0)[None]
+    hour = epoch_clock_h([120])  # a clock, for a model that takes one
+    vectors = np.repeat(exported.encode(image[None], hour), exported.info.seq_len, axis=0)[None]
     batch = np.repeat(image[None], BATCH, axis=0)
     step = StepStream(exported, 0)
-    for _ in range(exported.info.seq_len):  # a full cache
-        step.logits(image)
+    for t in range(exported.info.seq_len):  # a full cache
+        step.logits(image, t)
 
     def median_ms(fn: Any, x: np.ndarray, n: int) -> float:
         for _ in range(3):
@@ -235,12 +257,14 @@ def latency(exported: ExportedModel, image: np.ndarray, repeats: int) -> dict[st
             times.append(time.perf_counter() - t0)
         return round(1000 * float(np.median(times)), 4)
 
+    hours = np.repeat(hour, BATCH)
     return {
-        "encoder_ms": median_ms(exported.encode, image[None], repeats),
+        "encoder_ms": median_ms(lambda x: exported.encode(x, hour), image[None], repeats),
         "sequence_ms": median_ms(exported.logits, vectors, repeats),
-        "step_ms": median_ms(step.logits, image, repeats),
+        "step_ms": median_ms(lambda x: step.logits(x, 120), image, repeats),
         "encoder_batched_ms_per_epoch": round(
-            median_ms(exported.encode, batch, max(3, repeats // 50)) / BATCH, 5
+            median_ms(lambda x: exported.encode(x, hours), batch, max(3, repeats // 50)) / BATCH,
+            5,
         ),
     }
 

@@ -115,20 +115,19 @@ def weight_only(proto: onnx.ModelProto, keep: Sequence[str] = ()) -> onnx.ModelP
 
 
 class _Reader(CalibrationDataReader):  # type: ignore[misc]
-    def __init__(self, name: str, batches: Sequence[np.ndarray]) -> None:
-        self.name = name
-        self.batches: Iterator[np.ndarray] = iter(batches)
+    def __init__(self, batches: Sequence[dict[str, np.ndarray]]) -> None:
+        self.batches: Iterator[dict[str, np.ndarray]] = iter(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
-        return None if batch is None else {self.name: batch.astype(np.float32)}
+        return None if batch is None else {k: v.astype(np.float32) for k, v in batch.items()}
 
 
 def static_qdq(
-    proto: onnx.ModelProto, batches: Sequence[np.ndarray], scheme: Scheme
+    proto: onnx.ModelProto, batches: Sequence[dict[str, np.ndarray]], scheme: Scheme
 ) -> onnx.ModelProto:
-    """Static QDQ quantization calibrated on ``batches`` (inputs of the graph's one input)."""
-    name = proto.graph.input[0].name
+    """Static QDQ quantization calibrated on ``batches`` (each: the graph's inputs by
+    name)."""
     with tempfile.TemporaryDirectory() as tmp:
         raw, src, dst = (Path(tmp) / f"{n}.onnx" for n in ("raw", "fp32", "int8"))
         onnx.save(proto, raw)
@@ -138,7 +137,7 @@ def static_qdq(
         quantize_static(
             src,
             dst,
-            _Reader(name, batches),
+            _Reader(batches),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             reduce_range=scheme.reduce_range,

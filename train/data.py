@@ -11,11 +11,16 @@ import numpy as np
 import torch
 
 from edgesleep.io.dataset import Crop, Dataset, Entry
+from edgesleep.readout import epoch_clock_h
 from edgesleep.stages import to_classes
 from edgesleep.train.cache import Request, ensure
 
 log = logging.getLogger("edgesleep")
 IGNORE = -100  # torch's ignore_index for artefact / unscored epochs
+# A training window's clock starts up to this many epochs (1 h) late, drawn per item: the
+# nights are cropped to the recording as scored, a stream starts whenever the sensor goes
+# on, so a model with a clock must not learn where the crop falls.
+CLOCK_OFFSET_EPOCHS = 120
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,11 @@ class Windows(_Nights):
     """Windows of ``seq_len`` consecutive epochs with a stride, from every night.
 
     Items: (x (seq_len, 29, 129) normalised, y (seq_len,) int64 with IGNORE for unscored).
-    Windows in which no epoch is scored are skipped. With ``pad_short`` (for a causal model:
+    With ``clock`` (a model with a clock input), items are (x, clock, y): clock (seq_len,)
+    float32 hours (:func:`edgesleep.readout.epoch_clock_h`) of the window's epochs from
+    the night's start plus a random 0..``CLOCK_OFFSET_EPOCHS`` epochs (torch's generator,
+    drawn per item). Windows in which no epoch is scored are skipped. With ``pad_short``
+    (for a causal model:
     its outputs before the padding do not see it) a night shorter than ``seq_len`` (a 2-h
     record under a 256-epoch model) is one window, zero-padded at its end with IGNORE
     labels, which the loss skips; without, such a night gives no window. Images are read
@@ -137,8 +146,10 @@ class Windows(_Nights):
         seq_len: int,
         stride: int,
         pad_short: bool = False,
+        clock: bool = False,
     ) -> None:
         super().__init__(nights, mean, std, seq_len)
+        self.clock = clock
         last = 1 if pad_short else 0  # the last window start + 1 of a night shorter than L
         self.index = [
             (i, start)
@@ -152,7 +163,7 @@ class Windows(_Nights):
     def __len__(self) -> int:
         return len(self.index)
 
-    def __getitem__(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int) -> tuple[torch.Tensor, ...]:
         night, start = self.index[item]
         stop = start + self.seq_len
         x, y = self._epochs(night, start, stop), torch.from_numpy(self.labels[night][start:stop])
@@ -160,7 +171,11 @@ class Windows(_Nights):
             short = self.seq_len - x.shape[0]
             x = torch.cat([x, x.new_zeros(short, *x.shape[1:])])
             y = torch.cat([y, y.new_full((short,), IGNORE)])
-        return x, y
+        if not self.clock:
+            return x, y
+        offset = int(torch.randint(0, CLOCK_OFFSET_EPOCHS + 1, ()))
+        clock = epoch_clock_h(np.arange(start, stop) + offset)
+        return x, torch.from_numpy(clock), y
 
 
 class Chunks(_Nights):

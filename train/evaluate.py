@@ -44,10 +44,15 @@ class TorchScorer:
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def encode(self, images: np.ndarray) -> np.ndarray:
+    def encode(self, images: np.ndarray, clock_h: np.ndarray | None = None) -> np.ndarray:
         self.model.eval()
         x = torch.from_numpy(normalise(images, self.mean, self.std)).to(self.device)
-        return self.model.encoder(x).float().cpu().numpy()
+        clock = None
+        if self.model.clocked:
+            if clock_h is None:
+                raise ValueError("a model with a clock needs each epoch's hours (clock_h)")
+            clock = torch.from_numpy(np.asarray(clock_h, np.float32)).to(self.device)
+        return self.model.encode(x, clock).float().cpu().numpy()
 
     @torch.no_grad()
     def logits(self, vectors: np.ndarray) -> np.ndarray:

@@ -106,6 +106,16 @@ class EpochSequenceModel(nn.Module):
         return int(getattr(self.cfg, "delay", 0))
 
     @property
+    def clocked(self) -> bool:
+        """Whether the encoder also takes the hours from the recording's start to each
+        epoch (its config's ``clock``; :func:`edgesleep.readout.epoch_clock_h`)."""
+        return bool(getattr(self.cfg, "clock", False))
+
+    def encode(self, images: torch.Tensor, clock_h: torch.Tensor | None = None) -> torch.Tensor:
+        """(n, n_frames, n_freqs) normalised images [, (n,) hours] -> (n, dim)."""
+        return self.encoder(images, clock_h) if self.clocked else self.encoder(images)
+
+    @property
     def receptive_field(self) -> int | None:
         """Epochs (the current one included) one output of the sequence model depends on;
         None: the whole window."""
@@ -147,15 +157,17 @@ class EpochSequenceModel(nn.Module):
             cls.no_decay,
         )
 
-    def epoch_vectors(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, L, n_frames, n_freqs) -> (batch, L, dim)."""
+    def epoch_vectors(self, x: torch.Tensor, clock_h: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, L, n_frames, n_freqs) [, (batch, L) hours] -> (batch, L, dim)."""
         batch, seq_len = x.shape[:2]
-        z = self.encoder(x.reshape(batch * seq_len, *x.shape[2:]))
+        flat = None if clock_h is None else clock_h.reshape(batch * seq_len)
+        z = self.encode(x.reshape(batch * seq_len, *x.shape[2:]), flat)
         return z.reshape(batch, seq_len, -1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, L, n_frames, n_freqs) -> logits (batch, L, n_classes)."""
-        return self.sequence(self.epoch_vectors(x))
+    def forward(self, x: torch.Tensor, clock_h: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, L, n_frames, n_freqs) [, (batch, L) hours from the recording's start
+        to each epoch, for a ``clocked`` model] -> logits (batch, L, n_classes)."""
+        return self.sequence(self.epoch_vectors(x, clock_h))
 
     def shared_forward(self, epochs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         """Windows that share epochs, each epoch encoded once.
@@ -170,6 +182,6 @@ class EpochSequenceModel(nn.Module):
         -------
         logits : (n_windows, L, n_classes), what :meth:`forward` gives on the windows
         """
-        z = self.encoder(epochs)
+        z = self.encode(epochs)  # a clocked model trains on Windows, not chunks
         positions = starts[:, None] + torch.arange(self.cfg.seq_len, device=starts.device)
         return self.sequence(z[positions])

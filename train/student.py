@@ -8,6 +8,11 @@ t + 1), with a residual, and a linear classifier. No GRU: ONNX Runtime quantizes
 operator here (MatMul/Gemm, Conv), and streaming costs one encoder run plus one small
 causal step per epoch. Same interface as SeqSleepNet (``encoder``, ``sequence``,
 ``parameter_groups``), so training, readout and export treat both alike.
+
+With ``clock`` (issue 31), the encoder also takes the time from the recording's start to
+each epoch (:func:`edgesleep.readout.epoch_clock_h`, hours) and adds :class:`Clock`'s
+vector to the epoch vector: the sequence model, its cached vectors and the step graph stay
+as they are; the encoder graph (and the step graph built on it) gains a ``clock`` input.
 """
 
 from __future__ import annotations
@@ -33,14 +38,35 @@ class StudentConfig:
     dilations: tuple[int, ...] = (1, 2)
     delay: int = 0  # the readout delay it is trained for: position t stages epoch t - delay
     RENAMED: ClassVar[dict[str, str]] = {"lookahead": "delay"}  # 0.1's name, for a release
+    clock: bool = False  # hours since the recording started, as a second encoder input
     dropout: float = 0.1
     weight_decay: float = 1e-4
     n_frames: int = N_FRAMES
     n_freqs: int = N_FREQS
 
 
+class Clock(nn.Module):
+    """(batch,) hours since the recording started -> (batch, dim): Gaussian bumps
+    (``WIDTH_H``) every ``STEP_H`` over 0..``MAX_H`` (later hours count as ``MAX_H``),
+    mixed linearly. Smooth in time, bounded, and Exp/Gemm only in ONNX."""
+
+    MAX_H, STEP_H, WIDTH_H = 12.0, 1.5, 1.5
+    centres: torch.Tensor
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        centres = torch.arange(0.0, self.MAX_H + 1e-6, self.STEP_H)
+        self.register_buffer("centres", centres)
+        self.mix = nn.Linear(centres.numel(), dim)
+
+    def forward(self, hours: torch.Tensor) -> torch.Tensor:
+        t = hours.clamp(0.0, self.MAX_H)[:, None]
+        return self.mix(torch.exp(-(((t - self.centres) / self.WIDTH_H) ** 2)))
+
+
 class StudentEncoder(nn.Module):
-    """(batch, 29, 129) normalised log power -> (batch, epoch_dim)."""
+    """(batch, 29, 129) normalised log power [, (batch,) clock in hours] -> (batch,
+    epoch_dim)."""
 
     def __init__(self, cfg: StudentConfig) -> None:
         super().__init__()
@@ -56,10 +82,16 @@ class StudentEncoder(nn.Module):
         )
         self.project = nn.Linear(c3, cfg.epoch_dim)
         self.dropout = nn.Dropout(cfg.dropout)
+        self.clock = Clock(cfg.epoch_dim) if cfg.clock else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, clock_h: torch.Tensor | None = None) -> torch.Tensor:
         h = self.convs(self.bands(x).transpose(1, 2))  # (batch, c3, frames')
-        return self.project(self.dropout(h.mean(dim=2)))
+        z = self.project(self.dropout(h.mean(dim=2)))
+        if self.clock is None:
+            return z
+        if clock_h is None:
+            raise ValueError("this student takes a clock: pass the hours since the start")
+        return z + self.clock(clock_h)
 
 
 class CausalSequence(nn.Module):
@@ -112,7 +144,11 @@ class Student(EpochSequenceModel):
         enc, seq = self.encoder, self.sequence
         return {
             "filterbank": list(enc.bands.parameters()),
-            "epoch": [*enc.convs.parameters(), *enc.project.parameters()],
+            "epoch": [
+                *enc.convs.parameters(),
+                *enc.project.parameters(),
+                *(enc.clock.parameters() if enc.clock is not None else ()),
+            ],
             "sequence": list(seq.convs.parameters()),
             "softmax": list(seq.classifier.parameters()),
         }

@@ -227,7 +227,10 @@ def cross_entropy(
     weight = weight.to(device) if weight is not None and device is not None else weight
 
     def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(batch) == 3:  # chunks: epochs, window starts, labels (Chunks)
+        if getattr(model, "clocked", False):  # windows with their clocks (Windows)
+            x, clock, y = batch
+            logits = model(x, clock)
+        elif len(batch) == 3:  # chunks: epochs, window starts, labels (Chunks)
             x, starts, y = batch
             logits = model.shared_forward(x, starts)  # type: ignore[operator]
         else:
@@ -449,6 +452,11 @@ def _windows(
     windows, chunks of windows sharing their epochs' encodings, or plain windows (a causal
     model's include nights shorter than a window, padded: see :class:`Windows`)."""
     cfg = model.cfg
+    if (windows is not None or opts.shared_windows) and model.clocked:
+        raise UsageError(
+            "a model with a clock trains on plain windows: drop shared_windows (and it "
+            "cannot be distilled yet)"
+        )
     if windows is not None and opts.shared_windows:
         raise UsageError("shared encodings (shared_windows) are for plain training only")
     if windows is not None:
@@ -461,7 +469,8 @@ def _windows(
             )
         chunks = Chunks(train_nights, mean, std, cfg.seq_len, opts.stride, opts.shared_windows)
         return chunks, max(1, opts.batch_size // opts.shared_windows), collate_chunks
-    windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride, pad_short=model.causal)
+    windows = Windows(train_nights, mean, std, cfg.seq_len, opts.stride, pad_short=model.causal,
+                      clock=model.clocked)  # fmt: skip
     return windows, opts.batch_size, None
 
 

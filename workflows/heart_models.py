@@ -312,7 +312,7 @@ def select_and_train(nights: Sequence[NightFeatures], n_classes: int, recipe: Re
 
 def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
                offsets: np.ndarray, selection: dict[str, Any] | None, context: str = CONTEXT,
-               ) -> dict[str, Any]:  # fmt: skip
+               clock: bool = False) -> dict[str, Any]:  # fmt: skip
     """The card carried in a shipped model's metadata and printed by ``edgesleep models``
     (its evaluation from the selection study, ``selection``, which measures ``CONTEXT``)."""
     cohorts = {}
@@ -331,7 +331,7 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
         "(R peaks detected on the device), beat times, or heart-rate samples (any rate)",
         "data": cohorts,
         "training": {
-            "model": "student", "context": context,
+            "model": "student", "context": context, "clock": clock,
             "dilations": list(CONTEXTS[context].dilations), "seq_len": CONTEXTS[context].seq_len,
             "delay": 0,
             "loss": "class-weighted cross-entropy" if recipe.weighted else "cross-entropy",
@@ -407,7 +407,8 @@ def build(sources: dict[str, Path], out: Path, selection: dict[str, Any] | None 
                                              context=context, **fields)  # fmt: skip
             path = Path(tmp) / f"{name}.pt"
             ckpt.save(path)
-            card = model_card(n_classes, nights, recipe, offsets, selection, context)
+            card = model_card(n_classes, nights, recipe, offsets, selection, context,
+                              clock=bool(fields.get("clock", False)))  # fmt: skip
             options = ExportOptions(quantize=True, calibration=merged, card=card,
                                     parity_nights=len(nights))  # every night  # fmt: skip
             report = export_model(path, Path(tmp) / name, options)
