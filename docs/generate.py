@@ -35,6 +35,8 @@ RENDERERS = {
     "studies/results/cardiac_slpdb.json": "studies/cardiac_slpdb.py",
     "studies/results/distill_synthetic.json": "studies/distill_synthetic.py",
     "studies/results/export.json": "studies/export_table.py",
+    "studies/results/heart_clock.json": "studies/heart_context.py",
+    "studies/results/heart_clock_5folds.json": "studies/heart_context.py",
     "studies/results/heart_context.json": "studies/heart_context.py",
     "studies/results/heart_context_5folds.json": "studies/heart_context.py",
     "studies/results/heart_pooled.json": "studies/heart_pooled.py",

@@ -143,31 +143,52 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+SOURCE_HELP = (
+    "Where samples come from: serial:PORT[?baud=N] (the edgesleep protocol), "
+    "stdin:?sfreq=HZ[&channels=A,B] (CSV lines), edf:FILE[?speed=X&channel=C] (replay), "
+    "synthetic:[?seed=N&epochs=N&speed=X]."
+)
+
+
+def legacy_spec(port: str | None, replay: Path | None, synthetic: bool, sfreq: float | None,
+                baud: int, speed: float, seed: int, epochs: int | None) -> Any:  # fmt: skip
+    """The source spec that the options of edgesleep 0.1 name (``--port``, ``--port -``,
+    ``--replay``, ``--synthetic``); None when none is given."""
+    from edgesleep.errors import UsageError
+    from edgesleep.sources import SourceSpec, parse_spec
+
+    named = sum([port is not None, replay is not None, synthetic])
+    if named > 1:
+        raise UsageError("name one source: --port PORT (or - for CSV on stdin), --replay EDF "
+                         "or --synthetic")  # fmt: skip
+    if port == "-":
+        if sfreq is None:
+            raise UsageError("CSV on stdin carries no rate: pass --sfreq (Hz)")
+        return parse_spec(f"stdin:?sfreq={sfreq}")
+    if port is not None:
+        return SourceSpec("serial", port, {"baud": baud})
+    if replay is not None:
+        return SourceSpec("edf", str(replay), {"speed": speed, "channel": ""})
+    if synthetic:
+        return SourceSpec("synthetic", "", {"seed": seed, "epochs": epochs or 0, "speed": speed,
+                                            "channel": ""})  # fmt: skip
+    return None
+
+
 @app.command("stream")
 def stream(
+    source: Annotated[str | None, typer.Argument(help=SOURCE_HELP, show_default=False)] = None,
     model: ModelPath = None,
     classes: Classes = None,
-    port: Annotated[
-        str | None, typer.Option(help="Serial port of the wearable, or - for CSV on stdin.")
-    ] = None,
-    replay: Annotated[Path | None, typer.Option(help="Replay an EDF file instead.")] = None,
-    synthetic: Annotated[
-        bool, typer.Option(help="Stream a SYNTHETIC night from the generator instead.")
-    ] = False,
     out: Annotated[Path, typer.Option(help="Hypnogram CSV, one row per epoch.")] = Path(
         "stages.csv"
     ),
     channel: Annotated[
         str | None, typer.Option(help="Channel to stage (default: the model's kind).")
     ] = None,
-    sfreq: Annotated[float | None, typer.Option(help="Rate of CSV on stdin, Hz.")] = None,
-    baud: Annotated[int, typer.Option(help="Serial baud rate.")] = 115200,
-    speed: Annotated[
-        float, typer.Option(help="Replay/synthetic speed: 1 real time, 0 as fast as possible.")
-    ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic night.")] = 0,
-    epochs: Annotated[
-        int | None, typer.Option(help="Length of the synthetic night in epochs.")
+    series: Annotated[
+        HeartSource | None,
+        typer.Option(help="Stage from the device's heart events (beats or rates frames)."),
     ] = None,
     delay: Delay = None,
     revisions: Annotated[
@@ -179,34 +200,50 @@ def stream(
         bool, typer.Option(help="Continue --out if it is the same night, else start a new one.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No live status line.")] = False,
-    input_source: Annotated[
-        HeartSource | None,
-        typer.Option("--input", help="Stage from the device's beats or rates frames."),
-    ] = None,
+    # the forms of edgesleep 0.1, kept working and hidden: the SOURCE spec replaces them
+    port: Annotated[str | None, typer.Option(hidden=True)] = None,
+    replay: Annotated[Path | None, typer.Option(hidden=True)] = None,
+    synthetic: Annotated[bool, typer.Option(hidden=True)] = False,
+    sfreq: Annotated[float | None, typer.Option(hidden=True)] = None,
+    baud: Annotated[int, typer.Option(hidden=True)] = 115200,
+    speed: Annotated[float, typer.Option(hidden=True)] = 0.0,
+    seed: Annotated[int, typer.Option(hidden=True)] = 0,
+    epochs: Annotated[int | None, typer.Option(hidden=True)] = None,
+    input_source: Annotated[HeartSource | None, typer.Option("--input", hidden=True)] = None,
 ) -> None:
     """Stage a live stream: one row per 30-s epoch, written and flushed as it is scored."""
     from rich.console import Console
     from rich.live import Live
 
-    from edgesleep.sources import open_source
+    from edgesleep.errors import UsageError
+    from edgesleep.sources import open_source, parse_spec
     from edgesleep.stream import StreamOptions, stream_to_csv
 
+    old = legacy_spec(port, replay, synthetic, sfreq, baud, speed, seed, epochs)
+    if (old is None) == (source is None):
+        raise UsageError(
+            "name one source: " + ("a SOURCE spec or the old options, not both" if old else
+                                   "e.g. serial:/dev/ttyUSB0, stdin:?sfreq=256, edf:night.edf "
+                                   "or synthetic: (see --help)")
+        )  # fmt: skip
+    if series is not None and input_source is not None and series != input_source:
+        raise UsageError("--series and --input (its old name) disagree: pass --series only")
+    spec = old if old is not None else parse_spec(str(source))
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     exported = load_model(model, precision, classes)
-    source = open_source(port, replay, synthetic, channel or exported.info.signal_channel, sfreq,
-                         baud, speed or None, seed, epochs)  # fmt: skip
-    opts = StreamOptions(channel, delay, revisions, overwrite, resume, input_source)
+    opened = open_source(spec, channel or exported.info.signal_channel)
+    opts = StreamOptions(channel, delay, revisions, overwrite, resume, series or input_source)
     n_classes = exported.info.n_classes
     with Live(console=Console(stderr=True), auto_refresh=False, transient=True) as live:
 
         def show(r: Any, report: Any) -> None:
             if not quiet:
-                live.update(_status(r, report, n_classes, source), refresh=True)
+                live.update(_status(r, report, n_classes, opened), refresh=True)
 
-        report = stream_to_csv(exported, source, out, opts, show)
+        report = stream_to_csv(exported, opened, out, opts, show)
     if report.interrupted:
         typer.echo("interrupted: the epochs so far are in the output")
-    print_table(f"stream -> {out}", ["what", "value"], report.rows())
+    print_table(f"stream {spec} -> {out}", ["what", "value"], report.rows())
 
 
 @app.command("emulate")

@@ -1,271 +1,29 @@
-"""Where samples come from: a serial port speaking :mod:`edgesleep.protocol`, CSV lines on
-stdin, an EDF file replayed, or the synthetic generator.
-
-Every source yields :class:`Packet` s (device-rate µV with the index of their first sample
-since the stream started) and, from the serial protocol, :class:`BeatPacket` s, then stops at
-the end of the recording. Sample indices make gaps measurable: the stager fills and flags
-them (:meth:`edgesleep.stager.Stager.push` with ``t0``). Only the serial source needs
-pyserial; nothing here imports scipy.
-"""
+"""``serial:/dev/ttyUSB0?baud=115200``: a wearable speaking :mod:`edgesleep.protocol` on a
+serial port (needs pyserial: the ``serial`` extra)."""
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, TextIO
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
-from edgesleep.errors import InputError, UsageError
-from edgesleep.io.edf import channel_kind, find_channel, read_signal
+from edgesleep.errors import InputError
 from edgesleep.protocol import Beats, Data, End, Header, Parser, Rates
+from edgesleep.sources.base import BeatPacket, Packet, Param, RatePacket, StreamInfo
 
 log = logging.getLogger("edgesleep")
-PACKET_S = 1.0
+DOC = "a wearable speaking the edgesleep protocol on a serial port (docs/protocol.md)"
+TARGET = "the port, e.g. /dev/ttyUSB0 or /dev/serial/by-id/..."
+PARAMS = {"baud": Param(int, 115200, "the baud rate", 300, 12_000_000)}
 
 
-@dataclass(frozen=True)
-class StreamInfo:
-    """What a source delivers: rate (Hz), channel labels, full scale (µV, if known)."""
-
-    sfreq: float
-    channels: tuple[str, ...]
-    full_scale_uv: float | None = None
-    device_id: str = ""
-    synthetic: bool = False
-    stream_id: int | None = None  # a serial device's (new at every boot)
-
-
-@dataclass(frozen=True)
-class Packet:
-    """``samples``: shape (n_samples, n_channels), µV; ``start``: index of the first sample
-    since the stream began (device rate, never wraps)."""
-
-    start: int
-    samples: np.ndarray
-
-
-@dataclass(frozen=True)
-class BeatPacket:
-    """R-peak sample indices (same time base as :attr:`Packet.start`)."""
-
-    indices: np.ndarray
-
-
-@dataclass(frozen=True)
-class RatePacket:
-    """Heart-rate samples: ``ticks`` (same time base as :attr:`Packet.start`), ``bpm``."""
-
-    ticks: np.ndarray
-    bpm: np.ndarray
-
-
-class Source(Protocol):
-    """Where samples come from: its stream description, its packets, its counters."""
-
-    @property
-    def stats(self) -> dict[str, float]: ...
-
-    def info(self) -> StreamInfo: ...
-
-    def packets(self) -> Iterator[Packet | BeatPacket | RatePacket]: ...
-
-    def close(self) -> None: ...
-
-
-def pick_channel(info: StreamInfo, model_channel: str, channel: str | None) -> int:
-    """Index of ``channel`` in the stream, or of the one channel of the model's sensor kind."""
-    if channel is not None:
-        return find_channel(list(info.channels), channel)
-    if len(info.channels) == 1:
-        return 0
-    want = channel_kind(model_channel)
-    matches = [i for i, c in enumerate(info.channels) if want and channel_kind(c) == want]
-    if len(matches) == 1:
-        return matches[0]
-    raise InputError(
-        f"the stream has channels {list(info.channels)}; pass --channel with the one that "
-        f"matches the model's {model_channel!r}"
-    )
-
-
-class ArraySource:
-    """Replay an in-memory recording in packets of ``packet_s``.
-
-    Parameters
-    ----------
-    data : ndarray of shape (n_times, n_channels), µV
-    speed : float or None
-        1.0: real time, 10.0: ten times faster, None: as fast as the consumer takes it.
-    """
-
-    def __init__(
-        self,
-        data: np.ndarray,
-        info: StreamInfo,
-        speed: float | None = None,
-        packet_s: float = PACKET_S,
-    ) -> None:
-        self.data = np.asarray(data, dtype=np.float64).reshape(data.shape[0], -1)
-        self._info = info
-        self.speed = speed
-        self.packet = max(1, int(round(packet_s * info.sfreq)))
-        self.stats: dict[str, float] = {"packets": 0}
-
-    def info(self) -> StreamInfo:
-        return self._info
-
-    def packets(self) -> Iterator[Packet]:
-        t_start = time.monotonic()
-        for start in range(0, self.data.shape[0], self.packet):
-            if self.speed:
-                due = t_start + (start + self.packet) / self._info.sfreq / self.speed
-                time.sleep(max(0.0, due - time.monotonic()))
-            self.stats["packets"] += 1
-            yield Packet(start, self.data[start : start + self.packet])
-
-    def close(self) -> None:
-        pass
-
-
-def edf_source(
-    path: str | Path, channel: str, speed: float | None = None, packet_s: float = PACKET_S
-) -> ArraySource:
-    """Replay one channel of an EDF file at its own rate."""
-    signal = read_signal(path, channel, sfreq=None)
-    info = StreamInfo(signal.sfreq, (signal.channel,), signal.full_scale_uv, str(path))
-    return ArraySource(signal.data[:, None], info, speed, packet_s)
-
-
-def synthetic_source(
-    channel: str, seed: int = 0, n_epochs: int | None = None, speed: float | None = None
-) -> ArraySource:
-    """Replay one channel of a SYNTHETIC night from the generator (night 0 of ``seed``)."""
-    from edgesleep.synth.hypnograms import markov_model
-    from edgesleep.synth.psg import CHANNELS, generate_night
-
-    index = find_channel(list(CHANNELS), channel, "the synthetic generator")
-    stages = None
-    if n_epochs is not None:
-        stages = markov_model().sample(np.random.default_rng(seed), margin_epochs=5)[:n_epochs]
-    night = generate_night(seed, 0, stages=stages)
-    info = StreamInfo(night.sfreq, (CHANNELS[index],), None, f"synthetic seed {seed}", True)
-    return ArraySource(night.signals[CHANNELS[index]][:, None], info, speed)
-
-
-def open_source(
-    port: str | None = None,
-    replay: Path | None = None,
-    synthetic: bool = False,
-    channel: str = "",
-    sfreq: float | None = None,
-    baud: int = 115200,
-    speed: float | None = None,
-    seed: int = 0,
-    n_epochs: int | None = None,
-) -> Source:
-    """The one source that the ``stream`` options name: a serial port (``-``: CSV on stdin
-    at ``sfreq``), an EDF replay or a SYNTHETIC night, each of ``channel`` where the source
-    has several; ``speed``: 1 real time, None as fast as possible (replay and synthetic).
-
-    Raises
-    ------
-    UsageError
-        If not exactly one source is named, or stdin has no rate.
-    """
-    if sum([port is not None, replay is not None, synthetic]) != 1:
-        raise UsageError(
-            "name one source: --port PORT (or - for CSV on stdin), --replay EDF or --synthetic"
-        )
-    if port == "-":
-        if sfreq is None:
-            raise UsageError("CSV on stdin carries no rate: pass --sfreq (Hz)")
-        return CsvSource(sys.stdin, sfreq)
-    if port is not None:
-        return SerialSource(port, baud)
-    if replay is not None:
-        return edf_source(replay, channel, speed)
-    return synthetic_source(channel, seed, n_epochs, speed)
-
-
-class CsvSource:
-    """CSV lines (one sample per line, one column per channel, µV) from a text stream.
-
-    An optional first line of labels names the channels; ``#`` lines are comments. Every
-    other line is one sample: a field that is empty or not a number becomes NaN, as does a
-    blank line or a line with the wrong column count (each counted in ``bad_lines``; the
-    stager repairs and flags them), so the time base never slips. Time: sample ``n`` is
-    ``n / sfreq`` s after the first sample line.
-    """
-
-    def __init__(
-        self,
-        stream: TextIO,
-        sfreq: float,
-        channels: Sequence[str] | None = None,
-        packet_s: float = PACKET_S,
-    ) -> None:
-        self.stream = stream
-        self.sfreq = sfreq
-        self.packet = max(1, int(round(packet_s * sfreq)))
-        self.stats: dict[str, float] = {"packets": 0, "bad_lines": 0}
-        self._first = self._next_line()
-        labels = None
-        if self._first is not None:
-            fields = [f.strip() for f in self._first.split(",")]
-            if any(f and _number(f) is None for f in fields):
-                labels, self._first = tuple(fields), self._next_line()
-        if labels is None:
-            n = len(self._first.split(",")) if self._first is not None else 1
-            labels = tuple(channels) if channels else tuple(f"ch{i}" for i in range(n))
-        self._info = StreamInfo(sfreq, labels, None, "stdin")
-
-    def _next_line(self) -> str | None:
-        for line in self.stream:
-            if not line.lstrip().startswith("#"):
-                return line
-        return None
-
-    def info(self) -> StreamInfo:
-        return self._info
-
-    def packets(self) -> Iterator[Packet]:
-        n_channels = len(self._info.channels)
-        rows: list[list[float]] = []
-        start = 0
-        line = self._first
-        while line is not None:
-            values = [_number(f) for f in line.split(",")]
-            if len(values) != n_channels or None in values:
-                self.stats["bad_lines"] += 1
-                values = values if len(values) == n_channels else [None] * n_channels
-            rows.append([math.nan if v is None else v for v in values])
-            if len(rows) == self.packet:
-                self.stats["packets"] += 1
-                yield Packet(start, np.array(rows))
-                start += len(rows)
-                rows = []
-            line = self._next_line()
-        if rows:
-            self.stats["packets"] += 1
-            yield Packet(start, np.array(rows))
-
-    def close(self) -> None:
-        pass
-
-
-def _number(field: str) -> float | None:
-    try:
-        return float(field)
-    except ValueError:
-        return None
+def open_spec(target: str, params: dict[str, Any], channel: str) -> SerialSource:
+    return SerialSource(target, params["baud"])
 
 
 _STOP = object()
@@ -353,7 +111,8 @@ class SerialSource:
         assert self._header is not None
         h = self._header
         full_scale = 32767 * h.uv_per_lsb if h.sample_format == "int16" else None
-        return StreamInfo(h.sfreq, h.channels, full_scale, h.device_id, stream_id=h.stream_id)
+        return StreamInfo(h.sfreq, h.channels, full_scale, h.device_id, stream_id=h.stream_id,
+                          events=("beats", "heart-rate"))  # fmt: skip
 
     def packets(self) -> Iterator[Packet | BeatPacket | RatePacket]:
         while True:
