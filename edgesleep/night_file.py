@@ -175,6 +175,12 @@ class NightSink:
             raise UsageError("CSV on stdin carries no clock: it cannot --resume; use a new --out")
         self.meta = meta
 
+    name = "night file"
+
+    def epoch(self, r: EpochResult) -> None:
+        """Write one result (the :class:`edgesleep.sinks.Sink` protocol)."""
+        self.write(r)
+
     def write(self, r: EpochResult) -> None:
         if self.sink is None:
             self._open(r.index)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import numpy as np
 from edgesleep.errors import InputError
 from edgesleep.night_file import NightSink
 from edgesleep.ort import ExportedModel
+from edgesleep.sinks import Fanout, Sink
 from edgesleep.sources import BeatPacket, Packet, RatePacket, Source, StreamInfo, pick_channel
 from edgesleep.stager import EpochResult, SeriesStager, Stager
 
@@ -33,6 +34,7 @@ class StreamReport:
     source: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     sfreq: float = 0.0  # the stream's rate, Hz
+    sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # detached sinks' counters
 
     def rows(self) -> list[tuple[str, str]]:
         """The report as (what, value) rows: epochs, gaps, the source's counters."""
@@ -41,7 +43,9 @@ class StreamReport:
             ("flagged epochs", str(self.flagged)),
             ("gaps", f"{self.gaps} ({self.gap_samples / max(self.sfreq, 1e-9):.1f} s)"),
             *((k.replace("_", " "), f"{v:g}") for k, v in self.source.items()),
-        ]
+            *((f"sink {name}", ", ".join(f"{k} {v}" for k, v in stats.items()))
+              for name, stats in self.sinks.items()),
+        ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,11 +66,13 @@ def stream_to_csv(
     out: Path,
     opts: StreamOptions,
     on_result: Callable[[EpochResult, StreamReport], None] | None = None,
+    sinks: Sequence[Sink] = (),
 ) -> StreamReport:
     """Stage ``source`` with ``model`` into the CSV ``out``, one row per epoch, each written
-    as it is scored; Ctrl-C (and SIGTERM, in the CLI) ends the stream with every epoch so
-    far written. ``opts.resume`` continues or rotates an existing night, ``opts.overwrite``
-    replaces it atomically (:mod:`edgesleep.night_file`).
+    as it is scored, and into ``sinks``, each detached (:mod:`edgesleep.sinks`: none can
+    delay scoring or cost the night file a row); Ctrl-C (and SIGTERM, in the CLI) ends the
+    stream with every epoch so far written. ``opts.resume`` continues or rotates an existing
+    night, ``opts.overwrite`` replaces it atomically (:mod:`edgesleep.night_file`).
 
     Raises
     ------
@@ -74,17 +80,17 @@ def stream_to_csv(
         ``out`` exists (neither option), the channel is missing, the rate or sensor does not
         fit the model.
     """
-    night = NightSink(out, model.info.n_classes, opts.resume, opts.overwrite)
+    fan = Fanout(NightSink(out, model.info.n_classes, opts.resume, opts.overwrite), sinks)
     try:
-        stager, index, label, info = _prepare(model, source, night, opts)
+        stager, index, label, info = _prepare(model, source, fan, opts)
     except BaseException:
-        night.close()  # the lock too
+        fan.close()  # the night file's lock too
         raise
     report = StreamReport(sfreq=info.sfreq)
     log.info("streaming %r at %g Hz from %s -> %s", label, info.sfreq, info.device_id, out)
 
     def emit(r: EpochResult) -> None:
-        night.write(r)
+        fan.epoch(r)
         if on_result is not None:
             on_result(r, report)
 
@@ -93,12 +99,13 @@ def stream_to_csv(
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
-        night.close()
+        fan.close()
+        report.sinks = fan.stats
     return report
 
 
 def _prepare(
-    model: ExportedModel, source: Source, night: NightSink, opts: StreamOptions
+    model: ExportedModel, source: Source, night: Sink, opts: StreamOptions
 ) -> tuple[Stager, int, str, StreamInfo]:
     """The stager of the source's stream, its channel's index and label, the stream."""
     info = source.info()

@@ -1,0 +1,141 @@
+"""Where a stream's epochs go: sinks, several at once, none able to cost the night file a row.
+
+A :class:`Sink` is told what the stream is (:meth:`Sink.start`), receives each result as it
+is scored (:meth:`Sink.epoch`) and is closed at the end. The night file
+(:class:`edgesleep.night_file.NightSink`, ``--out``) is the *primary* sink: written in the
+scoring loop, with every guarantee of :mod:`edgesleep.night_file`. Every other sink (an LSL
+outlet, a live page, a raw recorder: issue 32's next slices) runs *detached*
+(:class:`Detached`): on its own thread behind a bounded queue, so a slow sink loses the
+results that come while its queue is full (counted as ``drops``) rather than delaying
+scoring, and a sink
+that raises is closed and dropped (counted as ``failed``, logged once) while the stream and
+the night file go on. :class:`Fanout` is what the stream loop writes to.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from edgesleep.stager import EpochResult
+
+log = logging.getLogger("edgesleep")
+QUEUE_SIZE = 256  # results a detached sink may fall behind (over 2 h of epochs)
+CLOSE_TIMEOUT_S = 5.0
+
+
+class Sink(Protocol):
+    """What receives a stream's epochs."""
+
+    name: str
+
+    def start(self, meta: dict[str, Any]) -> None:
+        """The stream's identity before its first epoch: device_id, stream_id, channel,
+        sfreq, export_id."""
+        ...
+
+    def epoch(self, result: EpochResult) -> None:
+        """One result, in the order scored (a revision re-sends an epoch)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+_CLOSE = object()
+
+
+class Detached:
+    """``sink`` on its own thread behind a queue of ``size`` items (see the module
+    docstring). ``stats``: ``drops`` (results it never got: its queue was full),
+    ``failed`` (1 once it raised; it gets nothing more)."""
+
+    def __init__(self, sink: Sink, size: int = QUEUE_SIZE) -> None:
+        self.sink, self.name = sink, sink.name
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self.stats = {"drops": 0, "failed": 0}
+        self.thread = threading.Thread(target=self._run, name=f"edgesleep-sink-{sink.name}",
+                                       daemon=True)  # fmt: skip
+        self.thread.start()
+
+    def _put(self, item: Any) -> None:
+        if self.stats["failed"]:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except queue.Full:
+            self.stats["drops"] += 1
+
+    def start(self, meta: dict[str, Any]) -> None:
+        self._put(("start", meta))
+
+    def epoch(self, result: EpochResult) -> None:
+        self._put(("epoch", result))
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _CLOSE:
+                break
+            if self.stats["failed"]:
+                continue
+            what, value = item
+            try:
+                getattr(self.sink, what)(value)
+            except Exception as err:  # noqa: BLE001 (any sink's fault stays in the sink)
+                self.stats["failed"] = 1
+                log.warning("sink %s failed (%s: %s); the stream goes on without it",
+                            self.name, type(err).__name__, err)  # fmt: skip
+        try:
+            self.sink.close()
+        except Exception as err:  # noqa: BLE001
+            log.warning("sink %s: closing failed (%s)", self.name, err)
+
+    def close(self) -> None:
+        """Hand the sink what is queued, then close it; wait at most ``CLOSE_TIMEOUT_S``
+        (a hung sink is left behind: its thread is a daemon)."""
+        while True:
+            try:
+                self.queue.put(_CLOSE, timeout=CLOSE_TIMEOUT_S)
+                break
+            except queue.Full:
+                self.stats["drops"] += 1  # hung: make room for the close
+                self.queue.get_nowait()
+        self.thread.join(timeout=CLOSE_TIMEOUT_S)
+        if self.thread.is_alive():
+            log.warning("sink %s did not close in %.0f s", self.name, CLOSE_TIMEOUT_S)
+
+
+class Fanout:
+    """The primary sink (written in the loop: its errors end the stream) and detached
+    others. ``stats``: each detached sink's counters by name."""
+
+    name = "fan-out"
+
+    def __init__(self, primary: Sink, others: Sequence[Sink] = ()) -> None:
+        self.primary = primary
+        self.others = [Detached(s) for s in others]
+
+    def start(self, meta: dict[str, Any]) -> None:
+        self.primary.start(meta)
+        for sink in self.others:
+            sink.start(meta)
+
+    def epoch(self, result: EpochResult) -> None:
+        self.primary.epoch(result)
+        for sink in self.others:
+            sink.epoch(result)
+
+    @property
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {s.name: dict(s.stats) for s in self.others}
+
+    def close(self) -> None:
+        """Close the others (each within its timeout), then the primary, whatever fails."""
+        try:
+            for sink in self.others:
+                sink.close()
+        finally:
+            self.primary.close()
