@@ -128,10 +128,9 @@ def soak_watch(days: float, model_dir: Path | None = None) -> dict[str, Any]:
     the ``hold_s`` before it, and every epoch with samples all through it is there."""
     from edgesleep.shipped import default_model
     from edgesleep.stager import SeriesStager
-    from edgesleep.stream import _series_packet
 
     model = ExportedModel(model_dir) if model_dir is not None else default_model(4)
-    stager = SeriesStager(model, "heart-rate")
+    stager = SeriesStager(model, "heart-rate", sfreq=1000.0)  # millisecond ticks
     hold_s = stager.source.hold_s
     rng = np.random.default_rng(0)
     end = int(days * DAY_S)
@@ -145,7 +144,7 @@ def soak_watch(days: float, model_dir: Path | None = None) -> dict[str, Any]:
     worn_epochs = np.zeros(end // 30 + 1, dtype=np.int64)  # samples per epoch
     staged_unheld = 0
     sample_times: list[float] = []
-    frames, rss, horizon = _Frames(), [], 0.0
+    frames, rss = _Frames(), []
     t0, cpu0 = time.perf_counter(), time.process_time()
 
     def header(stream_id: int) -> bytes:
@@ -174,7 +173,7 @@ def soak_watch(days: float, model_dir: Path | None = None) -> dict[str, Any]:
             np.add.at(worn_epochs, times // 30, 1)
             sample_times = [*sample_times[-30:], *times.tolist()]
         for packet in frames.send(data):
-            horizon = _series_packet(stager, packet, 1000.0, horizon, out)
+            out(stager.feed(packet))
         if minute % HOUR_S == 0:
             rss.append(round(rss_mb(), 1))
     out(stager.flush())

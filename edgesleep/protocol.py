@@ -40,7 +40,7 @@ from __future__ import annotations
 import binascii
 import struct
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -76,27 +76,58 @@ class Header:
     version: int = VERSION
 
 
+class Receiver(Protocol):
+    """What a packet is delivered to (:meth:`Data.deliver` and its siblings): a stager,
+    which stages from the kinds it takes and skips the others."""
+
+    def samples(self, packet: Data) -> Any: ...
+
+    def beats(self, packet: Beats) -> Any: ...
+
+    def rates(self, packet: Rates) -> Any: ...
+
+
 class Data(NamedTuple):
-    """``samples``: shape (n_samples, n_channels), raw counts in the header's format (a
-    tuple, not a dataclass: one is made per frame, and this is the cheapest to make)."""
+    """A run of samples, shape (n_samples, n_channels), the first at ``first_index``: raw
+    counts in the header's format as the wire carries them (u32 indices that wrap), µV on
+    an unwrapped index once a source has placed and scaled them (the same type on both
+    sides: ``edgesleep.sources.Packet``). A tuple, not a dataclass: one is made per frame,
+    and this is the cheapest to make."""
 
     first_index: int
     samples: np.ndarray
 
+    @property
+    def start(self) -> int:
+        """``first_index`` (the name of edgesleep 0.1's ``Packet``)."""
+        return self.first_index
+
+    def deliver(self, to: Receiver) -> Any:
+        return to.samples(self)
+
 
 @dataclass(frozen=True)
 class Beats:
-    """``indices``: R-peak sample indices (u32, wrapping like data indices)."""
+    """``indices``: R-peak sample indices (u32, wrapping like data indices, on the wire;
+    unwrapped once a source has placed them: ``edgesleep.sources.BeatPacket``)."""
 
     indices: np.ndarray
+
+    def deliver(self, to: Receiver) -> Any:
+        return to.beats(self)
 
 
 @dataclass(frozen=True)
 class Rates:
-    """Heart-rate samples: ``ticks`` (u32 ticks, wrapping like data indices) and ``bpm``."""
+    """Heart-rate samples: ``ticks`` (u32 ticks, wrapping like data indices, on the wire;
+    unwrapped once a source has placed them: ``edgesleep.sources.RatePacket``) and
+    ``bpm``."""
 
     ticks: np.ndarray
     bpm: np.ndarray
+
+    def deliver(self, to: Receiver) -> Any:
+        return to.rates(self)
 
 
 @dataclass(frozen=True)

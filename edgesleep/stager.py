@@ -41,6 +41,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -49,6 +50,7 @@ from edgesleep.dsp.inputs import SeriesSource, SeriesStream, get_kind
 from edgesleep.errors import InputError
 from edgesleep.io.edf import channel_kind
 from edgesleep.ort import ExportedModel, StepStream, WindowStream
+from edgesleep.protocol import Beats, Data, Rates
 from edgesleep.readout import (
     BATCH,
     default_delay,
@@ -299,143 +301,6 @@ def check_stream(model: ExportedModel, sfreq: float, channel: str | None) -> Non
         raise InputError(str(err)) from None
 
 
-class Stager:
-    """Streaming staging with an exported model.
-
-    Parameters
-    ----------
-    model : ExportedModel
-    sfreq : float
-        Device rate in Hz (resampled to 100 Hz inside).
-    delay : int or None
-        K: epochs to wait before emitting an epoch (None: the model's default, L - 1).
-    revisions : bool
-        Emit each epoch at once (as with K = 0) and re-emit it, flagged as a revision,
-        while its stage changes over the next K epochs.
-    full_scale_uv : float, optional
-        The input's full scale in µV, for the clipping flag.
-    channel : str, optional
-        The stream's channel label, checked against the model's sensor kind.
-    """
-
-    def __init__(
-        self,
-        model: ExportedModel,
-        sfreq: float,
-        delay: int | None = None,
-        revisions: bool = False,
-        full_scale_uv: float | None = None,
-        channel: str | None = None,
-    ) -> None:
-        check_stream(model, sfreq, channel)
-        self._readout(model, delay, revisions)
-        kind, sensor = model.info.input["kind"], channel or model.info.signal_channel
-        self.front = FrontEnd(sfreq, full_scale_uv, kind, sensor)
-        self.reset()
-
-    def _readout(self, model: ExportedModel, delay: int | None, revisions: bool) -> None:
-        self.model = model
-        self.seq_len = model.info.seq_len
-        if delay is not None and not 0 <= delay < self.seq_len:
-            raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
-        try:
-            readout_for(model, delay)
-        except ValueError as err:
-            raise InputError(f"--delay {err}") from None
-        self.delay = default_delay(model) if delay is None else delay
-        self.revisions = revisions
-
-    def reset(self) -> None:
-        """Forget the stream: the next sample is t = 0 of a new night."""
-        self.front.reset()
-        self._reset_readout()
-
-    def _calls(self) -> StepStream | WindowStream:
-        """How the model is called per new epoch: its step graph when the export has one."""
-        if self.model.step is not None:
-            return StepStream(self.model, self.delay)
-        return WindowStream(self.model)
-
-    def _reset_readout(self) -> None:
-        self.calls = self._calls()
-        self.fusion = readout_for(self.model, self.delay)  # on epochs of the segment, from 0
-        self.quality: dict[int, _Quality] = {}
-        self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
-        self.segment = 0  # first epoch of the current segment (see FrontEnd._new_segment)
-        self.next_epoch = 0
-
-    def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
-        """Feed samples (µV, device rate); return the results they make final."""
-        out: list[EpochResult] = []
-        for epoch, image, q in self.front.push(samples, t0):
-            out += self._epoch(epoch, image, q)
-        return out
-
-    def flush(self) -> list[EpochResult]:
-        """End of stream: emit every epoch still waiting for later windows."""
-        out: list[EpochResult] = []
-        for epoch, image, q in self.front.flush():
-            out += self._epoch(epoch, image, q)
-        return out + self._drain()
-
-    def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[EpochResult]:
-        out = []
-        if t != self.next_epoch:  # a new segment: windows never reach across its start
-            out, self.segment = self._drain(), t
-            self.calls.reset()
-        self.next_epoch = t + 1
-        self.quality[t] = q
-        logp = log_softmax(self.calls.logits(image, t).astype(np.float64))
-        out += self._add_window(t - self.segment, logp)
-        for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
-            del self.quality[old]
-        return out
-
-    def _add_window(self, t: int, logp: np.ndarray) -> list[EpochResult]:
-        """Fuse the log-probabilities of the window ending at epoch ``t`` of the segment."""
-        updated = self.fusion.add(t, logp)
-        out, at = [], self.segment
-        if self.revisions:  # new epoch at once, earlier ones again when their stage changed
-            for i in updated:
-                total = self.fusion.pending[i]
-                if self.emitted.get(at + i) != int(total.argmax()):
-                    out.append(self._result(at + i, total, revision=at + i in self.emitted))
-        final = self.fusion.final(t)
-        if final is not None:
-            if not self.revisions:
-                out.append(self._result(at + final[0], final[1]))
-            self.emitted.pop(at + final[0], None)
-        return out
-
-    def _drain(self) -> list[EpochResult]:
-        """The epochs still waiting (end of a night or segment), fused over the windows
-        that exist."""
-        done = self.fusion.drain()
-        self.emitted.clear()
-        return [] if self.revisions else [self._result(self.segment + i, t) for i, t in done]
-
-    def _result(self, i: int, total: np.ndarray, revision: bool = False) -> EpochResult:
-        probs = np.exp(log_softmax(total))
-        model_stage = int(probs.argmax())
-        q = self.quality.get(i, _Quality())
-        flags = sorted(q.flags)
-        # readout windows of epoch i cover epochs i - L + 1 .. i + K
-        lo, hi = i - self.seq_len + 1, i + self.delay
-        if any(j != i and j in self.quality and self.quality[j].flags for j in range(lo, hi + 1)):
-            flags.append("context")
-        if self.revisions:
-            self.emitted[i] = model_stage
-        return EpochResult(
-            index=i,
-            onset_s=i * EPOCH_S,
-            stage=ARTEFACT if _unusable(q) else model_stage,
-            model_stage=model_stage,
-            probabilities=probs,
-            flags=tuple(flags),
-            revision=revision,
-        )
-
-
 class SeriesFrontEnd:
     """Heart events (beat times, heart-rate samples) -> (epoch index, image, quality) for
     each completed epoch, on the events' own time base: the series front end of
@@ -538,7 +403,213 @@ class SeriesFrontEnd:
         return q
 
 
-class SeriesStager(Stager):
+F = TypeVar("F", FrontEnd, SeriesFrontEnd)
+
+
+class Staging(Generic[F]):
+    """What every stager is: a front end (a signal's, :class:`FrontEnd`, or a heart
+    series', :class:`SeriesFrontEnd`), the model's readout, and :meth:`feed`, which takes
+    each packet of a stream whatever its kind (one packet family, :mod:`edgesleep.protocol`:
+    the packet calls the stager's ``samples``, ``beats`` or ``rates``); the stager stages
+    from the kind its front end takes and counts the others."""
+
+    front: F
+    seq_len: int
+    delay: int
+
+    def samples(self, packet: Data) -> list[EpochResult]:
+        raise NotImplementedError
+
+    def beats(self, packet: Beats) -> list[EpochResult]:
+        raise NotImplementedError
+
+    def rates(self, packet: Rates) -> list[EpochResult]:
+        raise NotImplementedError
+
+    def flush(self) -> list[EpochResult]:
+        raise NotImplementedError
+
+    def _start(self, model: ExportedModel, front: F,
+               delay: int | None, revisions: bool) -> None:  # fmt: skip
+        """What every stager does with its front end."""
+        self._readout(model, delay, revisions)
+        self.front = front
+        # what the packets held (the stream's report): gaps and overlaps between sample
+        # packets (device-rate samples), beats received
+        self.counters = {"gaps": 0, "gap_samples": 0, "overlap_samples": 0, "beats": 0}
+        self._expected = 0  # the sample index the next packet should start at
+        self.reset()
+
+    def feed(self, packet: Any) -> list[EpochResult]:
+        """One packet of a stream (``Packet``, ``BeatPacket`` or ``RatePacket`` of
+        :mod:`edgesleep.sources`): the results it makes final."""
+        results: list[EpochResult] = packet.deliver(self)
+        return results
+
+    def _readout(self, model: ExportedModel, delay: int | None, revisions: bool) -> None:
+        self.model = model
+        self.seq_len = model.info.seq_len
+        if delay is not None and not 0 <= delay < self.seq_len:
+            raise InputError(f"--delay {delay}: choose 0..{self.seq_len - 1} (L - 1)")
+        try:
+            readout_for(model, delay)
+        except ValueError as err:
+            raise InputError(f"--delay {err}") from None
+        self.delay = default_delay(model) if delay is None else delay
+        self.revisions = revisions
+
+    def reset(self) -> None:
+        """Forget the stream: the next sample (or event) is t = 0 of a new night."""
+        self.front.reset()
+        self._reset_readout()
+
+    def _calls(self) -> StepStream | WindowStream:
+        """How the model is called per new epoch: its step graph when the export has one."""
+        if self.model.step is not None:
+            return StepStream(self.model, self.delay)
+        return WindowStream(self.model)
+
+    def _reset_readout(self) -> None:
+        self.calls = self._calls()
+        self.fusion = readout_for(self.model, self.delay)  # on epochs of the segment, from 0
+        self.quality: dict[int, _Quality] = {}
+        self.emitted: dict[int, int] = {}  # epoch -> last emitted stage (revisions)
+        self.segment = 0  # first epoch of the current segment (see FrontEnd._new_segment)
+        self.next_epoch = 0
+
+    def _epoch(self, t: int, image: np.ndarray, q: _Quality) -> list[EpochResult]:
+        out = []
+        if t != self.next_epoch:  # a new segment: windows never reach across its start
+            out, self.segment = self._drain(), t
+            self.calls.reset()
+        self.next_epoch = t + 1
+        self.quality[t] = q
+        logp = log_softmax(self.calls.logits(image, t).astype(np.float64))
+        out += self._add_window(t - self.segment, logp)
+        for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
+            del self.quality[old]
+        return out
+
+    def _add_window(self, t: int, logp: np.ndarray) -> list[EpochResult]:
+        """Fuse the log-probabilities of the window ending at epoch ``t`` of the segment."""
+        updated = self.fusion.add(t, logp)
+        out, at = [], self.segment
+        if self.revisions:  # new epoch at once, earlier ones again when their stage changed
+            for i in updated:
+                total = self.fusion.pending[i]
+                if self.emitted.get(at + i) != int(total.argmax()):
+                    out.append(self._result(at + i, total, revision=at + i in self.emitted))
+        final = self.fusion.final(t)
+        if final is not None:
+            if not self.revisions:
+                out.append(self._result(at + final[0], final[1]))
+            self.emitted.pop(at + final[0], None)
+        return out
+
+    def _drain(self) -> list[EpochResult]:
+        """The epochs still waiting (end of a night or segment), fused over the windows
+        that exist."""
+        done = self.fusion.drain()
+        self.emitted.clear()
+        return [] if self.revisions else [self._result(self.segment + i, t) for i, t in done]
+
+    def _result(self, i: int, total: np.ndarray, revision: bool = False) -> EpochResult:
+        probs = np.exp(log_softmax(total))
+        model_stage = int(probs.argmax())
+        q = self.quality.get(i, _Quality())
+        flags = sorted(q.flags)
+        # readout windows of epoch i cover epochs i - L + 1 .. i + K
+        lo, hi = i - self.seq_len + 1, i + self.delay
+        if any(j != i and j in self.quality and self.quality[j].flags for j in range(lo, hi + 1)):
+            flags.append("context")
+        if self.revisions:
+            self.emitted[i] = model_stage
+        return EpochResult(
+            index=i,
+            onset_s=i * EPOCH_S,
+            stage=ARTEFACT if _unusable(q) else model_stage,
+            model_stage=model_stage,
+            probabilities=probs,
+            flags=tuple(flags),
+            revision=revision,
+        )
+
+
+class Stager(Staging[FrontEnd]):
+    """Streaming staging of a signal with an exported model: device-rate samples through
+    :class:`FrontEnd` (:meth:`push`, or :meth:`feed` a stream's packets).
+
+    Parameters
+    ----------
+    model : ExportedModel
+    sfreq : float
+        Device rate in Hz (resampled to 100 Hz inside).
+    delay : int or None
+        K: epochs to wait before emitting an epoch (None: the model's default, L - 1).
+    revisions : bool
+        Emit each epoch at once (as with K = 0) and re-emit it, flagged as a revision,
+        while its stage changes over the next K epochs.
+    full_scale_uv : float, optional
+        The input's full scale in µV, for the clipping flag.
+    channel : str, optional
+        The stream's channel label, checked against the model's sensor kind.
+    column : int
+        Which column of a packet's samples is that channel (:meth:`feed`).
+    """
+
+    def __init__(
+        self,
+        model: ExportedModel,
+        sfreq: float,
+        delay: int | None = None,
+        revisions: bool = False,
+        full_scale_uv: float | None = None,
+        channel: str | None = None,
+        column: int = 0,
+    ) -> None:
+        check_stream(model, sfreq, channel)
+        kind, sensor = model.info.input["kind"], channel or model.info.signal_channel
+        self.column = column
+        self._start(model, FrontEnd(sfreq, full_scale_uv, kind, sensor), delay, revisions)
+
+    def samples(self, packet: Data) -> list[EpochResult]:
+        """A packet of samples (its ``column``), placed by its first index."""
+        sfreq, start, n = self.front.sfreq, packet.first_index, packet.samples.shape[0]
+        if start > self._expected:
+            self.counters["gaps"] += 1
+            self.counters["gap_samples"] += start - self._expected
+            log.info("gap of %.2f s at %.1f s", (start - self._expected) / sfreq,
+                     self._expected / sfreq)  # fmt: skip
+        elif start < self._expected:
+            self.counters["overlap_samples"] += min(self._expected - start, n)
+        self._expected = max(self._expected, start + n)
+        return self.push(packet.samples[:, self.column], t0=start / sfreq)
+
+    def beats(self, packet: Beats) -> list[EpochResult]:
+        """R peaks beside a signal: counted (this stager stages from the signal)."""
+        self.counters["beats"] += packet.indices.shape[0]
+        return []
+
+    def rates(self, packet: Rates) -> list[EpochResult]:
+        """Heart rates beside a signal: skipped (this stager stages from the signal)."""
+        return []
+
+    def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
+        """Feed samples (µV, device rate); return the results they make final."""
+        out: list[EpochResult] = []
+        for epoch, image, q in self.front.push(samples, t0):
+            out += self._epoch(epoch, image, q)
+        return out
+
+    def flush(self) -> list[EpochResult]:
+        """End of stream: emit every epoch still waiting for later windows."""
+        out: list[EpochResult] = []
+        for epoch, image, q in self.front.flush():
+            out += self._epoch(epoch, image, q)
+        return out + self._drain()
+
+
+class SeriesStager(Staging[SeriesFrontEnd]):
     """Streaming staging from a time series that the model's input kind can be made from
     (:class:`edgesleep.dsp.inputs.SeriesSource`: beat times, heart-rate samples) rather
     than from a signal: :meth:`push_series` events as they come, :meth:`end` (or
@@ -552,12 +623,15 @@ class SeriesStager(Stager):
         it can).
     """
 
+    front: SeriesFrontEnd
+
     def __init__(
         self,
         model: ExportedModel,
         source: str,
         delay: int | None = None,
         revisions: bool = False,
+        sfreq: float = 1.0,
     ) -> None:
         kind = get_kind(model.info.input["kind"])
         if source not in kind.series:
@@ -567,18 +641,20 @@ class SeriesStager(Stager):
                 + "".join(f", {name}" for name in kind.series)
                 + "); use another model"
             )
-        self._readout(model, delay, revisions)
         self.source = kind.series[source]
-        self.series = SeriesFrontEnd(self.source)
-        self.reset()
+        self.ticks_per_s = sfreq  # of the stream's packets (:meth:`feed`)
+        self.horizon_s = 0.0
+        self._start(model, SeriesFrontEnd(self.source), delay, revisions)
+
+    @property
+    def series(self) -> SeriesFrontEnd:
+        """The front end (its name before stagers shared one constructor)."""
+        return self.front
 
     def reset(self) -> None:
         """Forget the stream: the next event starts a new night."""
-        self.series.reset()
-        self._reset_readout()
-
-    def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
-        raise InputError("this stager takes a time series: use push_series")
+        self.horizon_s = 0.0
+        super().reset()
 
     def flush(self) -> list[EpochResult]:
         """End of stream at the last horizon pushed: every epoch still waiting for later
@@ -592,7 +668,8 @@ class SeriesStager(Stager):
         a heart-rate series), every event before ``horizon_s`` included; return the results
         they make final."""
         out: list[EpochResult] = []
-        for epoch, image, q in self.series.push(time_s, values, horizon_s):
+        self.horizon_s = max(self.horizon_s, horizon_s)
+        for epoch, image, q in self.front.push(time_s, values, horizon_s):
             out += self._epoch(epoch, image, q)
         return out
 
@@ -601,6 +678,30 @@ class SeriesStager(Stager):
         waiting for later windows."""
         empty = np.zeros(0)
         return self.push_series(empty, empty, end_s) + self.flush()
+
+    def _events(self, ticks: np.ndarray, values: np.ndarray | None) -> list[EpochResult]:
+        """Events on the stream's ticks: the epochs up to the last one complete."""
+        times = ticks / self.ticks_per_s
+        horizon_s = max(self.horizon_s, float(times[-1])) if times.size else self.horizon_s
+        return self.push_series(times, values, horizon_s)
+
+    def samples(self, packet: Data) -> list[EpochResult]:
+        """Samples are not this stager's input; an empty packet is the stream's end (its
+        first index: the tick it ended at), which completes the epochs up to it."""
+        if packet.samples.shape[0]:
+            return []
+        empty = np.zeros(0)
+        end_s = max(self.horizon_s, packet.first_index / self.ticks_per_s)
+        return self.push_series(empty, empty, end_s)
+
+    def beats(self, packet: Beats) -> list[EpochResult]:
+        self.counters["beats"] += packet.indices.shape[0]
+        return self._events(packet.indices, None) if self.source.name == "beats" else []
+
+    def rates(self, packet: Rates) -> list[EpochResult]:
+        if self.source.name != "heart-rate":
+            return []
+        return self._events(packet.ticks, packet.bpm)
 
 
 def score_series(

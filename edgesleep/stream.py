@@ -7,15 +7,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from edgesleep.errors import InputError
 from edgesleep.night_file import NightSink
 from edgesleep.ort import ExportedModel
 from edgesleep.sinks import Fanout, Sink
-from edgesleep.sources import BeatPacket, Packet, RatePacket, Source, StreamInfo, pick_channel
-from edgesleep.stager import EpochResult, SeriesStager, Stager
+from edgesleep.sources import Source, StreamInfo, pick_channel
+from edgesleep.stager import EpochResult, SeriesStager, Stager, Staging
 
 log = logging.getLogger("edgesleep")
 
@@ -35,6 +34,11 @@ class StreamReport:
     interrupted: bool = False
     sfreq: float = 0.0  # the stream's rate, Hz
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # detached sinks' counters
+
+    def count(self, counters: dict[str, int]) -> None:
+        """The stager's packet counters (gaps, overlaps, beats) so far."""
+        self.gaps, self.gap_samples = counters["gaps"], counters["gap_samples"]
+        self.overlap_samples, self.beats = counters["overlap_samples"], counters["beats"]
 
     def rows(self) -> list[tuple[str, str]]:
         """The report as (what, value) rows: epochs, gaps, the source's counters."""
@@ -82,7 +86,7 @@ def stream_to_csv(
     """
     fan = Fanout(NightSink(out, model.info.n_classes, opts.resume, opts.overwrite), sinks)
     try:
-        stager, index, label, info = _prepare(model, source, fan, opts)
+        stager, label, info = _prepare(model, source, fan, opts)
     except BaseException:
         fan.close()  # the night file's lock too
         raise
@@ -95,7 +99,7 @@ def stream_to_csv(
             on_result(r, report)
 
     try:
-        run_stream(source, stager, index, emit, report)
+        run_stream(source, stager, emit, report)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
@@ -106,22 +110,24 @@ def stream_to_csv(
 
 def _prepare(
     model: ExportedModel, source: Source, night: Sink, opts: StreamOptions
-) -> tuple[Stager, int, str, StreamInfo]:
-    """The stager of the source's stream, its channel's index and label, the stream."""
+) -> tuple[Staging[Any], str, StreamInfo]:
+    """The stager of the source's stream (of its channel, or of its heart events), what it
+    stages from, the stream."""
     info = source.info()
     if opts.source is None and not info.channels:
         raise InputError(
             f"{info.device_id or 'the device'} sends events only (no channels); say what to "
             "stage from with --input beats or --input heart-rate"
         )
-    stager: Stager
+    stager: Staging[Any]
     if opts.source is not None:
-        stager = SeriesStager(model, opts.source, opts.delay, opts.revisions)
-        index, label = -1, opts.source
+        stager = SeriesStager(model, opts.source, opts.delay, opts.revisions, info.sfreq)
+        label = opts.source
     else:
         index = pick_channel(info, model.info.signal_channel, opts.channel)
         label = info.channels[index]
-        stager = Stager(model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, label)
+        stager = Stager(model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, label,
+                        index)  # fmt: skip
     night.start({"device_id": info.device_id, "stream_id": info.stream_id,
                  "channel": label, "sfreq": info.sfreq,
                  "export_id": model.info.raw["export_id"]})  # fmt: skip
@@ -130,23 +136,21 @@ def _prepare(
             "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
             model.folder,
         )
-    return stager, index, label, info
+    return stager, label, info
 
 
 def run_stream(
     source: Source,
-    stager: Stager,
-    channel: int,
+    stager: Staging[Any],
     emit: Callable[[EpochResult], None],
     report: StreamReport | None = None,
 ) -> StreamReport:
-    """Feed every packet of ``source`` (column ``channel``) to ``stager`` and pass each
-    result to ``emit`` as it is produced; flush at the end of the stream, also when it is
-    interrupted (KeyboardInterrupt), so nothing already computed is lost."""
+    """Feed every packet of ``source`` to ``stager`` (``Staging.feed``: it stages from the
+    kind it takes) and pass each result to ``emit`` as it is produced; flush at the end of
+    the stream, also when it is interrupted (KeyboardInterrupt), so nothing already
+    computed is lost."""
     report = report or StreamReport()
     t_start = time.monotonic()
-    expected, horizon_s = 0, 0.0
-    sfreq = source.info().sfreq if isinstance(stager, SeriesStager) else stager.front.sfreq
 
     def out(results: list[EpochResult]) -> None:
         for r in results:
@@ -156,51 +160,12 @@ def run_stream(
 
     try:
         for packet in source.packets():
-            if isinstance(stager, SeriesStager):
-                horizon_s = _series_packet(stager, packet, sfreq, horizon_s, out)
-            if isinstance(packet, BeatPacket):
-                report.beats += packet.indices.shape[0]
-            if isinstance(stager, SeriesStager) or not isinstance(packet, Packet):
-                continue  # a series stager's packets are fed above; beats, rates: counted
-            if packet.start > expected:
-                report.gaps += 1
-                report.gap_samples += packet.start - expected
-                log.info(
-                    "gap of %.2f s at %.1f s", (packet.start - expected) / sfreq, expected / sfreq
-                )
-            elif packet.start < expected:
-                report.overlap_samples += min(expected - packet.start, packet.samples.shape[0])
-            expected = max(expected, packet.start + packet.samples.shape[0])
-            out(stager.push(packet.samples[:, channel], t0=packet.start / sfreq))
+            out(stager.feed(packet))
+            report.count(stager.counters)
     finally:
         out(stager.flush())
+        report.count(stager.counters)
         report.seconds = time.monotonic() - t_start
         report.source = dict(source.stats)
         source.close()
     return report
-
-
-def _series_packet(
-    stager: SeriesStager,
-    packet: Packet | BeatPacket | RatePacket,
-    sfreq: float,
-    horizon_s: float,
-    out: Callable[[list[EpochResult]], None],
-) -> float:
-    """Feed a heart-series stager one packet (ticks of ``sfreq``): the frames of its source
-    complete the epochs up to their last event, the stream's end (an empty packet) the
-    rest; return the horizon reached."""
-    name, times, values = stager.source.name, None, None
-    if isinstance(packet, BeatPacket) and name == "beats":
-        times = packet.indices / sfreq
-    elif isinstance(packet, RatePacket) and name == "heart-rate":
-        times, values = packet.ticks / sfreq, packet.bpm
-    elif isinstance(packet, Packet) and packet.samples.shape[0] == 0:  # the end
-        times = values = np.zeros(0)
-        horizon_s = max(horizon_s, packet.start / sfreq)
-    if times is None:
-        return horizon_s
-    if times.size:
-        horizon_s = max(horizon_s, float(times[-1]))
-    out(stager.push_series(times, values, horizon_s))
-    return horizon_s

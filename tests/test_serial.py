@@ -179,7 +179,7 @@ def test_night_over_a_pty_with_garbage_drops_and_a_disconnect(
     recorder = _Recorder(source, night.shape[0])
     results: list[EpochResult] = []
     stager = Stager(model, sfreq, delay)
-    report = run_stream(recorder, stager, 0, results.append)  # type: ignore[arg-type]
+    report = run_stream(recorder, stager, results.append)  # type: ignore[arg-type]
     player.join()
     port.close()
 
@@ -207,14 +207,14 @@ def test_csv_source_and_array_source_match_offline(exported: dict) -> None:
     csv = CsvSource(io.StringIO("\n".join(["# a comment", "Fpz", *values])), 100.0)
     assert csv.info().channels == ("Fpz",)
     results: list[EpochResult] = []
-    run_stream(csv, Stager(model, 100.0), 0, results.append)
+    run_stream(csv, Stager(model, 100.0), results.append)
     assert csv.stats["bad_lines"] == 1
     assert [r.index for r in results if r.flags] == list(range(0, 20))  # epoch 0 + context
     offline = score_signal(model, np.round(signal, 6), 100.0)
     assert [r.stage for r in results[20:]] == [r.stage for r in offline[20:]]
     replay: list[EpochResult] = []
     info = StreamInfo(100.0, ("Fpz",))
-    run_stream(ArraySource(signal[:, None], info, None, 0.37), Stager(model, 100.0), 0,
+    run_stream(ArraySource(signal[:, None], info, None, 0.37), Stager(model, 100.0),
                replay.append)  # fmt: skip
     exact = score_signal(model, signal, 100.0)
     np.testing.assert_allclose(

@@ -95,7 +95,7 @@ def run_demo(
             sink.write(r.index, r.stage, r.probabilities, r.model_stage, r.flags, r.revision)
             results.append(r)
 
-        report = run_stream(source, stager, 0, emit)
+        report = run_stream(source, stager, emit)
     player.join()
     port.close()
     epoch_ms = stager.epoch_ms

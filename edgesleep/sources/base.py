@@ -19,6 +19,7 @@ import numpy as np
 
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.edf import channel_kind, find_channel
+from edgesleep.protocol import Beats, Data, Rates
 
 log = logging.getLogger("edgesleep")
 PACKET_S = 1.0
@@ -40,28 +41,13 @@ class StreamInfo:
     clock: str = "device samples"
 
 
-@dataclass(frozen=True)
-class Packet:
-    """``samples``: shape (n_samples, n_channels), µV; ``start``: index of the first sample
-    since the stream began (device rate, never wraps)."""
-
-    start: int
-    samples: np.ndarray
-
-
-@dataclass(frozen=True)
-class BeatPacket:
-    """R-peak sample indices (same time base as :attr:`Packet.start`)."""
-
-    indices: np.ndarray
-
-
-@dataclass(frozen=True)
-class RatePacket:
-    """Heart-rate samples: ``ticks`` (same time base as :attr:`Packet.start`), ``bpm``."""
-
-    ticks: np.ndarray
-    bpm: np.ndarray
+# One packet family, shared with the wire protocol (edgesleep.protocol): a source hands on
+# the same types, placed on an unwrapped index since the stream began and, for samples, in
+# µV; each packet delivers itself to a stager (``packet.deliver(stager)``), which stages
+# from the kinds it takes.
+Packet = Data  # samples (n_samples, n_channels), µV, the first at ``first_index`` (``start``)
+BeatPacket = Beats  # R-peak sample indices, on the samples' time base
+RatePacket = Rates  # heart-rate samples: ``ticks`` on the samples' time base, ``bpm``
 
 
 class Source(Protocol):

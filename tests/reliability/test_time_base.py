@@ -42,7 +42,7 @@ def test_a_late_host_cuts_the_devices_epochs(exported: dict, tmp_path: Path) -> 
     writer.start()
     info = source.info()
     results = []
-    run_stream(source, Stager(model, info.sfreq, delay=0), 0, results.append)
+    run_stream(source, Stager(model, info.sfreq, delay=0), results.append)
     writer.join()
     port.close()
     assert results[0].index == first // 3000 == 40 and "segment" in results[0].flags
