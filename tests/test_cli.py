@@ -71,7 +71,7 @@ def test_bad_model_folder(tmp_path: Path) -> None:
     (tmp_path / "fp32").mkdir()
     (tmp_path / "fp32" / "encoder.onnx").write_bytes(b"not onnx")
     (tmp_path / "fp32" / "sequence.onnx").write_bytes(b"not onnx either")
-    code, lines = _run("stream", "--model", str(tmp_path), "--synthetic")
+    code, lines = _run("stream", "synthetic:", "--model", str(tmp_path))
     _one_line(code, lines, 1, "encoder.onnx", "not an ONNX model")
 
 

@@ -209,8 +209,8 @@ def test_an_events_only_wearable_streams_as_offline(tiny_export: object, tmp_pat
     with emulated_wearable(tmp_path, link, "--from", str(tmp_path / "hr.csv"), "--speed", "0",
                            "--linger", "5"):  # fmt: skip
         out = tmp_path / "stages.csv"
-        args = ["stream", "--model", str(folder), "--port", str(link), "--out", str(out),
-                "--quiet", "--input", "heart-rate", "--delay", "0",
+        args = ["stream", "--model", str(folder), f"serial:{link}", "--out", str(out),
+                "--quiet", "--series", "heart-rate", "--delay", "0",
                 "--precision", "fp32"]  # fmt: skip
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output
@@ -219,6 +219,6 @@ def test_an_events_only_wearable_streams_as_offline(tiny_export: object, tmp_pat
                                delay=0)  # fmt: skip
     rows = [r.split(",") for r in out.read_text().splitlines()[1:]]
     assert [int(r[2]) for r in rows] == offline.stages.tolist()
-    refused = CliRunner().invoke(app, ["stream", "--model", str(folder), "--port",
-                                       str(link), "--out", str(tmp_path / "x.csv")])  # fmt: skip
+    refused = CliRunner().invoke(app, ["stream", "--model", str(folder), f"serial:{link}",
+                                       "--out", str(tmp_path / "x.csv")])  # fmt: skip
     assert refused.exit_code != 0

@@ -211,7 +211,7 @@ def test_stream_without_a_model_from_a_watch(tmp_path: Path) -> None:
     with emulated_wearable(tmp_path, link, "--from", str(tmp_path / "hr.csv"), "--speed", "0",
                            "--linger", "5"):  # fmt: skip
         out = tmp_path / "stages.csv"
-        args = ["stream", "--port", str(link), "--out", str(out), "--quiet", "--input",
+        args = ["stream", f"serial:{link}", "--out", str(out), "--quiet", "--series",
                 "heart-rate"]  # fmt: skip
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 0, result.output

@@ -98,3 +98,21 @@ def test_stream_refuses_two_sources_and_none(tmp_path: Path) -> None:
     assert both.exit_code == 2 and "not both" in both.output
     bad = CliRunner().invoke(app, ["stream", "serial:/dev/x?baut=1"])
     assert bad.exit_code == 2 and "'baud'" in bad.output
+
+
+def test_the_old_options_name_the_same_sources_and_say_what_replaces_them() -> None:
+    from edgesleep.cli.stage import legacy_spec
+
+    cases = [
+        (("/dev/ttyUSB0", None, False, None, 9600, 0.0, 0, None), "serial:/dev/ttyUSB0?baud=9600"),
+        (("-", None, False, 256.0, 115200, 0.0, 0, None), "stdin:?sfreq=256.0"),
+        ((None, Path("n.edf"), False, None, 115200, 2.0, 0, None), "edf:n.edf?speed=2.0"),
+        ((None, None, True, None, 115200, 0.0, 4, 30), "synthetic:?seed=4&epochs=30"),
+    ]
+    for args, spec in cases:
+        with pytest.warns(DeprecationWarning, match="stream '"):
+            old = legacy_spec(*args)
+        assert old == parse_spec(spec)
+    assert legacy_spec(None, None, False, None, 115200, 0.0, 0, None) is None
+    with pytest.raises(UsageError, match="pass --sfreq"):
+        legacy_spec("-", None, False, None, 115200, 0.0, 0, None)

@@ -153,9 +153,17 @@ SOURCE_HELP = (
 def legacy_spec(port: str | None, replay: Path | None, synthetic: bool, sfreq: float | None,
                 baud: int, speed: float, seed: int, epochs: int | None) -> Any:  # fmt: skip
     """The source spec that the options of edgesleep 0.1 name (``--port``, ``--port -``,
-    ``--replay``, ``--synthetic``); None when none is given."""
+    ``--replay``, ``--synthetic``; deprecated: a warning names the spec); None when none is
+    given."""
+    import warnings
+
     from edgesleep.errors import UsageError
     from edgesleep.sources import SourceSpec, parse_spec
+
+    def deprecated(spec: SourceSpec) -> SourceSpec:
+        what = f"the source options of edgesleep 0.1 are deprecated: pass `stream '{spec}'`"
+        warnings.warn(what, DeprecationWarning, stacklevel=3)
+        return spec
 
     named = sum([port is not None, replay is not None, synthetic])
     if named > 1:
@@ -164,14 +172,14 @@ def legacy_spec(port: str | None, replay: Path | None, synthetic: bool, sfreq: f
     if port == "-":
         if sfreq is None:
             raise UsageError("CSV on stdin carries no rate: pass --sfreq (Hz)")
-        return parse_spec(f"stdin:?sfreq={sfreq}")
+        return deprecated(parse_spec(f"stdin:?sfreq={sfreq}"))
     if port is not None:
-        return SourceSpec("serial", port, {"baud": baud})
+        return deprecated(SourceSpec("serial", port, {"baud": baud}))
     if replay is not None:
-        return SourceSpec("edf", str(replay), {"speed": speed, "channel": ""})
+        return deprecated(SourceSpec("edf", str(replay), {"speed": speed, "channel": ""}))
     if synthetic:
-        return SourceSpec("synthetic", "", {"seed": seed, "epochs": epochs or 0, "speed": speed,
-                                            "channel": ""})  # fmt: skip
+        return deprecated(SourceSpec("synthetic", "", {"seed": seed, "epochs": epochs or 0,
+                                                       "speed": speed, "channel": ""}))  # fmt: skip
     return None
 
 
@@ -228,6 +236,11 @@ def stream(
         )  # fmt: skip
     if series is not None and input_source is not None and series != input_source:
         raise UsageError("--series and --input (its old name) disagree: pass --series only")
+    if input_source is not None:
+        import warnings
+
+        warnings.warn("--input of stream is deprecated: use --series", DeprecationWarning,
+                      stacklevel=1)  # fmt: skip
     spec = old if old is not None else parse_spec(str(source))
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     exported = load_model(model, precision, classes)

@@ -37,7 +37,7 @@ def test_sigterm_flushes_the_epochs_waiting_for_their_readout(
     night = sorted((tiny_dataset / "psg").glob("*.edf"))[0]
     out = tmp_path / "night.csv"
     args = [sys.executable, "-m", "edgesleep.cli", "stream", "--model",
-            str(exported["root"] / "out"), "--replay", str(night), "--speed", "100", "--out",
+            str(exported["root"] / "out"), f"edf:{night}?speed=100", "--out",
             str(out), "--quiet", "--channel", exported["channel"]]  # fmt: skip
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=tmp_path)  # fmt: skip
@@ -62,7 +62,7 @@ def test_overwrite_keeps_the_old_file_until_a_new_row_exists(
     out = tmp_path / "night.csv"
     out.write_text("last night\n")
     model = str(exported["root"] / "out")
-    base = ["stream", "--replay", str(night), "--out", str(out), "--quiet", "--overwrite"]
+    base = ["stream", f"edf:{night}", "--out", str(out), "--quiet", "--overwrite"]
     typo = CliRunner().invoke(app, [*base, "--model", model + "x"])
     assert typo.exit_code == 1 and out.read_text() == "last night\n"
     no_channel = CliRunner().invoke(app, [*base, "--model", model, "--channel", "EEG Cz"])

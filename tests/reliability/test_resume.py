@@ -45,7 +45,7 @@ def test_sigkill_then_resume_continues_the_night(
          str(link), "--speed", "60", "--channel", exported["channel"], "--linger", "3"], **run,
     )  # fmt: skip
     host = [sys.executable, "-m", "edgesleep.cli", "stream", "--model",
-            str(exported["root"] / "out"), "--port", str(link), "--out", str(out), "--resume",
+            str(exported["root"] / "out"), f"serial:{link}", "--out", str(out), "--resume",
             "--delay", "0", "--quiet"]  # fmt: skip
     try:
         for _ in range(100):
