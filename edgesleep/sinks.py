@@ -44,6 +44,10 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+# A sink that also wants the stream's packets as received (the raw recorder) defines
+# ``packet(packet)``; the fan-out hands them to it, detached like its epochs. A sink may set
+# ``queue_size`` (items it may fall behind; default QUEUE_SIZE).
+
 _CLOSE = object()
 
 
@@ -73,6 +77,13 @@ class Detached:
 
     def epoch(self, result: EpochResult) -> None:
         self._put(("epoch", result))
+
+    @property
+    def wants_packets(self) -> bool:
+        return hasattr(self.sink, "packet")
+
+    def packet(self, packet: Any) -> None:
+        self._put(("packet", packet))
 
     def _run(self) -> None:
         while True:
@@ -116,7 +127,8 @@ class Fanout:
 
     def __init__(self, primary: Sink, others: Sequence[Sink] = ()) -> None:
         self.primary = primary
-        self.others = [Detached(s) for s in others]
+        self.others = [Detached(s, getattr(s, "queue_size", QUEUE_SIZE)) for s in others]
+        self.recorders = [s for s in self.others if s.wants_packets]
 
     def start(self, meta: dict[str, Any]) -> None:
         self.primary.start(meta)
@@ -127,6 +139,11 @@ class Fanout:
         self.primary.epoch(result)
         for sink in self.others:
             sink.epoch(result)
+
+    def packet(self, packet: Any) -> None:
+        """A packet as received, for the sinks that keep them (detached)."""
+        for sink in self.recorders:
+            sink.packet(packet)
 
     @property
     def stats(self) -> dict[str, dict[str, int]]:

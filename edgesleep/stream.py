@@ -99,7 +99,7 @@ def stream_to_csv(
             on_result(r, report)
 
     try:
-        run_stream(source, stager, emit, report)
+        run_stream(source, stager, emit, report, fan.packet if fan.recorders else None)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
@@ -130,7 +130,8 @@ def _prepare(
                         index)  # fmt: skip
     night.start({"device_id": info.device_id, "stream_id": info.stream_id,
                  "channel": label, "sfreq": info.sfreq,
-                 "export_id": model.info.raw["export_id"]})  # fmt: skip
+                 "export_id": model.info.raw["export_id"],
+                 "channels": list(info.channels), "full_scale_uv": info.full_scale_uv})  # fmt: skip
     if model.info.synthetic and not info.synthetic:
         log.warning(
             "%s was trained on SYNTHETIC data: its stages say nothing about real sleep",
@@ -144,11 +145,12 @@ def run_stream(
     stager: Staging[Any],
     emit: Callable[[EpochResult], None],
     report: StreamReport | None = None,
+    received: Callable[[Any], None] | None = None,
 ) -> StreamReport:
     """Feed every packet of ``source`` to ``stager`` (``Staging.feed``: it stages from the
-    kind it takes) and pass each result to ``emit`` as it is produced; flush at the end of
-    the stream, also when it is interrupted (KeyboardInterrupt), so nothing already
-    computed is lost."""
+    kind it takes) and pass each result to ``emit`` as it is produced (each packet, as
+    received, to ``received`` first: a recorder); flush at the end of the stream, also when
+    it is interrupted (KeyboardInterrupt), so nothing already computed is lost."""
     report = report or StreamReport()
     t_start = time.monotonic()
 
@@ -160,6 +162,8 @@ def run_stream(
 
     try:
         for packet in source.packets():
+            if received is not None:
+                received(packet)
             out(stager.feed(packet))
             report.count(stager.counters)
     finally:

@@ -208,6 +208,10 @@ def stream(
         bool, typer.Option(help="Continue --out if it is the same night, else start a new one.")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No live status line.")] = False,
+    record: Annotated[
+        Path | None,
+        typer.Option(help="Also keep what is received: a signal as .edf, heart events as .csv."),
+    ] = None,
     # the forms of edgesleep 0.1, kept working and hidden: the SOURCE spec replaces them
     port: Annotated[str | None, typer.Option(hidden=True)] = None,
     replay: Annotated[Path | None, typer.Option(hidden=True)] = None,
@@ -242,6 +246,12 @@ def stream(
         warnings.warn("--input of stream is deprecated: use --series", DeprecationWarning,
                       stacklevel=1)  # fmt: skip
     spec = old if old is not None else parse_spec(str(source))
+    sinks = []
+    if record is not None:
+        from edgesleep.record import Recorder, check_record
+
+        check_record(record, series or input_source, overwrite)
+        sinks.append(Recorder(record, series or input_source))
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     exported = load_model(model, precision, classes)
     opened = open_source(spec, channel or exported.info.signal_channel)
@@ -253,7 +263,7 @@ def stream(
             if not quiet:
                 live.update(_status(r, report, n_classes, opened), refresh=True)
 
-        report = stream_to_csv(exported, opened, out, opts, show)
+        report = stream_to_csv(exported, opened, out, opts, show, sinks)
     if report.interrupted:
         typer.echo("interrupted: the epochs so far are in the output")
     print_table(f"stream {spec} -> {out}", ["what", "value"], report.rows())
