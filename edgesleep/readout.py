@@ -31,6 +31,20 @@ from edgesleep.dsp.stft import EPOCH_S
 BATCH = 64
 
 
+# a model's clock saturates here (``edgesleep.train.student.Clock``): later hours read as
+# this one, so a record that starts long before the night tells the model the wrong hour
+CLOCK_MAX_H = 12.0
+
+
+def clock_warning(model_clocked: bool, span_s: float) -> str | None:
+    """What to tell a user whose record is longer than a clock covers (None: nothing)."""
+    if not model_clocked or span_s <= CLOCK_MAX_H * 3600:
+        return None
+    return (f"the model reads the time since the recording started, and this record spans "
+            f"{span_s / 3600:.1f} h from its first sample: its stages assume the record "
+            "starts at bedtime (within an hour); trim it to the night")  # fmt: skip
+
+
 def epoch_clock_h(epochs: np.ndarray | Sequence[int]) -> np.ndarray:
     """The clock input of a model that takes one (``clock`` in its config): hours from the
     recording's start (a stream's first sample, a file's first) to each epoch's onset.

@@ -53,6 +53,7 @@ from edgesleep.ort import ExportedModel, StepStream, WindowStream
 from edgesleep.protocol import Beats, Data, Rates
 from edgesleep.readout import (
     BATCH,
+    clock_warning,
     default_delay,
     epoch_clock_h,
     log_softmax,
@@ -731,6 +732,9 @@ def score_series(
     time_s = time_s[order]
     last = time_s[np.isfinite(time_s)]
     horizon_s = n_epochs * EPOCH_S if n_epochs is not None else (last[-1] if last.size else 0.0)
+    warning = clock_warning(model.clocked, horizon_s)  # the clock counts from time 0
+    if warning:
+        log.warning(warning)
     epochs = stager.series.push(time_s, values, horizon_s)
     if not model.batched:  # a streaming-only export: its step graph, epoch by epoch
         done = [stager._epoch(t, image, q) for t, image, q in epochs]
@@ -784,6 +788,9 @@ def score_signal(
     stager = Stager(model, sfreq, delay, False, full_scale_uv, channel)
     pieces: Iterable[np.ndarray] = data
     if isinstance(data, np.ndarray):
+        warning = clock_warning(model.clocked, data.shape[0] / sfreq)
+        if warning:
+            log.warning(warning)
         step = int(OFFLINE_CHUNK_S * sfreq)
         pieces = (data[i : i + step] for i in range(0, data.shape[0], step))
     images: list[np.ndarray] = []

@@ -103,6 +103,14 @@ def test_a_clocked_heart_model_builds_streams_and_scores_alike(
                            np.stack([r.probabilities for r in scored]), atol=1e-4)  # fmt: skip
 
 
+def test_a_record_longer_than_the_clock_is_named() -> None:
+    from edgesleep.readout import clock_warning
+
+    assert clock_warning(True, 11 * 3600.0) is None and clock_warning(False, 20 * 3600.0) is None
+    warning = clock_warning(True, 20 * 3600.0)
+    assert warning is not None and "20.0 h" in warning and "trim it to the night" in warning
+
+
 def test_metadata_declares_the_clock_and_is_checked(tmp_path: Path) -> None:
     from edgesleep.shipped import shipped_model
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from edgesleep.dsp import N_FRAMES, N_FREQS
+from edgesleep.readout import CLOCK_MAX_H
 from edgesleep.train.sequence_model import EpochSequenceModel
 
 
@@ -50,7 +51,7 @@ class Clock(nn.Module):
     (``WIDTH_H``) every ``STEP_H`` over 0..``MAX_H`` (later hours count as ``MAX_H``),
     mixed linearly. Smooth in time, bounded, and Exp/Gemm only in ONNX."""
 
-    MAX_H, STEP_H, WIDTH_H = 12.0, 1.5, 1.5
+    MAX_H, STEP_H, WIDTH_H = CLOCK_MAX_H, 1.5, 1.5
     centres: torch.Tensor
 
     def __init__(self, dim: int) -> None:
