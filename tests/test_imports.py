@@ -108,3 +108,18 @@ def test_imports_go_downward_only() -> None:
                 wrong += [f"{path.relative_to(root)}: {n}" for n in names
                           if n.startswith(forbidden)]  # fmt: skip
     assert not wrong, wrong
+
+
+def test_every_runtime_package_is_installed() -> None:
+    """A package of the runtime left out of pyproject's list would be missing from a
+    non-editable install (a Raspberry Pi's `pip install .`)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("run from outside the checkout")
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])  # fmt: skip
+    found = {".".join(p.parent.relative_to(root).parts)
+             for p in (root / "edgesleep").rglob("__init__.py")}  # fmt: skip
+    assert found <= listed, f"add {sorted(found - listed)} to [tool.setuptools] packages"
