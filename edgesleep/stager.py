@@ -41,7 +41,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -441,7 +441,7 @@ class Staging(Generic[F]):
         self._expected = 0  # the sample index the next packet should start at
         self.reset()
 
-    def feed(self, packet: Any) -> list[EpochResult]:
+    def feed(self, packet: Data | Beats | Rates) -> list[EpochResult]:
         """One packet of a stream (``Packet``, ``BeatPacket`` or ``RatePacket`` of
         :mod:`edgesleep.sources`): the results it makes final."""
         results: list[EpochResult] = packet.deliver(self)
