@@ -155,6 +155,8 @@ def run_stream(
     t_start = time.monotonic()
 
     def out(results: list[EpochResult]) -> None:
+        if results:  # the counters as of these results (what the live line shows)
+            report.count(stager.counters)
         for r in results:
             report.epochs += not r.revision
             report.flagged += bool(r.flags) and not r.revision
@@ -165,7 +167,6 @@ def run_stream(
             if received is not None:
                 received(packet)
             out(stager.feed(packet))
-            report.count(stager.counters)
     finally:
         out(stager.flush())
         report.count(stager.counters)

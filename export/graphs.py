@@ -218,6 +218,11 @@ def _ints(name: str, values: list[int]) -> onnx.TensorProto:
     return helper.make_tensor(name, onnx.TensorProto.INT64, [len(values)], values)
 
 
+def takes_clock(encoder: onnx.ModelProto) -> bool:
+    """Whether an encoder graph takes each epoch's clock (a model with ``clock``)."""
+    return any(i.name == "clock" for i in encoder.graph.input)
+
+
 def compose_step(
     encoder: onnx.ModelProto, body: onnx.ModelProto, context: int, tail: bool, n_classes: int
 ) -> onnx.ModelProto:
@@ -235,7 +240,7 @@ def compose_step(
     """
     dim = body.graph.input[0].type.tensor_type.shape.dim[-1].dim_value
     image = [d.dim_value for d in encoder.graph.input[0].type.tensor_type.shape.dim[1:]]
-    clocked = any(i.name == "clock" for i in encoder.graph.input)
+    clocked = takes_clock(encoder)
     enc_nodes, enc_inits = _inline(
         encoder.graph, "encoder", {"image": "image", "clock": "clock", "vector": "new"}
     )

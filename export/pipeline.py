@@ -37,6 +37,7 @@ from edgesleep.export.graphs import (
     new_export_id,
     save,
     step_of,
+    takes_clock,
 )
 from edgesleep.export.quantize import SCHEMES, Scheme, static_qdq, weight_only
 from edgesleep.io.dataset import Dataset, Entry, read_dataset
@@ -127,7 +128,7 @@ def calibration_batches(
     pick = np.linspace(0, images.shape[0] - 1, min(CALIBRATION_EPOCHS, images.shape[0]))
     epochs, epoch_clocks = images[pick.astype(int)], clock[pick.astype(int)]
     windows, clocks = windows_of(nights, seq_len, CALIBRATION_WINDOWS)
-    clocked = any(i.name == "clock" for i in fp32["encoder"].graph.input)
+    clocked = takes_clock(fp32["encoder"])
     encoder = ort.InferenceSession(fp32["encoder"].SerializeToString())
     flat = {"image": windows.reshape(-1, *windows.shape[2:])}
     if clocked:
