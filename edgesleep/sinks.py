@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -45,8 +46,11 @@ class Sink(Protocol):
 
 
 # A sink that also wants the stream's packets as received (the raw recorder) defines
-# ``packet(packet)``; the fan-out hands them to it, detached like its epochs. A sink may set
-# ``queue_size`` (items it may fall behind; default QUEUE_SIZE).
+# ``packet(packet)``; the fan-out hands them to it, detached like its epochs. A sink that
+# maps device time to its own clock (the LSL outlet) defines ``arrived((device_s,
+# monotonic_s))``: it is told once, when the first packet arrives, the device time of that
+# packet's end and ``time.monotonic()`` then. A sink may set ``queue_size`` (items it may
+# fall behind; default QUEUE_SIZE).
 
 _CLOSE = object()
 
@@ -82,8 +86,15 @@ class Detached:
     def wants_packets(self) -> bool:
         return hasattr(self.sink, "packet")
 
+    @property
+    def wants_arrival(self) -> bool:
+        return hasattr(self.sink, "arrived")
+
     def packet(self, packet: Any) -> None:
         self._put(("packet", packet))
+
+    def arrived(self, when: tuple[float, float]) -> None:
+        self._put(("arrived", when))
 
     def _run(self) -> None:
         while True:
@@ -129,8 +140,16 @@ class Fanout:
         self.primary = primary
         self.others = [Detached(s, getattr(s, "queue_size", QUEUE_SIZE)) for s in others]
         self.recorders = [s for s in self.others if s.wants_packets]
+        self.clocked = [s for s in self.others if s.wants_arrival]
+        self._ticks_per_s = 0.0  # the stream's rate: its packets' indices per second
+
+    @property
+    def wants_packets(self) -> bool:
+        """Whether any sink wants the packets (a recorder) or their arrival (a clock)."""
+        return bool(self.recorders or self.clocked)
 
     def start(self, meta: dict[str, Any]) -> None:
+        self._ticks_per_s = float(meta.get("sfreq") or 0.0)
         self.primary.start(meta)
         for sink in self.others:
             sink.start(meta)
@@ -141,7 +160,15 @@ class Fanout:
             sink.epoch(result)
 
     def packet(self, packet: Any) -> None:
-        """A packet as received, for the sinks that keep them (detached)."""
+        """A packet as received, for the sinks that keep them (detached); the first one's
+        arrival for the sinks that map device time."""
+        if self.clocked:
+            end = _end_index(packet)
+            if end is not None and self._ticks_per_s > 0:
+                when = (end / self._ticks_per_s, time.monotonic())
+                for sink in self.clocked:
+                    sink.arrived(when)
+                self.clocked = []
         for sink in self.recorders:
             sink.packet(packet)
 
@@ -156,3 +183,14 @@ class Fanout:
                 sink.close()
         finally:
             self.primary.close()
+
+
+def _end_index(packet: Any) -> float | None:
+    """The index (in the stream's ticks) just after a packet's last sample or event; None
+    for an empty packet of events."""
+    if hasattr(packet, "samples"):
+        return float(packet.first_index + packet.samples.shape[0])
+    ticks = getattr(packet, "indices", None)
+    if ticks is None:
+        ticks = packet.ticks
+    return float(ticks[-1]) if len(ticks) else None

@@ -286,6 +286,16 @@ def _unusable(q: _Quality) -> bool:
     return "flat" in q.flags or q.bad >= UNUSABLE_FRACTION * max(q.total, 1)
 
 
+Column = int | tuple[int, int]  # a stream's channel, or a derivation of two: (plus, minus)
+
+
+def column_of(samples: np.ndarray, column: Column) -> np.ndarray:
+    """One channel, or a derivation (plus minus minus), of samples (n_times, n_channels)."""
+    if isinstance(column, int):
+        return samples[:, column]
+    return samples[:, column[0]] - samples[:, column[1]]
+
+
 def check_stream(model: ExportedModel, sfreq: float, channel: str | None) -> None:
     """Refuse a stream the model cannot take; warn about a synthetic model on real data."""
     info = model.info
@@ -554,8 +564,9 @@ class Stager(Staging[FrontEnd]):
         The input's full scale in µV, for the clipping flag.
     channel : str, optional
         The stream's channel label, checked against the model's sensor kind.
-    column : int
-        Which column of a packet's samples is that channel (:meth:`feed`).
+    column : int or (int, int)
+        Which column of a packet's samples is that channel (:meth:`feed`), or which two
+        make it (a derivation: plus minus minus).
     """
 
     def __init__(
@@ -566,7 +577,7 @@ class Stager(Staging[FrontEnd]):
         revisions: bool = False,
         full_scale_uv: float | None = None,
         channel: str | None = None,
-        column: int = 0,
+        column: Column = 0,
     ) -> None:
         check_stream(model, sfreq, channel)
         kind, sensor = model.info.input["kind"], channel or model.info.signal_channel
@@ -584,7 +595,7 @@ class Stager(Staging[FrontEnd]):
         elif start < self._expected:
             self.counters["overlap_samples"] += min(self._expected - start, n)
         self._expected = max(self._expected, start + n)
-        return self.push(packet.samples[:, self.column], t0=start / sfreq)
+        return self.push(column_of(packet.samples, self.column), t0=start / sfreq)
 
     def beats(self, packet: Beats) -> list[EpochResult]:
         """R peaks beside a signal: counted (this stager stages from the signal)."""

@@ -99,7 +99,7 @@ def stream_to_csv(
             on_result(r, report)
 
     try:
-        run_stream(source, stager, emit, report, fan.packet if fan.recorders else None)
+        run_stream(source, stager, emit, report, fan.packet if fan.wants_packets else None)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:
@@ -124,12 +124,11 @@ def _prepare(
         stager = SeriesStager(model, opts.source, opts.delay, opts.revisions, info.sfreq)
         label = opts.source
     else:
-        index = pick_channel(info, model.info.signal_channel, opts.channel)
-        label = info.channels[index]
-        stager = Stager(model, info.sfreq, opts.delay, opts.revisions, info.full_scale_uv, label,
-                        index)  # fmt: skip
+        column, label = pick_channel(info, model.info.signal_channel, opts.channel)
+        full_scale = info.full_scale_uv if isinstance(column, int) else None  # not of A - B
+        stager = Stager(model, info.sfreq, opts.delay, opts.revisions, full_scale, label, column)
     night.start({"device_id": info.device_id, "stream_id": info.stream_id,
-                 "channel": label, "sfreq": info.sfreq,
+                 "channel": label, "sfreq": info.sfreq, "delay": stager.delay,
                  "export_id": model.info.raw["export_id"],
                  "channels": list(info.channels), "full_scale_uv": info.full_scale_uv})  # fmt: skip
     if model.info.synthetic and not info.synthetic:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # only the runtime (train/, export/ and bench/ install beside it as edgesleep.*): test the
 # installed package, editable or not, instead.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT]
+
+# Lab Streaming Layer stays on this machine: liblsl reads LSLAPICFG once, at its first use,
+# so it is set here, before any test can import pylsl (tests/test_lsl.py checks it is in
+# force); subprocesses inherit it. The session id hides other runs' streams.
+from edgesleep.lsl import machine_config  # noqa: E402
+
+os.environ["LSLAPICFG"] = str(machine_config(
+    Path(tempfile.mkdtemp(prefix="edgesleep-lsl-")) / "lsl_api.cfg", f"edgesleep-test-{os.getpid()}"
+))  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 SOURCE_HELP = (
     "Where samples come from: serial:PORT[?baud=N] (the edgesleep protocol), "
     "stdin:?sfreq=HZ[&channels=A,B] (CSV lines), edf:FILE[?speed=X&channel=C] (replay), "
-    "synthetic:[?seed=N&epochs=N&speed=X]."
+    "synthetic:[?seed=N&epochs=N&speed=X], lsl:type=EEG|name=N[&kind=rr&idle=S] (Lab "
+    "Streaming Layer), brainflow:board=ID[&serial_port=P] (BrainFlow; board=synthetic)."
 )
 
 
@@ -192,7 +193,8 @@ def stream(
         "stages.csv"
     ),
     channel: Annotated[
-        str | None, typer.Option(help="Channel to stage (default: the model's kind).")
+        str | None,
+        typer.Option(help="Channel to stage, or a derivation A-B (default: the model's kind)."),
     ] = None,
     series: Annotated[
         HeartSource | None,
@@ -211,6 +213,9 @@ def stream(
     record: Annotated[
         Path | None,
         typer.Option(help="Also keep what is received: a signal as .edf, heart events as .csv."),
+    ] = None,
+    lsl_out: Annotated[
+        str | None, typer.Option(help="Also publish each epoch on an LSL stream of this name.")
     ] = None,
     # the forms of edgesleep 0.1, kept working and hidden: the SOURCE spec replaces them
     port: Annotated[str | None, typer.Option(hidden=True)] = None,
@@ -246,14 +251,18 @@ def stream(
         warnings.warn("--input of stream is deprecated: use --series", DeprecationWarning,
                       stacklevel=1)  # fmt: skip
     spec = old if old is not None else parse_spec(str(source))
-    sinks = []
+    sinks: list[Any] = []
     if record is not None:
         from edgesleep.record import Recorder, check_record
 
         check_record(record, series or input_source, overwrite)
         sinks.append(Recorder(record, series or input_source))
-    signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     exported = load_model(model, precision, classes)
+    if lsl_out is not None:
+        from edgesleep.lsl import LslOutlet
+
+        sinks.append(LslOutlet(lsl_out, exported.info.n_classes))
+    signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     opened = open_source(spec, channel or exported.info.signal_channel)
     opts = StreamOptions(channel, delay, revisions, overwrite, resume, series or input_source)
     n_classes = exported.info.n_classes

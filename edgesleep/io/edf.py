@@ -30,6 +30,9 @@ UNIT_TO_UV: dict[str, float] = {
     "µv": 1.0,
     "μv": 1.0,  # Greek mu
     "microvolt": 1.0,
+    "microvolts": 1.0,  # the XDF/LSL spelling
+    "millivolts": 1e3,
+    "volts": 1e6,
     "nv": 1e-3,
 }
 

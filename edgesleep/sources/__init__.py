@@ -29,6 +29,7 @@ from edgesleep.sources.base import (
     BeatPacket,
     Packet,
     Param,
+    Placer,
     RatePacket,
     Source,
     StreamInfo,
@@ -45,12 +46,14 @@ SOURCES = {
     "stdin": "edgesleep.sources.stdin",
     "edf": "edgesleep.sources.edf",
     "synthetic": "edgesleep.sources.synthetic",
+    "lsl": "edgesleep.sources.lsl",
+    "brainflow": "edgesleep.sources.brainflow",
 }
 
 __all__ = [
     "PACKET_S", "SOURCES", "ArraySource", "BeatPacket", "CsvSource", "Packet", "Param",
     "RatePacket", "SerialSource", "Source", "SourceSpec", "StreamInfo", "edf_source",
-    "open_source", "parse_spec", "pick_channel", "source_module", "synthetic_source",
+    "Placer", "open_source", "parse_spec", "pick_channel", "source_module", "synthetic_source",
 ]  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ import numpy as np
 from edgesleep.errors import InputError, UsageError
 from edgesleep.io.edf import channel_kind, find_channel
 from edgesleep.protocol import Beats, Data, Rates
+from edgesleep.stager import Column
 
 log = logging.getLogger("edgesleep")
 PACKET_S = 1.0
@@ -39,6 +40,9 @@ class StreamInfo:
     events: tuple[str, ...] = ()
     # whose clock its sample indices count: the device's samples, or a file's
     clock: str = "device samples"
+    # each channel's unit after the source's scaling: "uV" for a voltage (the default when
+    # empty), else the unit the device states (an accelerometer's "g"): not stageable
+    units: tuple[str, ...] = ()
 
 
 # One packet family, shared with the wire protocol (edgesleep.protocol): a source hands on
@@ -63,20 +67,96 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
-def pick_channel(info: StreamInfo, model_channel: str, channel: str | None) -> int:
-    """Index of ``channel`` in the stream, or of the one channel of the model's sensor kind."""
+def pick_channel(info: StreamInfo, model_channel: str, channel: str | None) -> tuple[Column, str]:
+    """The column of ``channel`` in the stream (or of the one channel of the model's sensor
+    kind) and its label. ``channel`` may be a derivation of two of the stream's channels,
+    ``E1-E2`` (plus minus minus), where no channel carries that name itself.
+
+    Raises
+    ------
+    InputError
+        No channel or derivation matches (the channels there are are listed), several do,
+        or the channel is not a voltage (its unit is named).
+    """
+    labels = list(info.channels)
     if channel is not None:
-        return find_channel(list(info.channels), channel)
-    if len(info.channels) == 1:
-        return 0
-    want = channel_kind(model_channel)
-    matches = [i for i, c in enumerate(info.channels) if want and channel_kind(c) == want]
-    if len(matches) == 1:
-        return matches[0]
-    raise InputError(
-        f"the stream has channels {list(info.channels)}; pass --channel with the one that "
-        f"matches the model's {model_channel!r}"
-    )
+        column = _find(labels, channel)
+    elif len(labels) == 1:
+        column = 0
+    else:
+        want = channel_kind(model_channel)
+        matches = [i for i, c in enumerate(labels) if want and channel_kind(c) == want]
+        if len(matches) != 1:
+            raise InputError(
+                f"the stream has channels {labels}; pass --channel with the one that matches "
+                f"the model's {model_channel!r} (or a derivation of two, e.g. "
+                f"--channel {'-'.join(labels[:2])})"
+            )
+        column = matches[0]
+    parts = (column,) if isinstance(column, int) else column
+    for i in parts:
+        unit = info.units[i] if i < len(info.units) else "uV"
+        if unit != "uV":
+            raise InputError(
+                f"channel {labels[i]!r} is in {unit!r}, not a voltage: stage a voltage channel "
+                f"(channels: {labels})"
+            )
+    label = labels[column] if isinstance(column, int) else "-".join(labels[i] for i in column)
+    return column, label
+
+
+def _find(labels: list[str], name: str) -> Column:
+    """A channel by name (or alias), else a derivation ``A-B`` of two channels."""
+    try:
+        return find_channel(labels, name)
+    except InputError as err:
+        for cut in [i for i, c in enumerate(name) if c == "-"]:
+            plus, minus = name[:cut].strip(), name[cut + 1 :].strip()
+            if plus and minus:
+                try:
+                    return find_channel(labels, plus), find_channel(labels, minus)
+                except InputError:
+                    continue
+        raise err
+
+
+class Placer:
+    """Sample indices from a stream's timestamps (LSL, BrainFlow): where each read's first
+    sample falls since the stream's first sample, with gaps found from the timestamps.
+
+    Timestamps jitter (they are stamped when a chunk leaves the device or reaches the host)
+    but never come early, so the time of sample 0 is tracked as the earliest that the
+    timestamps allow: ``t0 = min over reads of (first timestamp - index / sfreq)``, drifting
+    up slowly (``DRIFT``) so that a device clock slower than its nominal rate is followed. A
+    read whose first timestamp is more than ``gap_s`` later than its index says is a gap:
+    the index jumps by the missing samples (the stager fills and flags them). A shorter
+    delay is jitter. liblsl's own dejitter is not used: it smooths a gap over the samples
+    after it.
+    """
+
+    DRIFT = 0.01  # per read, of a late read's delay
+
+    def __init__(self, sfreq: float, gap_s: float = 0.5) -> None:
+        self.sfreq, self.gap_s = sfreq, gap_s
+        self.next_index = 0
+        self.t0: float | None = None
+        self.gaps = 0
+
+    def place(self, first_stamp: float, n_samples: int) -> int:
+        """The index of a read's first sample (``first_stamp``: its timestamp, s)."""
+        if self.t0 is None:
+            self.t0 = first_stamp
+        late = first_stamp - (self.t0 + self.next_index / self.sfreq)
+        if late > self.gap_s:
+            self.gaps += 1
+            self.next_index += int(round(late * self.sfreq))
+        elif late < 0:
+            self.t0 += late
+        else:
+            self.t0 += self.DRIFT * late
+        index = self.next_index
+        self.next_index += n_samples
+        return index
 
 
 class ArraySource:
@@ -123,7 +203,7 @@ class Param:
     """One parameter of a source's spec string (``?key=value``): its type, default (None:
     required when ``required``), bounds and a one-line help."""
 
-    kind: type
+    kind: Callable[[str], Any]  # a type, or a parser of the text (raising ValueError)
     default: Any
     help: str
     lo: float | None = None
@@ -141,9 +221,9 @@ class Param:
         try:
             value = self.kind(text)
         except ValueError:
-            raise UsageError(
-                f"{where}: {key}={text[:40]!r} is not a {self.kind.__name__} ({self.help})"
-            ) from None
+            what = getattr(self.kind, "__name__", "value")
+            raise UsageError(f"{where}: {key}={text[:40]!r} is not a {what} ({self.help})"
+                             ) from None  # fmt: skip
         if isinstance(value, (int, float)) and (
             (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi)
         ):
