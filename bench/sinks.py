@@ -1,7 +1,8 @@
 """What a sink costs a stream: the LSL outlet (``stream --lsl-out``), with and without a reader.
 
 ``python -m edgesleep.bench.sinks [--seconds 300]`` runs three fresh processes, each staging a
-SYNTHETIC ECG night from the generator with the shipped heart model into a night file: the
+SYNTHETIC ECG hour from the generator (looped) with the shipped heart model into a night
+file: the
 first 25 epochs as fast as they come (so that epochs are being published), then
 ``--seconds`` at real time, one 1-s packet a second, as a device streams. The variants:
 
@@ -13,9 +14,11 @@ first 25 epochs as fast as they come (so that epochs are being published), then
 Over the real-time part each process measures, from ``/proc/self/task/*``: the CPU time
 (``schedstat``, ns) of the threads the sink brought (its detached thread and liblsl's),
 scaled to CPU-s per streamed hour; the CPU time of all threads; voluntary context switches
-per second of all threads (wake-ups); and resident memory at the end (VmRSS). The outlet's
-cost is its threads' CPU plus what it adds to the scoring thread (one queue put per epoch,
-measured as the difference in all threads' CPU and reported, noisy at this scale). LSL runs
+per second of all threads (wake-ups); and resident memory before the stream and at its end
+(VmRSS). The outlet runs inline: what it adds to the scoring thread (one ``push_sample`` per
+epoch, ~5 µs) shows only in all threads' CPU, which is reported (noisy at this scale); its
+own threads are liblsl's. This VM's idle driver (haltpoll) charges ~25–80 µs of CPU to each
+thread wake-up, which dominates these figures; bare metal charges a few µs. LSL runs
 under a machine-only configuration (:func:`edgesleep.lsl.machine_config`) unless
 ``LSLAPICFG`` is set. Goals (issue 32): outlet with one reader ≤ 0.01 CPU-s per streamed
 hour, wake-ups per second unchanged with no reader, RSS ≤ +5 MB.
@@ -117,8 +120,10 @@ def child(variant: str, realtime_s: float, name: str) -> dict[str, Any]:
     from edgesleep.synth.psg import generate_night
 
     model = default_model()
-    signal = generate_night(0, 0).signals["ECG"]
+    stages = np.array([0] * 10 + [1] * 10 + [2] * 40 + [3] * 30 + [4] * 30)  # 1 h, looped
+    signal = generate_night(0, 0, stages=stages).signals["ECG"]
     source = Paced(signal, 100.0, FAST_EPOCHS * 30, realtime_s)
+    rss_before_kb = vm("VmRSS")
     before = set(threads())
     sinks = [] if variant == "night file" else [LslOutlet(name, model.info.n_classes, 0.0)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,6 +146,7 @@ def child(variant: str, realtime_s: float, name: str) -> dict[str, Any]:
         "all_cpu_s_per_h": round(all_ns * per_hour, 4),
         "wakeups_per_s": round(switches / seconds, 2),
         "rss_mb": round(rss_kb / 1024, 1),
+        "rss_before_stream_mb": round(rss_before_kb / 1024, 1),
         "sinks": report.sinks,
     }
 
@@ -187,16 +193,18 @@ def markdown(result: dict[str, Any]) -> str:
         f"`{result['command']}`: the shipped heart model staging a SYNTHETIC ECG night into "
         f"a night file, {result['realtime_s']:g} s at real time per variant, each in a fresh "
         f"process (LSL machine-only: {result['machine_only_lsl']}). Sink CPU: the threads "
-        "the sink brought (its detached thread and liblsl's), per streamed hour.",
+        "the sink brought (liblsl's; the outlet itself runs in the scoring thread), per "
+        "streamed hour. RSS before: before the stream, after the model and signal.",
         "",
         "| variant | epochs | sink threads | sink CPU-s/h | all threads CPU-s/h | "
-        "wake-ups/s | RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "wake-ups/s | RSS before MB | RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["variants"]:
         lines.append(f"| {r['variant']} | {r['epochs']} | {r['sink_threads']} | "
                      f"{r['sink_cpu_s_per_h']} | {r['all_cpu_s_per_h']} | "
-                     f"{r['wakeups_per_s']} | {r['rss_mb']} |")  # fmt: skip
+                     f"{r['wakeups_per_s']} | {r['rss_before_stream_mb']} | "
+                     f"{r['rss_mb']} |")  # fmt: skip
     cpu, wake = result["outlet_with_reader_cpu_s_per_h"], result["wakeups_no_reader_minus_base"]
     rss = result["rss_increment_mb"]
     lines += [

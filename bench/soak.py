@@ -113,8 +113,7 @@ class _Frames:
         self.parser = protocol.Parser()
 
     def send(self, data: bytes) -> list[Any]:
-        for frame in self.parser.feed(data):
-            self.source._handle(frame)
+        self.source.receive(self.parser.feed(data))
         q = self.source.queue
         return [q.get() for _ in range(q.qsize())]
 

@@ -13,6 +13,9 @@ one probability per class. Each sample is stamped on LSL's clock (``local_clock(
 epoch's onset: device time is mapped to LSL time when the first packet arrives. A result
 reaches the outlet K epochs after its epoch ended (K: the readout delay, in channel
 ``delay``); closed-loop use (stimulating in N3 or REM) wants a causal model read at K = 0.
+The outlet runs inline in the scoring loop (liblsl's push never blocks: a slow reader's
+queue drops its oldest samples); the first epochs are held until a first reader connects or
+``WAIT_FOR_CONSUMER_S`` have passed, so a reader started with the stream misses none.
 """
 
 from __future__ import annotations
@@ -119,8 +122,8 @@ def flag_bits(flags: tuple[str, ...]) -> int:
 
 
 class LslOutlet:
-    """The sink behind ``stream --lsl-out NAME`` (see the module docstring); runs detached
-    (:class:`edgesleep.sinks.Detached`), so LSL never delays scoring.
+    """The sink behind ``stream --lsl-out NAME`` (see the module docstring); runs inline
+    (:class:`edgesleep.sinks.Inline`): nothing here waits but :meth:`close`.
 
     Parameters
     ----------
@@ -129,8 +132,10 @@ class LslOutlet:
     n_classes : int
         The model's classes (one probability channel each).
     wait_s : float
-        How long the first epoch waits for a first reader (its thread waits, not scoring).
+        How long the first epochs are held for a first reader (nothing waits for it).
     """
+
+    inline = True
 
     def __init__(self, name: str, n_classes: int, wait_s: float = WAIT_FOR_CONSUMER_S) -> None:
         self.pylsl = import_pylsl()
@@ -139,7 +144,8 @@ class LslOutlet:
         self.outlet: Any = None
         self.anchor: float | None = None  # LSL time of device time 0
         self._offset = self.pylsl.local_clock() - time.monotonic()
-        self._waited = False
+        self._held: list[tuple[list[float], float]] | None = []  # until a reader or wait_s
+        self._hold_until = time.monotonic() + wait_s
 
     def start(self, meta: dict[str, Any]) -> None:
         pylsl = self.pylsl
@@ -171,20 +177,33 @@ class LslOutlet:
             self.anchor = at_monotonic + self._offset - device_s
 
     def epoch(self, result: EpochResult) -> None:
-        if not self._waited:  # the first epoch waits for a first reader (this thread only)
-            self._waited = True
-            self.outlet.wait_for_consumers(self.wait_s)
         row = np.full(len(CHANNELS) + self.n_classes, np.nan)
         row[: len(CHANNELS)] = (result.index, result.onset_s, self.delay, result.stage,
                                 float(result.revision), flag_bits(result.flags))  # fmt: skip
         row[len(CHANNELS) :] = result.probabilities
         stamp = (self.anchor + result.onset_s if self.anchor is not None
                  else self.pylsl.local_clock())  # fmt: skip
+        if self._held is not None:
+            self._held.append((row.tolist(), stamp))
+            if self.outlet.have_consumers() or time.monotonic() > self._hold_until:
+                self._release()
+            return
         self.outlet.push_sample(row.tolist(), stamp)
 
+    def _release(self) -> None:
+        for sample, stamp in self._held or []:
+            self.outlet.push_sample(sample, stamp)
+        self._held = None
+
     def close(self) -> None:
-        """Destroy the outlet (readers see it lost), after ``LINGER_S`` for its readers to
-        take what was pushed last (liblsl has no flush)."""
-        if self.outlet is not None and self.outlet.have_consumers():
+        """Hand over what is held (to a reader that comes within what is left of
+        ``wait_s``), give readers ``LINGER_S`` to take what was pushed last (liblsl has no
+        flush), then destroy the outlet (readers see it lost)."""
+        if self.outlet is None:
+            return
+        if self._held:
+            self.outlet.wait_for_consumers(max(0.0, self._hold_until - time.monotonic()))
+            self._release()
+        if self.outlet.have_consumers():
             time.sleep(LINGER_S)
         self.outlet = None

@@ -3,13 +3,14 @@
 A :class:`Sink` is told what the stream is (:meth:`Sink.start`), receives each result as it
 is scored (:meth:`Sink.epoch`) and is closed at the end. The night file
 (:class:`edgesleep.night_file.NightSink`, ``--out``) is the *primary* sink: written in the
-scoring loop, with every guarantee of :mod:`edgesleep.night_file`. Every other sink (an LSL
-outlet, a live page, a raw recorder: issue 32's next slices) runs *detached*
-(:class:`Detached`): on its own thread behind a bounded queue, so a slow sink loses the
-results that come while its queue is full (counted as ``drops``) rather than delaying
-scoring, and a sink
-that raises is closed and dropped (counted as ``failed``, logged once) while the stream and
-the night file go on. :class:`Fanout` is what the stream loop writes to.
+scoring loop, with every guarantee of :mod:`edgesleep.night_file`. Every other sink (the
+live page, the raw recorder) runs *detached* (:class:`Detached`): on its own thread behind a
+bounded queue, so a slow sink loses the results that come while its queue is full (counted
+as ``drops``) rather than delaying scoring; a sink that cannot block by construction (the
+LSL outlet, which hands each result to liblsl's non-blocking buffer) runs *inline*
+(:class:`Inline`), saving a thread wake-up per epoch. Either way a sink that raises is
+closed and dropped (counted as ``failed``, logged once) while the stream and the night file
+go on. :class:`Fanout` is what the stream loop writes to.
 """
 
 from __future__ import annotations
@@ -49,13 +50,83 @@ class Sink(Protocol):
 # ``packet(packet)``; the fan-out hands them to it, detached like its epochs. A sink that
 # maps device time to its own clock (the LSL outlet) defines ``arrived((device_s,
 # monotonic_s))``: it is told once, when the first packet arrives, the device time of that
-# packet's end and ``time.monotonic()`` then. A sink may set ``queue_size`` (items it may
-# fall behind; default QUEUE_SIZE).
+# packet's end and ``time.monotonic()`` then. A sink that shows the stream's state (the live
+# page) defines ``status_update(status)``: it gets the stream's counters after each result
+# (:func:`edgesleep.stream.stream_to_csv`). A sink may set ``queue_size`` (items it may
+# fall behind; default QUEUE_SIZE). A sink that sets ``inline = True`` promises that none of
+# its methods can block (:class:`Inline`).
 
 _CLOSE = object()
 
 
-class Detached:
+class _Wrapped:
+    """What the fan-out calls on a sink it wraps: each call is ``_put((method, value))``."""
+
+    sink: Sink
+    stats: dict[str, int]
+
+    def _put(self, item: Any) -> None:
+        raise NotImplementedError
+
+    def start(self, meta: dict[str, Any]) -> None:
+        self._put(("start", meta))
+
+    def epoch(self, result: EpochResult) -> None:
+        self._put(("epoch", result))
+
+    @property
+    def wants_packets(self) -> bool:
+        return hasattr(self.sink, "packet")
+
+    @property
+    def wants_arrival(self) -> bool:
+        return hasattr(self.sink, "arrived")
+
+    @property
+    def wants_status(self) -> bool:
+        return hasattr(self.sink, "status_update")
+
+    def packet(self, packet: Any) -> None:
+        self._put(("packet", packet))
+
+    def arrived(self, when: tuple[float, float]) -> None:
+        self._put(("arrived", when))
+
+    def status_update(self, status: dict[str, Any]) -> None:
+        self._put(("status_update", status))
+
+    def _fail(self, err: Exception) -> None:
+        self.stats["failed"] = 1
+        log.warning("sink %s failed (%s: %s); the stream goes on without it",
+                    self.sink.name, type(err).__name__, err)  # fmt: skip
+
+
+class Inline(_Wrapped):
+    """A sink that cannot block by construction (it hands each result to a library's own
+    non-blocking buffer: the LSL outlet), called in the scoring loop, which saves a thread
+    wake-up per epoch; one that raises is dropped like a detached one (``failed``)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink, self.name = sink, sink.name
+        self.stats = {"drops": 0, "failed": 0}
+
+    def _put(self, item: Any) -> None:
+        if self.stats["failed"]:
+            return
+        what, value = item
+        try:
+            getattr(self.sink, what)(value)
+        except Exception as err:  # noqa: BLE001 (any sink's fault stays in the sink)
+            self._fail(err)
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        except Exception as err:  # noqa: BLE001
+            log.warning("sink %s: closing failed (%s)", self.name, err)
+
+
+class Detached(_Wrapped):
     """``sink`` on its own thread behind a queue of ``size`` items (see the module
     docstring). ``stats``: ``drops`` (results it never got: its queue was full),
     ``failed`` (1 once it raised; it gets nothing more)."""
@@ -76,26 +147,6 @@ class Detached:
         except queue.Full:
             self.stats["drops"] += 1
 
-    def start(self, meta: dict[str, Any]) -> None:
-        self._put(("start", meta))
-
-    def epoch(self, result: EpochResult) -> None:
-        self._put(("epoch", result))
-
-    @property
-    def wants_packets(self) -> bool:
-        return hasattr(self.sink, "packet")
-
-    @property
-    def wants_arrival(self) -> bool:
-        return hasattr(self.sink, "arrived")
-
-    def packet(self, packet: Any) -> None:
-        self._put(("packet", packet))
-
-    def arrived(self, when: tuple[float, float]) -> None:
-        self._put(("arrived", when))
-
     def _run(self) -> None:
         while True:
             item = self.queue.get()
@@ -107,9 +158,7 @@ class Detached:
             try:
                 getattr(self.sink, what)(value)
             except Exception as err:  # noqa: BLE001 (any sink's fault stays in the sink)
-                self.stats["failed"] = 1
-                log.warning("sink %s failed (%s: %s); the stream goes on without it",
-                            self.name, type(err).__name__, err)  # fmt: skip
+                self._fail(err)
         try:
             self.sink.close()
         except Exception as err:  # noqa: BLE001
@@ -138,9 +187,13 @@ class Fanout:
 
     def __init__(self, primary: Sink, others: Sequence[Sink] = ()) -> None:
         self.primary = primary
-        self.others = [Detached(s, getattr(s, "queue_size", QUEUE_SIZE)) for s in others]
+        self.others: list[Inline | Detached] = [
+            Inline(s) if getattr(s, "inline", False)
+            else Detached(s, getattr(s, "queue_size", QUEUE_SIZE)) for s in others
+        ]  # fmt: skip
         self.recorders = [s for s in self.others if s.wants_packets]
         self.clocked = [s for s in self.others if s.wants_arrival]
+        self.showing = [s for s in self.others if s.wants_status]
         self._ticks_per_s = 0.0  # the stream's rate: its packets' indices per second
 
     @property
@@ -158,6 +211,11 @@ class Fanout:
         self.primary.epoch(result)
         for sink in self.others:
             sink.epoch(result)
+
+    def status_update(self, status: dict[str, Any]) -> None:
+        """The stream's counters, for the sinks that show them (detached)."""
+        for sink in self.showing:
+            sink.status_update(status)
 
     def packet(self, packet: Any) -> None:
         """A packet as received, for the sinks that keep them (detached); the first one's

@@ -34,6 +34,7 @@ class StreamReport:
     interrupted: bool = False
     sfreq: float = 0.0  # the stream's rate, Hz
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # detached sinks' counters
+    last_packet_unix: float = 0.0  # when the last packet arrived (time.time())
 
     def count(self, counters: dict[str, int]) -> None:
         """The stager's packet counters (gaps, overlaps, beats) so far."""
@@ -95,6 +96,8 @@ def stream_to_csv(
 
     def emit(r: EpochResult) -> None:
         fan.epoch(r)
+        if fan.showing:
+            fan.status_update(_status(report, source))
         if on_result is not None:
             on_result(r, report)
 
@@ -106,6 +109,14 @@ def stream_to_csv(
         fan.close()
         report.sinks = fan.stats
     return report
+
+
+def _status(report: StreamReport, source: Source) -> dict[str, Any]:
+    """The stream's counters as a live page shows them."""
+    counters = {k: v for k, v in source.stats.items() if isinstance(v, int | float)}
+    return {"epochs": report.epochs, "flagged": report.flagged, "gaps": report.gaps,
+            "gap_s": report.gap_samples / max(report.sfreq, 1e-9),
+            "last_packet_unix": report.last_packet_unix, "source": counters}  # fmt: skip
 
 
 def _prepare(
@@ -163,6 +174,7 @@ def run_stream(
 
     try:
         for packet in source.packets():
+            report.last_packet_unix = time.time()
             if received is not None:
                 received(packet)
             out(stager.feed(packet))

@@ -102,16 +102,30 @@ def test_frames_survive_garbage_and_any_chunking(junk: list[bytes], chunk: int) 
 
 
 def test_serial_source_unwraps_indices_and_places_beats() -> None:
-    source = SerialSource.detached()  # frames are handed over directly
-    for f in _frames():
-        source._handle(f)
+    source = SerialSource.detached()  # frames are handed over directly, one read
+    source.receive(_frames())
     items = [source.queue.get() for _ in range(source.queue.qsize())]
     # time is the device's: the first packet starts at its index, 2**32 - 10; the next
     # indices wrap and are unwrapped past 2**32
     first = 2**32 - 10
-    assert [i.start for i in items if isinstance(i, Packet)] == [first, first + 40, first + 41]
+    assert [(i.start, len(i.samples)) for i in items if isinstance(i, Packet)] == [
+        (first, 40), (first + 40, 1), (first + 41, 0)]  # fmt: skip
     beats = [i for i in items if not isinstance(i, Packet)][0]
     assert beats.indices.tolist() == [first + 15, first + 9]
+
+
+def test_one_read_is_one_batch_per_run_of_samples() -> None:
+    """The frames of one read: contiguous samples joined into one packet, a gap or an event
+    between them splits the run, order kept; a full queue drops whole packets, counted."""
+    source = SerialSource.detached()
+    x = np.arange(60, dtype=np.int16).reshape(30, 2)
+    source.receive([HEADER, protocol.Data(0, x[:10]), protocol.Data(10, x[10:20]),
+                    protocol.Data(25, x[20:25]), protocol.Beats(np.array([26])),
+                    protocol.Data(30, x[25:])])  # fmt: skip
+    items = [source.queue.get() for _ in range(source.queue.qsize())]
+    kinds = [(i.start, len(i.samples)) if isinstance(i, Packet) else "beats" for i in items]
+    assert kinds == [(0, 20), (25, 5), "beats", (30, 5)]
+    np.testing.assert_array_equal(items[0].samples, x[:20] * np.float64(HEADER.uv_per_lsb))
 
 
 def _expected_flags(missing: np.ndarray, n_epochs: int, sfreq: float, seq_len: int,

@@ -217,6 +217,13 @@ def stream(
     lsl_out: Annotated[
         str | None, typer.Option(help="Also publish each epoch on an LSL stream of this name.")
     ] = None,
+    serve: Annotated[
+        str | None,
+        typer.Option(help="Also serve the night live on [HOST:]PORT (default host 127.0.0.1)."),
+    ] = None,
+    serve_public: Annotated[
+        bool, typer.Option(help="Allow --serve on an address other than this machine's.")
+    ] = False,
     # the forms of edgesleep 0.1, kept working and hidden: the SOURCE spec replaces them
     port: Annotated[str | None, typer.Option(hidden=True)] = None,
     replay: Annotated[Path | None, typer.Option(hidden=True)] = None,
@@ -262,6 +269,14 @@ def stream(
         from edgesleep.lsl import LslOutlet
 
         sinks.append(LslOutlet(lsl_out, exported.info.n_classes))
+    if serve is not None:
+        from edgesleep.live import LivePage
+
+        page = LivePage(serve, exported.info.n_classes, serve_public)
+        sinks.append(page)
+        if page.public:
+            typer.echo(f"WARNING: the night is served to the network at {page.url}", err=True)
+        typer.echo(f"live page: {page.url}", err=True)
     signal.signal(signal.SIGTERM, _interrupt)  # systemd's stop: like Ctrl-C, flush and exit
     opened = open_source(spec, channel or exported.info.signal_channel)
     opts = StreamOptions(channel, delay, revisions, overwrite, resume, series or input_source)

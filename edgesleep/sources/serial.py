@@ -32,8 +32,9 @@ _STOP = object()
 class SerialSource:
     """Frames of :mod:`edgesleep.protocol` from a serial port, read on a thread.
 
-    The reader thread parses frames and puts packets into a bounded queue, so a slow
-    consumer never blocks the port: when the queue is full a packet is dropped and counted
+    The reader thread parses frames and puts packets into a bounded queue, one batch per
+    read (:meth:`receive`: a run of contiguous samples is one packet), so a slow consumer
+    never blocks the port: when the queue is full a packet is dropped and counted
     (``queue_drops``), and the gap shows in the sample indices. A port that disappears
     (unplugged, the device reset) is reopened every ``reconnect_s`` under the same path
     (use a stable name such as /dev/serial/by-id/...); the stream continues where the
@@ -84,12 +85,14 @@ class SerialSource:
         self._rebase = False
         self._error: str | None = None
         self._started = time.monotonic()
+        self._batch: list[Packet | BeatPacket | RatePacket] = []  # one read's packets
+        self._end: Packet | None = None
         self.thread = threading.Thread(target=self._read, name="edgesleep-serial", daemon=True)
         self.thread.start()
 
     @classmethod
     def detached(cls) -> SerialSource:
-        """A source with no port whose frames are handed to :meth:`_handle` directly and
+        """A source with no port whose frames are handed to :meth:`receive` directly and
         whose packets are then in ``queue`` (for tests and benchmarks of the frame
         handling: no pseudo-terminal, no reader thread)."""
         source = cls("/nonexistent/port", reconnect_s=3600)
@@ -168,9 +171,8 @@ class SerialSource:
                     continue
                 self.counters["reader_wakeups"] += 1
                 self.counters["bytes"] += len(chunk)
-                for frame in self.parser.feed(chunk):
-                    if not self._handle(frame):
-                        return
+                if not self.receive(self.parser.feed(chunk)):
+                    return
         except Exception as err:  # noqa: BLE001 (a bug here must end the stream, loudly)
             log.exception("%s: the reader stopped", self.port)
             self._error = f"{self.port}: the reader stopped ({type(err).__name__}: {err})"
@@ -180,8 +182,28 @@ class SerialSource:
                 port.close()
             self.queue.put(_STOP)
 
+    def receive(self, frames: list[Header | Data | Beats | Rates | End]) -> bool:
+        """The frames of one read, into the queue as one batch: each run of contiguous
+        samples one packet, events as they came, in order; False at the end of the stream
+        (the frames after the end frame are not looked at)."""
+        going = True
+        for frame in frames:
+            if not self._handle(frame):
+                going = False
+                break
+        batch, self._batch = _merged(self._batch), []
+        for item in batch:
+            try:
+                self.queue.put_nowait(item)
+            except queue.Full:
+                self.counters["queue_drops"] += 1
+        if self._end is not None:  # never dropped: it ends the stream
+            self.queue.put(self._end)
+            self._end = None
+        return going
+
     def _handle(self, frame: Header | Data | Beats | Rates | End) -> bool:
-        """Turn a frame into queue items; False at the end of the stream."""
+        """Turn a frame into items of this read's batch; False at the end of the stream."""
         if isinstance(frame, Header):
             old = self._header
             if old is not None and (old.sfreq, old.channels) != (frame.sfreq, frame.channels):
@@ -204,7 +226,7 @@ class SerialSource:
             if self._next_abs is not None and self._header is not None:
                 start = int(self._unwrap(frame.next_index))
                 empty = np.zeros((0, len(self._header.channels)))
-                self.queue.put(Packet(max(start, self._next_abs), empty))
+                self._end = Packet(max(start, self._next_abs), empty)
             return False
         if isinstance(frame, Beats):
             self.counters["beats"] += frame.indices.shape[0]
@@ -275,7 +297,31 @@ class SerialSource:
         return unwrapped
 
     def _put(self, item: Packet | BeatPacket | RatePacket) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except queue.Full:
-            self.counters["queue_drops"] += 1
+        self._batch.append(item)
+
+
+def _merged(
+    items: list[Packet | BeatPacket | RatePacket],
+) -> list[Packet | BeatPacket | RatePacket]:
+    """Runs of sample packets that follow each other without a gap, joined (one packet per
+    run); event packets as they are, in order."""
+    out: list[Packet | BeatPacket | RatePacket] = []
+    run: list[Packet] = []
+
+    def close_run() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            out.append(Packet(run[0].first_index, np.concatenate([p.samples for p in run])))
+        run.clear()
+
+    for item in items:
+        if isinstance(item, Data):
+            if run and item.first_index != run[-1].first_index + run[-1].samples.shape[0]:
+                close_run()
+            run.append(item)
+        else:
+            close_run()
+            out.append(item)
+    close_run()
+    return out

@@ -60,8 +60,8 @@ def test_any_frames_in_any_order_never_raise_nor_invent_epochs(
     data = b"".join(stream)
     ended = False
     for i in range(0, len(data), chunk):
-        for frame in parser.feed(data[i : i + chunk]):
-            ended = ended or not source._handle(frame)
+        frames = parser.feed(data[i : i + chunk])
+        ended = ended or not source.receive(frames)
         assert len(parser.buffer) <= protocol.MAX_PAYLOAD + protocol.OVERHEAD
         assert source.queue.qsize() <= 256
         if ended:
