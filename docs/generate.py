@@ -30,6 +30,7 @@ RENDERERS = {
     "bench/results/arm_emulated.json": "edgesleep.bench.emulated",
     "bench/results/offline_memory.json": "edgesleep.bench.offline_memory",
     "bench/results/parser.json": "edgesleep.bench.parser",
+    "bench/results/sinks.json": "edgesleep.bench.sinks",
     "bench/results/soak.json": "edgesleep.bench.soak",
     "bench/results/train_speed.json": "edgesleep.bench.train_speed",
     "studies/results/cardiac_slpdb.json": "studies/cardiac_slpdb.py",

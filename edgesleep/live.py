@@ -77,7 +77,10 @@ def is_loopback(host: str) -> bool:
 
 
 class LivePage:
-    """The sink behind ``--serve`` (see the module docstring); runs detached.
+    """The sink behind ``--serve`` (see the module docstring). It runs inline in the scoring
+    loop (:class:`edgesleep.sinks.Inline`): an epoch costs a row and a notify. The night's
+    statistics are computed for viewers, in a viewer's thread, once per change (none with no
+    viewer); viewers' threads hold the lock only to copy rows, never while writing.
 
     Parameters
     ----------
@@ -97,6 +100,7 @@ class LivePage:
     """
 
     name = "live page"
+    inline = True
 
     def __init__(self, address: str, n_classes: int, public: bool = False,
                  token: str | None = None) -> None:  # fmt: skip
@@ -114,7 +118,7 @@ class LivePage:
         self.changed: dict[int, int] = {}  # epoch -> seq of its last change
         self.meta: dict[str, Any] = {}
         self.status: dict[str, Any] = {}
-        self.stats: dict[str, Any] = {}
+        self._stats: tuple[int, dict[str, Any]] = (-1, {})  # (seq, statistics) cached
         self.viewers = 0
         self.closed = False
         try:
@@ -153,22 +157,21 @@ class LivePage:
             self._bump(-1)
 
     def epoch(self, result: EpochResult) -> None:
-        p = np.asarray(result.probabilities, dtype=np.float64)
         row = [result.index, int(result.stage), flag_bits(result.flags),
-               *(round(float(v), 3) if math.isfinite(v) else None for v in p)]  # fmt: skip
+               *(round(v, 3) if math.isfinite(v) else None
+                 for v in result.probabilities.tolist())]  # fmt: skip
         with self.cond:
             self.rows[result.index] = row
             while len(self.rows) > MAX_EPOCHS:
                 oldest = min(self.rows)
                 del self.rows[oldest]
                 self.changed.pop(oldest, None)
-            self.stats = _statistics(self.rows, self.n_classes)
             self._bump(result.index)
 
     def status_update(self, status: dict[str, Any]) -> None:
+        """The stream's counters: sent with the next epoch (one push per epoch)."""
         with self.cond:
             self.status = status
-            self._bump(-1)
 
     def close(self) -> None:
         """Stop serving: viewers are told the stream ended, the port is released."""
@@ -193,9 +196,11 @@ class LivePage:
     # what viewers get (called on the server's threads)
     def state(self) -> tuple[int, dict[str, Any]]:
         with self.cond:
-            rows = [self.rows[i] for i in sorted(self.rows)]
-            return self.seq, {"meta": self.meta, "rows": rows, "stats": self.stats,
-                              "status": self.status, "ended": self.closed}  # fmt: skip
+            seq, rows = self.seq, dict(self.rows)
+            out = {"meta": self.meta, "rows": [rows[i] for i in sorted(rows)],
+                   "status": self.status, "ended": self.closed}  # fmt: skip
+        out["stats"] = self._statistics(seq, rows)
+        return seq, out
 
     def update_since(self, seq: int, timeout: float) -> tuple[int, dict[str, Any] | None]:
         """Wait for a change after ``seq`` (up to ``timeout`` s): the new seq and what
@@ -205,10 +210,20 @@ class LivePage:
                 self.cond.wait(timeout)
             if self.seq == seq and not self.closed:
                 return seq, None
-            rows = [self.rows[i] for i, s in sorted(self.changed.items()) if s > seq
-                    and i in self.rows]  # fmt: skip
-            return self.seq, {"rows": rows, "stats": self.stats, "status": self.status,
-                              "ended": self.closed}  # fmt: skip
+            new, rows_now = self.seq, dict(self.rows)
+            rows = [rows_now[i] for i, s in sorted(self.changed.items()) if s > seq
+                    and i in rows_now]  # fmt: skip
+            out = {"rows": rows, "status": self.status, "ended": self.closed}
+        out["stats"] = self._statistics(new, rows_now)
+        return new, out
+
+    def _statistics(self, seq: int, rows: dict[int, list[Any]]) -> dict[str, Any]:
+        """The night's statistics as of ``seq`` (computed once per change, for all viewers)."""
+        cached_seq, stats = self._stats
+        if cached_seq != seq:
+            stats = _statistics(rows, self.n_classes)
+            self._stats = (seq, stats)
+        return stats
 
     def allowed(self, host_header: str | None, query: str) -> str | None:
         """Why a request is refused (None: it is not)."""

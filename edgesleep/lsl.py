@@ -28,8 +28,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edgesleep.errors import InputError
 from edgesleep.stages import class_labels
 
@@ -177,18 +175,17 @@ class LslOutlet:
             self.anchor = at_monotonic + self._offset - device_s
 
     def epoch(self, result: EpochResult) -> None:
-        row = np.full(len(CHANNELS) + self.n_classes, np.nan)
-        row[: len(CHANNELS)] = (result.index, result.onset_s, self.delay, result.stage,
-                                float(result.revision), flag_bits(result.flags))  # fmt: skip
-        row[len(CHANNELS) :] = result.probabilities
+        row = [float(result.index), result.onset_s, self.delay, float(result.stage),
+               float(result.revision), float(flag_bits(result.flags)),
+               *result.probabilities.tolist()]  # fmt: skip
         stamp = (self.anchor + result.onset_s if self.anchor is not None
                  else self.pylsl.local_clock())  # fmt: skip
         if self._held is not None:
-            self._held.append((row.tolist(), stamp))
+            self._held.append((row, stamp))
             if self.outlet.have_consumers() or time.monotonic() > self._hold_until:
                 self._release()
             return
-        self.outlet.push_sample(row.tolist(), stamp)
+        self.outlet.push_sample(row, stamp)
 
     def _release(self) -> None:
         for sample, stamp in self._held or []:

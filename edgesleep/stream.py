@@ -95,9 +95,9 @@ def stream_to_csv(
     log.info("streaming %r at %g Hz from %s -> %s", label, info.sfreq, info.device_id, out)
 
     def emit(r: EpochResult) -> None:
-        fan.epoch(r)
-        if fan.showing:
+        if fan.showing:  # first: the epoch then carries it (one push per epoch)
             fan.status_update(_status(report, source))
+        fan.epoch(r)
         if on_result is not None:
             on_result(r, report)
 

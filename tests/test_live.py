@@ -88,7 +88,9 @@ def test_public_page_needs_its_token() -> None:
         assert _get(page, "/state.json", host=host)[0] == 403
         assert _get(page, "/state.json?token=wrong", host=host)[0] == 403
         assert _get(page, f"/state.json?token={page.token}", host=host)[0] == 200
-        assert _get(page, f"/state.json?token={page.token}", host=f"127.0.0.1:{page.port}")[0] == 403
+        assert (
+            _get(page, f"/state.json?token={page.token}", host=f"127.0.0.1:{page.port}")[0] == 403
+        )
     finally:
         page.close()
 
@@ -114,8 +116,10 @@ def test_events_push_the_whole_night_then_each_epoch() -> None:
     page.epoch(_result(3, 1))
     name, update = event()
     assert name == "update" and [r[0] for r in update["rows"]] == [3]
-    page.status_update({"gaps": 0, "last_packet_unix": 1.0})
-    assert event()[1]["status"]["last_packet_unix"] == 1.0
+    page.status_update({"gaps": 0, "last_packet_unix": 1.0})  # no push of its own:
+    page.epoch(_result(4, 1))  # it comes with the next epoch's
+    name, update = event()
+    assert [r[0] for r in update["rows"]] == [4] and update["status"]["last_packet_unix"] == 1.0
     page.close()
     assert event()[1]["ended"] is True
     conn.close()
@@ -251,16 +255,16 @@ def test_live_page_in_a_browser(browser: Any, tmp_path: Path) -> None:
     stream.join(30)
     _wait(browser, "ended", "the stream has ended")
 
-    night = LivePage("127.0.0.1:0", 5)  # a whole night, loaded fresh
+    whole = LivePage("127.0.0.1:0", 5)  # a whole night, loaded fresh
     try:
-        night.start({"delay": 19})
+        whole.start({"delay": 19})
         rng = np.random.default_rng(0)
         for i in range(1440):
             p = rng.dirichlet(np.ones(5))
-            night.epoch(EpochResult(i, i * 30.0, int(p.argmax()), int(p.argmax()), p, ()))
-        browser.get(night.url)
+            whole.epoch(EpochResult(i, i * 30.0, int(p.argmax()), int(p.argmax()), p, ()))
+        browser.get(whole.url)
         _wait(browser, "n-epochs", "1440")
         drawn_ms = browser.execute_script("return window.edgesleepDrawnMs")
         assert drawn_ms is not None and drawn_ms < 1000, drawn_ms
     finally:
-        night.close()
+        whole.close()

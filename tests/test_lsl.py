@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,11 @@ def test_missing_pylsl_is_one_line_before_any_output(
 
 
 def _play(pylsl: Any, name: str, data: np.ndarray, sfreq: float, labels: list[str],
-          units: list[str], speed: float) -> threading.Thread:  # fmt: skip
+          units: list[str], speed: float, lost: tuple[int, int] | None = None
+          ) -> threading.Thread:  # fmt: skip
     """An outlet playing ``data`` (n_times, n_channels) at ``speed`` x real time, stamped at
-    its own rate, kept open until its reader has gone."""
+    its own rate (``lost``: samples start:stop never sent), kept open until its reader has
+    gone."""
     info = pylsl.StreamInfo(name, "EEG", data.shape[1], sfreq, "double64", f"player-{name}")
     channels = info.desc().append_child("channels")
     for label, unit in zip(labels, units, strict=True):
@@ -146,9 +149,13 @@ def _play(pylsl: Any, name: str, data: np.ndarray, sfreq: float, labels: list[st
     def run() -> None:
         assert outlet.wait_for_consumers(60)
         t0, step = pylsl.local_clock(), int(sfreq * 0.05 * speed)
+        sent = np.ones(data.shape[0], bool)
+        if lost is not None:
+            sent[lost[0] : lost[1]] = False
         for start in range(0, data.shape[0], step):
-            stamps = t0 + (start + np.arange(min(step, data.shape[0] - start))) / sfreq
-            outlet.push_chunk(data[start : start + step].tolist(), stamps.tolist())
+            keep = start + np.flatnonzero(sent[start : start + step])
+            if keep.size:
+                outlet.push_chunk(data[keep].tolist(), (t0 + keep / sfreq).tolist())
             time.sleep(0.05)
         deadline = time.monotonic() + 60
         while outlet.have_consumers() and time.monotonic() < deadline:
@@ -185,6 +192,25 @@ def test_lsl_signal_equals_offline_scoring(pylsl: Any, exported: dict, tiny_data
     assert [r.stage for r in results] == [r.stage for r in offline]
     np.testing.assert_allclose(np.stack([r.probabilities for r in results]),
                                np.stack([r.probabilities for r in offline]), atol=1e-5)  # fmt: skip
+
+
+def test_lsl_gap_is_found_from_the_timestamps(
+    pylsl: Any, tiny_export: Callable[[str], dict]
+) -> None:
+    """7.3 s never sent, in the middle of a read: one gap of exactly those samples, placed
+    where they were, and the epoch that held them flagged."""
+    exported = tiny_export("student")
+    x = 30 * np.sin(np.arange(6 * 3000) / 11.0)[:, None]
+    lost = (7000, 7730)
+    player = _play(pylsl, "gappy", x, 100.0, ["EEG Fpz-Cz"], ["uV"], 100, lost)
+    source = open_source("lsl:name=gappy&idle=2")
+    model = ExportedModel(exported["root"] / "out", "fp32")
+    results: list[EpochResult] = []
+    report = run_stream(source, Stager(model, 100.0), results.append)
+    player.join(30)
+    assert (report.gaps, report.gap_samples) == (1, 730)
+    assert [r.index for r in results] == list(range(6))
+    assert "gap" in results[2].flags and not {"gap"} & set(results[4].flags)
 
 
 def test_lsl_rr_stream_equals_stage_on_the_beats(pylsl: Any, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgesleep.shipped import default_model
-from edgesleep.sinks import Detached
+from edgesleep.sinks import Detached, Fanout, Inline
 from edgesleep.sources import Packet, RatePacket, StreamInfo
 from edgesleep.stager import EpochResult
 from edgesleep.stream import StreamOptions, stream_to_csv
@@ -59,12 +59,24 @@ def test_a_blocked_sink_drops_what_it_cannot_take_and_never_blocks() -> None:
 
 
 def test_a_failing_sink_is_dropped_and_closed() -> None:
-    sink = Recorder(fail_at=2)
-    detached = Detached(sink)
-    for i in range(6):
-        detached.epoch(_result(i))
-    detached.close()
-    assert sink.got == [0, 1] and sink.closed and detached.stats["failed"] == 1
+    for wrap in (Detached, Inline):  # on its thread, or in the loop (a sink that says inline)
+        sink = Recorder(fail_at=2)
+        wrapped = wrap(sink)
+        for i in range(6):
+            wrapped.epoch(_result(i))
+        wrapped.close()
+        assert sink.got == [0, 1] and sink.closed and wrapped.stats["failed"] == 1
+
+
+def test_a_sink_that_says_inline_runs_in_the_loop() -> None:
+    class Quick(Recorder):
+        inline = True
+
+    fan = Fanout(Recorder(), [Quick(), Recorder()])
+    assert [type(s) for s in fan.others] == [Inline, Detached]
+    fan.epoch(_result(0))
+    assert fan.others[0].sink.got == [0]  # type: ignore[attr-defined]  (at once, no thread)
+    fan.close()
 
 
 class WatchRates:

@@ -198,7 +198,7 @@ def stream(
     ] = None,
     series: Annotated[
         HeartSource | None,
-        typer.Option(help="Stage from the device's heart events (beats or rates frames)."),
+        typer.Option(help="Stage from the source's heart events (beats or heart rates)."),
     ] = None,
     delay: Delay = None,
     revisions: Annotated[

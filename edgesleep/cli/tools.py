@@ -15,7 +15,9 @@ from edgesleep.errors import InputError
 
 @app.command("bench")
 def bench(
-    models: Annotated[list[Path], typer.Argument(help="Exported model folders.")],
+    models: Annotated[
+        list[Path] | None, typer.Argument(help="Exported model folders.", show_default=False)
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json / bench.md.")] = Path(
         "bench/results"
     ),
@@ -26,10 +28,27 @@ def bench(
         typer.Option(help="onnxruntime threads to measure (repeat the option); default 1 "
                      "and all cores."),
     ] = None,
+    sinks: Annotated[
+        bool,
+        typer.Option(help="Measure what --lsl-out and --serve cost a stream instead (5 fresh "
+                     "processes, 300 s at real time each; 60 s with --quick)."),
+    ] = False,
 ) -> None:  # fmt: skip
     """Latency, CPU per hour, wake-ups, memory, size and parity of exported models on this
     machine (fp32 and int8, 1 thread and all cores), beside the naive stream and torch."""
     import logging
+
+    if sinks:
+        from edgesleep.bench import sinks as sink_bench
+
+        result = sink_bench.run(60.0 if quick else 300.0)
+        sink_bench.write(result, out)
+        typer.echo(sink_bench.markdown(result))
+        return
+    if not models:
+        from edgesleep.errors import UsageError
+
+        raise UsageError("name the exported model folders to measure (or pass --sinks)")
 
     from edgesleep.bench.runtime import goals, run, summary_rows, write
 

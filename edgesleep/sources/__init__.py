@@ -1,16 +1,20 @@
 """Where a stream comes from: sources, each addressed by one spec string.
 
 A spec is ``scheme:target?key=value&key=value`` (``serial:/dev/ttyUSB0?baud=115200``,
-``stdin:?sfreq=256``, ``edf:night.edf?speed=10``, ``synthetic:?seed=3&epochs=60``). Each
+``stdin:?sfreq=256``, ``edf:night.edf?speed=10``, ``synthetic:?seed=3&epochs=60``,
+``lsl:type=EEG``, ``brainflow:board=synthetic``; a source without a target also takes
+``scheme:key=value&...``). Each
 scheme is one module of this package and one line of :data:`SOURCES`; the module declares
 ``DOC`` (one line), ``TARGET`` (what comes before ``?``, or None), ``PARAMS`` (each key's
 :class:`~edgesleep.sources.base.Param`) and ``open_spec(target, params, channel)``, where
 ``channel`` is the model's channel (what a file or generator replays unless the spec says
-otherwise). An optional package (pyserial) is imported only when its source opens.
+otherwise). An optional package (pyserial, pylsl, brainflow) is imported only when its
+source opens.
 
 Every source yields :class:`Packet` s (device-rate µV with the index of their first sample
-since the stream started) and, from the serial protocol, :class:`BeatPacket` s and
-:class:`RatePacket` s (see :mod:`edgesleep.sources.base`).
+since the stream started) and, from the serial protocol and LSL's heart streams,
+:class:`BeatPacket` s and :class:`RatePacket` s (see :mod:`edgesleep.sources.base`), one
+batch per read.
 """
 
 from __future__ import annotations

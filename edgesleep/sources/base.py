@@ -158,6 +158,14 @@ class Placer:
         self.next_index += n_samples
         return index
 
+    def place_read(self, stamps: np.ndarray) -> list[tuple[int, slice]]:
+        """A read's samples by their timestamps (s): (index of the first, which samples) for
+        each run between two timestamps more than ``gap_s`` apart (a gap inside the read)."""
+        cuts = np.flatnonzero(np.diff(stamps) > self.gap_s) + 1
+        edges = [0, *cuts.tolist(), stamps.shape[0]]
+        return [(self.place(float(stamps[a]), b - a), slice(a, b))
+                for a, b in zip(edges[:-1], edges[1:], strict=True)]  # fmt: skip
+
 
 class ArraySource:
     """Replay an in-memory recording in packets of ``packet_s``.

@@ -166,14 +166,16 @@ class BrainFlowSource:
             self.stats["reads"] += 1
             self.stats["samples"] += data.shape[1]
             gaps = self.placer.gaps
-            first = self.placer.place(float(data[self.ts_row, 0]), data.shape[1])
+            placed = self.placer.place_read(data[self.ts_row])
             self.stats["gaps"] += self.placer.gaps - gaps
             samples = np.ascontiguousarray(data[self.rows].T)
-            if limit is not None and first + samples.shape[0] >= limit:
-                if first < limit:
-                    yield Packet(first, samples[: limit - first])
-                return
-            yield Packet(first, samples)
+            for first, part in placed:
+                run = samples[part]
+                if limit is not None and first + run.shape[0] >= limit:
+                    if first < limit:
+                        yield Packet(first, run[: limit - first])
+                    return
+                yield Packet(first, run)
 
     def _release(self) -> None:
         try:

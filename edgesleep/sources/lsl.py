@@ -162,17 +162,18 @@ class LslSource:
             self.stats["samples"] += len(stamps)
             x = np.asarray(data, dtype=np.float64).reshape(len(stamps), -1)
             t = np.asarray(stamps, dtype=np.float64)
-            packet = self._packet(x, t)
-            if packet is not None:
-                yield packet
+            if self.kind == "signal":
+                gaps = self.placer.gaps
+                for first, part in self.placer.place_read(t):
+                    yield Packet(first, x[part] * self.scale)
+                self.stats["gaps"] += self.placer.gaps - gaps
+            else:
+                packet = self._events(x, t - self.created_at)
+                if packet is not None:
+                    yield packet
 
-    def _packet(self, x: np.ndarray, t: np.ndarray) -> Packet | BeatPacket | RatePacket | None:
-        if self.kind == "signal":
-            gaps = self.placer.gaps
-            first = self.placer.place(float(t[0]), x.shape[0])
-            self.stats["gaps"] += self.placer.gaps - gaps
-            return Packet(first, x * self.scale)
-        t = t - self.created_at
+    def _events(self, x: np.ndarray, t: np.ndarray) -> BeatPacket | RatePacket | None:
+        """Heart events on the stream's clock (``t``: s since the outlet was created)."""
         if self.kind == "heart-rate":
             return RatePacket(_ticks(t), x[:, 0])
         if self.kind == "beats":
