@@ -295,9 +295,9 @@ def _free_port() -> int:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "# What the LSL outlet costs a stream",
+        "# What the LSL outlet and the live page cost a stream",
         "",
-        f"`{result['command']}`: the shipped heart model staging a SYNTHETIC ECG night into "
+        f"`{result['command']}`: the shipped heart model staging a SYNTHETIC ECG hour into "
         f"a night file, {result['realtime_s']:g} s at real time per variant, each in a fresh "
         f"process (LSL machine-only: {result['machine_only_lsl']}). Sink CPU: the threads "
         "the sink brought plus its calls in the scoring thread (inline), per streamed hour. "
