@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgesleep.agreement import Night, agreement
+from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.edf import read_chunks
 from edgesleep.io.heart import SERIES_SUFFIXES, read_series
@@ -264,9 +265,10 @@ def score_series_file(
     """Score a beat or heart-rate CSV (:mod:`edgesleep.io.heart`; ``source`` names what a
     file without a header line holds)."""
     series = read_series(path, source)
+    n_epochs = None if series.end_s is None else int(series.end_s // EPOCH_S)
     if series.values is None:
-        return score_beats(series.time_s, model, delay)
-    return score_heart_rate(series.time_s, series.values, model, delay)
+        return score_beats(series.time_s, model, delay, n_epochs)
+    return score_heart_rate(series.time_s, series.values, model, delay, n_epochs)
 
 
 def compare(staged: str | Path, expert: str | Path, subject: str | None = None) -> dict[str, Any]:

@@ -8,9 +8,9 @@ mid-stream); a gap between packets is held at the last value and annotated ``gap
 its duration), samples that were not numbers are held and annotated ``nonfinite``, and the
 true end is annotated ``end``. ``edgesleep stage PATH`` re-scores it (the gaps then read
 as held values: flagged, not missing). A heart-event stream's events go to a heart CSV
-(``.csv``: ``time_s`` for beats, ``time_s,bpm`` for heart rates, on the stream's clock),
-the format ``stage`` reads, so its re-scoring is the stream's exactly (but for the last
-epoch when the stream's end frame completed it: a CSV ends at its last event). The
+(``.csv``: ``time_s`` for beats, ``time_s,bpm`` for heart rates, on the stream's clock,
+and ``# end_s=`` where the stream's end frame said it ended), the format ``stage`` reads,
+so its re-scoring is the stream's exactly. The
 recorder is a
 :class:`edgesleep.sinks.Sink` with packets: it runs detached, so a slow disk never delays
 scoring.
@@ -72,6 +72,7 @@ class Recorder:
         self.writer: Any = None
         self.csv: TextIO | None = None
         self.sfreq = 1.0
+        self.end_s: float | None = None  # heart events: where the end frame said it ended
 
     def start(self, meta: dict[str, Any]) -> None:
         """Open the file for the stream that ``meta`` describes (sfreq, channels,
@@ -122,7 +123,9 @@ class Recorder:
         packet.deliver(self)
 
     def samples(self, packet: Data) -> None:
-        if self.writer is None:
+        if self.writer is None:  # heart events: an empty packet is the stream's end
+            if self.csv is not None and packet.samples.shape[0] == 0:
+                self.end_s = packet.first_index / self.sfreq
             return
         start, x = packet.first_index, packet.samples
         if start > self.expected:  # a gap: held, annotated
@@ -174,8 +177,11 @@ class Recorder:
             self.csv.flush()
 
     def close(self) -> None:
-        """The last partial record held at the last value, the true end annotated."""
+        """The last partial record held at the last value, the true end annotated (a heart
+        CSV: an ``# end_s=`` line, when the stream's end frame said where it ended)."""
         if self.csv is not None:
+            if self.end_s is not None:
+                self.csv.write(f"# end_s={self.end_s:.6f}\n")
             self.csv.close()
         if self.writer is None:
             return

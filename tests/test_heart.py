@@ -91,6 +91,13 @@ def test_csv_formats(tmp_path: Path) -> None:
     series = read_series(beats)
     assert series.source == "beats" and series.values is None
     np.testing.assert_array_equal(series.time_s, [0.81, 1.62, 2.40])
+    assert series.end_s is None
+    beats.write_text("time_s\n0.81\n1.62\n# end_s=95.5\n")
+    assert read_series(beats).end_s == 95.5  # where a recorded stream ended
+    for bad in ("nan", "-1", "1e9", "soon"):
+        beats.write_text(f"time_s\n0.81\n# end_s={bad}\n")
+        with pytest.raises(InputError, match="line 3: .* not an end in s"):
+            read_series(beats)
     rate = tmp_path / "hr.csv"
     write_series(rate, Series("heart-rate", np.array([-3.5, 0.0, 4.25]), np.array([61, 60, 58.5])))
     assert rate.read_text() == "time_s,bpm\n-3.500,61\n0.000,60\n4.250,58.5\n"

@@ -55,8 +55,9 @@ def test_heart_events_are_recorded_as_the_csv_stage_rescores_alike(tmp_path: Pat
         streamed = [int(r["stage"]) for r in csv.DictReader(fh)]
     assert report.epochs == len(streamed) == 120
     again = score_series_file(kept, default_model(4), delay=0)
-    # every epoch but the last, which the stream's end frame completed (not in a CSV)
-    assert again.stages.tolist() == streamed[:-1]
+    # every epoch, the last too: the stream's end frame completed it, and the CSV says so
+    assert kept.read_text().splitlines()[-1].startswith("# end_s=")
+    assert again.stages.tolist() == streamed
 
 
 def test_a_record_path_must_fit_the_stream(tmp_path: Path) -> None:

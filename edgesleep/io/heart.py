@@ -15,12 +15,16 @@ context) and in any order; fields are separated by a comma (spaces around it are
 ignored). A file without a header line (such as Walch et al.'s ``<id>_heartrate.txt``,
 comma- or whitespace-separated) holds beat times if it has one column and heart-rate
 samples if it has two, unless the caller names its source (``--input beats|heart-rate``).
+A comment line ``# end_s=T`` says where the recording ended (``stream --record`` writes it
+when the stream's end frame said so): the night is scored up to T s, not only to the last
+event.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 from array import array
 from collections.abc import Iterator
@@ -37,6 +41,7 @@ log = logging.getLogger("edgesleep")
 HEADERS = {("time_s",): "beats", ("time_s", "bpm"): "heart-rate"}  # the columns each needs
 SOURCES = ("beats", "heart-rate")  # in the order of their columns' count
 SERIES_SUFFIXES = (".csv", ".txt")  # a dataset's recording with one of these is a series
+END_MARK = "# end_s="
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 _COMMA = re.compile(r"\s*,\s*")
 
@@ -51,12 +56,14 @@ class Series:
     time_s : ndarray of shape (n,), float64, s from the recording start (file order)
     values : ndarray of shape (n,), float64, beats/min; None for beats
     line_numbers : ndarray of shape (n,), int64, each sample's line in its file (if read)
+    end_s : float or None, s from the recording start: where it ended (a ``# end_s=`` line)
     """
 
     source: str
     time_s: np.ndarray
     values: np.ndarray | None
     line_numbers: np.ndarray | None = field(default=None, repr=False, compare=False)
+    end_s: float | None = None  # where the recording ended (a "# end_s=" line), if said
 
 
 MAX_LINE = 4096  # characters: a longer line is refused, never read whole
@@ -97,8 +104,9 @@ def read_series(path: str | Path, source: str | None = None) -> Series:
     return series
 
 
-def _lines(fh: TextIO, path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, stripped line) of the lines that are not blank or comments."""
+def _lines(fh: TextIO, path: Path, marks: dict[str, float]) -> Iterator[tuple[int, str]]:
+    """(line number, stripped line) of the lines that are not blank or comments; an
+    ``# end_s=T`` comment goes into ``marks`` (checked: a number of seconds in bounds)."""
     n = 0
     while True:
         line = fh.readline(MAX_LINE + 1)
@@ -109,12 +117,26 @@ def _lines(fh: TextIO, path: Path) -> Iterator[tuple[int, str]]:
             raise InputError(f"{path}, line {n}: longer than {MAX_LINE} characters; not a "
                              "heart series")  # fmt: skip
         line = line.strip()
-        if line and not line.startswith("#"):
+        if line.startswith(END_MARK):
+            marks["end_s"] = _end_s(line, path, n)
+        elif line and not line.startswith("#"):
             yield n, line
 
 
+def _end_s(line: str, path: Path, n: int) -> float:
+    try:
+        end_s = float(line[len(END_MARK) :])
+    except ValueError:
+        end_s = math.nan
+    if not 0 <= end_s <= MAX_NIGHT_S:  # NaN fails too
+        raise InputError(f"{path}, line {n}: {line[:60]!r} is not an end in s within "
+                         f"0..{MAX_NIGHT_S:g}")  # fmt: skip
+    return end_s
+
+
 def _read(fh: TextIO, path: Path, source: str | None) -> Series:
-    lines = _lines(fh, path)
+    marks: dict[str, float] = {}
+    lines = _lines(fh, path, marks)
     first_row = next(lines, None)
     if first_row is None:
         raise InputError(f"{path}: no samples")
@@ -169,7 +191,8 @@ def _read(fh: TextIO, path: Path, source: str | None) -> Series:
         raise InputError(f"{path}: no samples after the header")
     arrays = [np.frombuffer(v, dtype=np.float64) for v in values]
     lines_np = np.frombuffer(lines_of, dtype=np.int64)
-    return Series(source, arrays[0], arrays[1] if len(arrays) == 2 else None, lines_np)
+    return Series(source, arrays[0], arrays[1] if len(arrays) == 2 else None, lines_np,
+                  marks.get("end_s"))  # fmt: skip
 
 
 def check_span(path: Path, series: Series) -> None:
