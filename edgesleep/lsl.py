@@ -138,7 +138,7 @@ class LslOutlet:
     def __init__(self, name: str, n_classes: int, wait_s: float = WAIT_FOR_CONSUMER_S) -> None:
         self.pylsl = import_pylsl()
         self.name = f"lsl-out {name}"
-        self.stream_name, self.n_classes, self.wait_s = name, n_classes, wait_s
+        self.stream_name, self.n_classes = name, n_classes
         self.outlet: Any = None
         self.anchor: float | None = None  # LSL time of device time 0
         self._offset = self.pylsl.local_clock() - time.monotonic()

@@ -95,10 +95,24 @@ class _Wrapped:
     def status_update(self, status: dict[str, Any]) -> None:
         self._put(("status_update", status))
 
-    def _fail(self, err: Exception) -> None:
-        self.stats["failed"] = 1
-        log.warning("sink %s failed (%s: %s); the stream goes on without it",
-                    self.sink.name, type(err).__name__, err)  # fmt: skip
+    def _deliver(self, item: tuple[str, Any]) -> None:
+        """Call the sink's method ``item[0]`` with ``item[1]``; a sink that raises is failed
+        (it gets nothing more)."""
+        if self.stats["failed"]:
+            return
+        what, value = item
+        try:
+            getattr(self.sink, what)(value)
+        except Exception as err:  # noqa: BLE001 (any sink's fault stays in the sink)
+            self.stats["failed"] = 1
+            log.warning("sink %s failed (%s: %s); the stream goes on without it",
+                        self.sink.name, type(err).__name__, err)  # fmt: skip
+
+    def _close_sink(self) -> None:
+        try:
+            self.sink.close()
+        except Exception as err:  # noqa: BLE001 (closing: nothing left to lose)
+            log.warning("sink %s: closing failed (%s)", self.sink.name, err)
 
 
 class Inline(_Wrapped):
@@ -111,19 +125,10 @@ class Inline(_Wrapped):
         self.stats = {"drops": 0, "failed": 0}
 
     def _put(self, item: Any) -> None:
-        if self.stats["failed"]:
-            return
-        what, value = item
-        try:
-            getattr(self.sink, what)(value)
-        except Exception as err:  # noqa: BLE001 (any sink's fault stays in the sink)
-            self._fail(err)
+        self._deliver(item)
 
     def close(self) -> None:
-        try:
-            self.sink.close()
-        except Exception as err:  # noqa: BLE001
-            log.warning("sink %s: closing failed (%s)", self.name, err)
+        self._close_sink()
 
 
 class Detached(_Wrapped):
@@ -152,17 +157,8 @@ class Detached(_Wrapped):
             item = self.queue.get()
             if item is _CLOSE:
                 break
-            if self.stats["failed"]:
-                continue
-            what, value = item
-            try:
-                getattr(self.sink, what)(value)
-            except Exception as err:  # noqa: BLE001 (any sink's fault stays in the sink)
-                self._fail(err)
-        try:
-            self.sink.close()
-        except Exception as err:  # noqa: BLE001
-            log.warning("sink %s: closing failed (%s)", self.name, err)
+            self._deliver(item)
+        self._close_sink()
 
     def close(self) -> None:
         """Hand the sink what is queued, then close it; wait at most ``CLOSE_TIMEOUT_S``
@@ -194,12 +190,14 @@ class Fanout:
         self.recorders = [s for s in self.others if s.wants_packets]
         self.clocked = [s for s in self.others if s.wants_arrival]
         self.showing = [s for s in self.others if s.wants_status]
+        self.last_packet_unix = 0.0  # when the last packet arrived (kept for ``showing``)
         self._ticks_per_s = 0.0  # the stream's rate: its packets' indices per second
 
     @property
     def wants_packets(self) -> bool:
-        """Whether any sink wants the packets (a recorder) or their arrival (a clock)."""
-        return bool(self.recorders or self.clocked)
+        """Whether any sink wants the packets (a recorder), their arrival (a clock) or the
+        time of the last one (a status)."""
+        return bool(self.recorders or self.clocked or self.showing)
 
     def start(self, meta: dict[str, Any]) -> None:
         self._ticks_per_s = float(meta.get("sfreq") or 0.0)
@@ -219,7 +217,9 @@ class Fanout:
 
     def packet(self, packet: Any) -> None:
         """A packet as received, for the sinks that keep them (detached); the first one's
-        arrival for the sinks that map device time."""
+        arrival for the sinks that map device time; its time for the sinks that show status."""
+        if self.showing:
+            self.last_packet_unix = time.time()
         if self.clocked:
             end = _end_index(packet)
             if end is not None and self._ticks_per_s > 0:

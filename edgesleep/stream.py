@@ -34,7 +34,6 @@ class StreamReport:
     interrupted: bool = False
     sfreq: float = 0.0  # the stream's rate, Hz
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # detached sinks' counters
-    last_packet_unix: float = 0.0  # when the last packet arrived (time.time())
 
     def count(self, counters: dict[str, int]) -> None:
         """The stager's packet counters (gaps, overlaps, beats) so far."""
@@ -96,7 +95,7 @@ def stream_to_csv(
 
     def emit(r: EpochResult) -> None:
         if fan.showing:  # first: the epoch then carries it (one push per epoch)
-            fan.status_update(_status(report, source))
+            fan.status_update(_status(report, source, fan.last_packet_unix))
         fan.epoch(r)
         if on_result is not None:
             on_result(r, report)
@@ -111,12 +110,12 @@ def stream_to_csv(
     return report
 
 
-def _status(report: StreamReport, source: Source) -> dict[str, Any]:
+def _status(report: StreamReport, source: Source, last_packet_unix: float) -> dict[str, Any]:
     """The stream's counters as a live page shows them."""
     counters = {k: v for k, v in source.stats.items() if isinstance(v, int | float)}
     return {"epochs": report.epochs, "flagged": report.flagged, "gaps": report.gaps,
             "gap_s": report.gap_samples / max(report.sfreq, 1e-9),
-            "last_packet_unix": report.last_packet_unix, "source": counters}  # fmt: skip
+            "last_packet_unix": last_packet_unix, "source": counters}  # fmt: skip
 
 
 def _prepare(
@@ -174,7 +173,6 @@ def run_stream(
 
     try:
         for packet in source.packets():
-            report.last_packet_unix = time.time()
             if received is not None:
                 received(packet)
             out(stager.feed(packet))
