@@ -14,9 +14,9 @@ medians, min-max):
   machine's one-thread fp32 matrix product in ONNX Runtime, measured in the same run (the
   floor: what MLAS reaches on a large product);
 - end to end as a device runs it: int16 serial frames (0.25 s each, a header every 5 s,
-  one read per second) through :class:`edgesleep.protocol.Parser`, the samples into the
-  stager: ms of the read that completes an epoch, and CPU-seconds per hour streamed; for
-  the step, the two-call and the naive stager;
+  one read per second) through the serial source's parser and frame handling (one packet
+  per read) into the stager: ms of the read that completes an epoch, and CPU-seconds per
+  hour streamed; for the step, the two-call and the naive stager;
 - the front end per epoch (STFT, resampling when the rate is not 100 Hz);
 - offline scoring of a 1000-epoch night; start-up (files verified, the step's session
   made); the bytes a streaming device loads (``step.onnx``) and those of the batched graphs;
@@ -54,8 +54,9 @@ from edgesleep.dsp import EPOCH_S
 from edgesleep.io.writers import write_report
 from edgesleep.metadata import PRECISIONS
 from edgesleep.ort import ExportedModel, StepStream, WindowStream, cpu_info
-from edgesleep.protocol import Data, Header, Parser
+from edgesleep.protocol import Header
 from edgesleep.readout import epoch_clock_h
+from edgesleep.sources.serial import SerialSource
 from edgesleep.stager import FrontEnd, Stager, score_signal
 
 WARMUP_EPOCHS = 5
@@ -154,20 +155,23 @@ def serial_reads(signal: np.ndarray, sfreq: float) -> list[bytes]:
 
 
 def end_to_end(stager: Stager, reads: Sequence[bytes], hours: float) -> tuple[list[float], float]:
-    """Parse and stage the reads: seconds of each read that completed an epoch (after
-    warm-up) and CPU-seconds per hour streamed."""
-    parser, per_epoch = Parser(), []
+    """The reads as a device's stream runs them: the serial source's parser and frame
+    handling (:meth:`SerialSource.receive`: one packet per read), its queue, the stager.
+    Seconds of each read that completed an epoch (after warm-up) and CPU-seconds per hour
+    streamed."""
+    source, per_epoch = SerialSource.detached(), []
+    parser, queue = source.parser, source.queue
     cpu0 = time.process_time()
     for chunk in reads:
         t0 = time.perf_counter()
+        source.receive(parser.feed(chunk))
         out = []
-        for frame in parser.feed(chunk):
-            if isinstance(frame, Data):
-                out += stager.push(frame.samples[:, 0] * UV_PER_LSB)
+        while not queue.empty():
+            out += stager.feed(queue.get())
         if out:
             per_epoch.append(time.perf_counter() - t0)
     cpu = time.process_time() - cpu0
-    assert parser.stats["crc_errors"] == 0
+    assert parser.stats["crc_errors"] == 0 and source.counters["queue_drops"] == 0
     return per_epoch[WARMUP_EPOCHS:], cpu / hours
 
 

@@ -54,6 +54,7 @@ _PREFIX = struct.Struct("<2sBH")
 _DATA = struct.Struct("<IBH")
 _HEADER = struct.Struct("<BBffIB")
 _CRC = struct.Struct("<H")
+_FIRST = struct.Struct("<I")
 _BODY_DATA = struct.Struct("<BH" + _DATA.format[1:])  # type, size, then the data fields
 _KINDS = frozenset((HEADER, DATA, BEATS, END, RATES))
 _RATE = np.dtype([("tick", "<u4"), ("bpm", "<f4")])
@@ -192,6 +193,18 @@ def max_samples_per_frame(n_channels: int, sample_format: str = "int16") -> int:
     return (MAX_PAYLOAD - _DATA.size) // (size * n_channels)
 
 
+class _Run:
+    """Data frames of one read that continue each other: their sample bytes (views of the
+    read), the first one's index, the index that would continue them, and where their
+    Data goes in the output."""
+
+    __slots__ = ("parts", "first", "next", "at", "count")
+
+    def __init__(self) -> None:
+        self.parts: list[memoryview] = []
+        self.first = self.next = self.at = self.count = 0  # count: samples
+
+
 class Parser:
     """Bytes in, frames out. Holds at most one frame of unparsed bytes between calls.
 
@@ -204,13 +217,25 @@ class Parser:
     header field out of range, ...) in ``stats['malformed']``, skipped: nothing a device sends
     raises here. ``last_error`` says why the last one was refused.
 
-    A data frame costs one CRC (:func:`binascii.crc_hqx`, in C), one copy of its payload and
-    one array view of it; the loop consumes the buffer by offset and trims it once per call.
+    ``merge=True``: the data frames of one call that continue each other (each starts at
+    the index after the previous one's last sample, wrapping at 2**32, with nothing between
+    them but repeats of the current header) come as one :class:`Data`, what a reader wants:
+    one block per read; ``stats['frames']`` still counts frames.
+
+    A data frame costs one CRC (:func:`binascii.crc_hqx`, in C, on a view of the read) and
+    one copy of its samples (one per run, with ``merge``); the loop consumes the buffer by
+    offset and trims it once per call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, merge: bool = False) -> None:
         self.buffer = bytearray()
         self.header: Header | None = None
+        self._header_raw = b""  # the current header's payload
+        # the last valid data frame's sync, type and size; channel and sample counts; its
+        # length; its sample count: a frame that starts with the same bytes needs only
+        # its CRC and its first index
+        self._like: tuple[bytes, bytes, int, int] | None = None
+        self.merge = merge
         self._dtype: np.dtype[Any] | None = None
         self.frames = self.skipped_bytes = self.crc_errors = 0
         self.malformed = self.no_header = 0
@@ -229,11 +254,30 @@ class Parser:
     def feed(self, chunk: bytes) -> list[Frame]:
         # the usual read starts on a frame boundary: parse the chunk itself, keep the rest
         buf: bytes | bytearray = chunk if not self.buffer else self.buffer + chunk
+        view = memoryview(buf)
         out: list[Frame] = []
+        run = _Run()  # data frames that continue each other
         pos = skipped = 0  # pos: bytes of ``buf`` consumed
         n = len(buf)
+        crc_hqx, unpack_prefix, find = binascii.crc_hqx, _PREFIX.unpack_from, buf.find
+        starts, unpack_first, merge = buf.startswith, _FIRST.unpack_from, self.merge
         while True:
-            start = buf.find(SYNC, pos)
+            like = self._like  # the usual frame: a data frame shaped like the last one
+            if like is not None and starts(like[0], pos) and starts(like[1], pos + 9):
+                end = pos + like[2]
+                if end <= n and crc_hqx(view[pos + 2 : end - 2], 0xFFFF) == (
+                    buf[end - 2] | buf[end - 1] << 8
+                ):
+                    (first,) = unpack_first(buf, pos + 5)
+                    self.frames += 1
+                    if not (merge and run.parts and first == run.next):
+                        self._close(run, out)
+                        run.first, run.at = first, len(out)
+                    run.parts.append(view[pos + 12 : end - 2])
+                    run.next, run.count = (first + like[3]) % 2**32, run.count + like[3]
+                    pos = end
+                    continue
+            start = find(SYNC, pos)
             if start < 0:
                 keep = 1 if buf.endswith(SYNC[:1]) else 0
                 skipped += n - keep - pos
@@ -243,26 +287,50 @@ class Parser:
             pos = start
             if n - pos < _PREFIX.size:
                 break
-            _, kind, size = _PREFIX.unpack_from(buf, pos)
+            _, kind, size = unpack_prefix(buf, pos)
             end = pos + _PREFIX.size + size + 2
             if size > MAX_PAYLOAD or kind not in _KINDS:
                 skipped, pos = skipped + 1, pos + 1
                 continue
             if n < end:
                 break
-            body = buf[pos + 2 : end - 2]  # type, size, payload: the frame's one copy
-            if crc16(body) != buf[end - 2] | buf[end - 1] << 8:
+            body = view[pos + 2 : end - 2]  # type, size, payload (no copy)
+            if crc_hqx(body, 0xFFFF) != buf[end - 2] | buf[end - 1] << 8:
                 self.crc_errors += 1
                 skipped, pos = skipped + 1, pos + 1
                 continue
-            pos = end
+            frame_at, pos = pos, end
             if kind != HEADER and self.header is None:  # no time base yet (a late connect)
                 self.no_header += 1
                 continue
-            decoded = self._data(body) if kind == DATA else self._decode(kind, bytes(body[3:]))
-            if decoded is not None:
+            if kind == DATA:
+                fields = self._data_fields(body)
+                if fields is None:
+                    continue
                 self.frames += 1
-                out.append(decoded)
+                first = fields[0]
+                self._like = (bytes(buf[frame_at : frame_at + 5]),
+                              bytes(buf[frame_at + 9 : frame_at + 12]), end - frame_at,
+                              fields[1])  # fmt: skip
+                if not (merge and run.parts and first == run.next):
+                    self._close(run, out)
+                    run.first, run.at = first, len(out)
+                run.parts.append(body[_BODY_DATA.size :])
+                run.next, run.count = (first + fields[1]) % 2**32, run.count + fields[1]
+                continue
+            if kind == HEADER and self.header is not None and body[3:] == self._header_raw:
+                self.frames += 1  # the device repeats its header: nothing to decode
+                if not merge:
+                    self._close(run, out)  # (with merge, a repeat keeps a run going)
+                out.append(self.header)
+                continue
+            self._close(run, out)  # before a header changes the format
+            decoded = self._decode(kind, bytes(body[3:]))
+            if decoded is None:
+                continue
+            self.frames += 1
+            out.append(decoded)
+        self._close(run, out)
         self.skipped_bytes += skipped
         self.buffer = bytearray(buf[pos:])
         return out
@@ -277,9 +345,22 @@ class Parser:
             out += self.feed(b"")
         return out
 
-    def _data(self, body: bytes | bytearray) -> Data | None:
-        """A data frame, decoded in place from ``body`` (type, size, payload): the channel
-        count must be the header's and the sample count fill the payload exactly."""
+    def _close(self, run: _Run, out: list[Frame]) -> None:
+        """The run's frames as one Data (its samples copied out of the read), at the place
+        of its first frame."""
+        if not run.parts:
+            return
+        assert self._dtype is not None and self.header is not None  # the run's format
+        raw = bytes(run.parts[0]) if len(run.parts) == 1 else b"".join(run.parts)
+        shape = (run.count, len(self.header.channels))
+        samples = np.frombuffer(raw, self._dtype).reshape(shape)
+        out.insert(run.at, Data(run.first, samples))
+        run.parts, run.count = [], 0
+
+    def _data_fields(self, body: memoryview) -> tuple[int, int] | None:
+        """A data frame's first index and sample count, once its channel count is the
+        header's and its sample count fills the payload exactly (else counted as malformed:
+        None)."""
         dtype, header = self._dtype, self.header
         assert dtype is not None and header is not None  # feed() drops frames before one
         if len(body) >= _BODY_DATA.size:
@@ -287,8 +368,7 @@ class Parser:
             if n_channels == len(header.channels) and len(body) == (
                 _BODY_DATA.size + n_samples * n_channels * dtype.itemsize
             ):
-                shape = (n_samples, n_channels)
-                return Data(first, np.ndarray(shape, dtype, body, _BODY_DATA.size))
+                return first, n_samples
         self.malformed += 1
         self.last_error = "a data frame whose channel or sample count does not match"
         return None
@@ -297,6 +377,8 @@ class Parser:
         try:
             if kind == HEADER:
                 self.header = decode_header(payload)
+                self._header_raw = payload
+                self._like = None  # a data frame must match the new header
                 self._dtype = FORMATS[FORMAT_CODES[self.header.sample_format]]
                 return self.header
             if kind == BEATS:

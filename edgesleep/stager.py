@@ -134,6 +134,9 @@ class FrontEnd:
         self.quality: dict[int, _Quality] = {}
         self._flat: set[int] = set()  # completed epochs whose image has not come yet
         self._epoch = np.zeros(EPOCH_SAMPLES)  # the current epoch at 100 Hz
+        self._waiting: list[np.ndarray] = []  # samples not yet processed (see push)
+        self._n_waiting = 0
+        self._due = 0  # waiting samples that make the next image possible
 
     def _epoch_of(self, n: np.ndarray) -> np.ndarray:
         return (n / self.sfreq // EPOCH_S).astype(np.int64)
@@ -173,44 +176,90 @@ class FrontEnd:
         return x
 
     def _stuck(self, x: np.ndarray, lo: float, hi: float) -> None:
-        """Mark runs of one value that have lasted ``STUCK_S`` or more (``lo``, ``hi``: the
-        chunk's extremes). A chunk of one value extends the run; a chunk shorter than
-        ``STUCK_S`` with two values cannot hold such a run and ends it (at most one chunk
-        of a run's start or end goes unmarked); longer chunks are searched."""
+        """Mark the samples at which one value has lasted ``STUCK_S`` (the sample and the
+        ``stuck_samples - 1`` before it are equal; a run's first ``STUCK_S`` are not
+        marked): a rule on the sample order alone, so any chunking marks the same samples.
+        ``lo``, ``hi``: the chunk's extremes. Only the (few) equal neighbours are looked at."""
         value, carried = self.run
-        if lo == hi:
-            run = carried + x.shape[0] if x[0] == value else x.shape[0]
-            if run >= self.stuck_samples:
-                self._mark(self.n_in + np.arange(x.shape[0]), "stuck")
-            self.run = (float(x[0]), run)
+        need = self.stuck_samples
+        if lo == hi:  # one value: the run goes on, or starts here
+            first = carried + 1 if x[0] == value else 1
+            if first + x.shape[0] - 1 >= need:
+                self._mark(self.n_in + np.arange(max(0, need - first), x.shape[0]), "stuck")
+            self.run = (float(x[0]), first + x.shape[0] - 1)
             return
-        self.run = (float(x[-1]), 1)
-        if x.shape[0] < self.stuck_samples:
+        # sample i equals sample i - 1 (i = 0: the previous chunk's last sample)
+        same = np.flatnonzero(x[1:] == x[:-1]) + 1
+        if x[0] == value:
+            same = np.concatenate([[0], same])
+        if same.size == 0:  # no two equal neighbours: the usual chunk
+            self.run = (float(x[-1]), 1)
             return
-        starts = np.concatenate([[0], np.flatnonzero(x[1:] != x[:-1]) + 1])
-        lengths = np.diff(np.concatenate([starts, [x.shape[0]]]))
-        own = lengths.copy()
-        lengths[0] += carried if x[0] == value else 0
-        for run in np.flatnonzero(lengths >= self.stuck_samples):
-            self._mark(self.n_in + np.arange(starts[run], starts[run] + own[run]), "stuck")
-        self.run = (float(x[-1]), int(lengths[-1]))
+        breaks = np.flatnonzero(np.diff(same) != 1) + 1
+        for a, b in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [same.size]]),
+                        strict=True):  # fmt: skip
+            lo_i, hi_i = int(same[a]), int(same[b - 1])  # samples lo_i - 1 .. hi_i are equal
+            at_start = carried if lo_i == 0 else 1  # the run's length at sample lo_i - 1
+            from_i = max(lo_i, lo_i - 1 + need - at_start)
+            if from_i <= hi_i:
+                self._mark(self.n_in + np.arange(from_i, hi_i + 1), "stuck")
+        self.run = (float(x[-1]), self._run_end(same, carried, x.shape[0])
+                    if same[-1] == x.shape[0] - 1 else 1)  # fmt: skip
+
+    @staticmethod
+    def _run_end(same: np.ndarray, carried: int, n: int) -> int:
+        """The length of the run the chunk ends on (``same``: the chunk's samples equal to
+        the one before, ending at ``n - 1``)."""
+        breaks = np.flatnonzero(np.diff(same) != 1)
+        lo_i = int(same[breaks[-1] + 1]) if breaks.size else int(same[0])
+        return (carried if lo_i == 0 else 1) + n - lo_i
 
     def push(
         self, samples: np.ndarray, t0: float | None = None
     ) -> list[tuple[int, np.ndarray, _Quality]]:
         """Feed device-rate µV samples; ``t0``: time of the first one in s from the stream
-        start (None: right after the previous chunk). Returns the completed epochs."""
-        x = np.asarray(samples, dtype=np.float64).reshape(-1)
-        done: list[tuple[int, np.ndarray, _Quality]] = []
-        if t0 is not None:
-            start = int(round(t0 * self.sfreq))
-            if start - self.n_in > MAX_FILL_S * self.sfreq:
-                done = self._new_segment(start)
-            if start > self.n_in:  # a gap: hold the last value over it
-                done += self._advance(self._fill(start - self.n_in))
-            elif start < self.n_in:  # overlap: keep only the new samples
-                x = x[self.n_in - start :]
-        return done + self._advance(self._repair(x))
+        start (None: right after the previous chunk). Returns the completed epochs.
+
+        Samples that continue the stream wait (copied) until the next image can be
+        complete, then go through repair, resampler and image stream as one block: the same
+        work, once per epoch instead of once per packet, and the same results at the same
+        push (every step depends on the sample order alone)."""
+        x = np.array(samples, dtype=np.float64).reshape(-1)  # a copy: it may wait
+        if t0 is None or int(round(t0 * self.sfreq)) == self.n_in + self._n_waiting:
+            self._waiting.append(x)
+            self._n_waiting += x.shape[0]
+            return self._run_waiting() if self._n_waiting >= self._due else []
+        done = self._run_waiting()  # a gap or an overlap: what waits goes first
+        start = int(round(t0 * self.sfreq))
+        if start - self.n_in > MAX_FILL_S * self.sfreq:
+            done += self._new_segment(start)
+        if start > self.n_in:  # a gap: hold the last value over it
+            done += self._advance(self._fill(start - self.n_in))
+        elif start < self.n_in:  # overlap: keep only the new samples
+            x = x[self.n_in - start :]
+        done += self._advance(self._repair(x))
+        self._due = self._samples_due()
+        return done
+
+    def _run_waiting(self) -> list[tuple[int, np.ndarray, _Quality]]:
+        """The waiting samples, as one block; then how many more the next image needs."""
+        if not self._waiting:
+            return []
+        x = self._waiting[0] if len(self._waiting) == 1 else np.concatenate(self._waiting)
+        self._waiting, self._n_waiting = [], 0
+        done = self._advance(self._repair(x))
+        self._due = self._samples_due()
+        return done
+
+    def _samples_due(self) -> int:
+        """Device-rate samples before the image stream can complete its next image (0: it
+        does not say, so every packet goes through at once)."""
+        due = getattr(self.images, "samples_due", None)
+        if due is None:
+            return 0
+        if self.resampler is None:
+            return int(due())
+        return self.resampler.inputs_for(int(due()))
 
     def _fill(self, missing: int) -> np.ndarray:
         """``missing`` samples of the last value, marked "gap" (a repeated run ends)."""
@@ -225,7 +274,9 @@ class FrontEnd:
 
     def flush(self) -> list[tuple[int, np.ndarray, _Quality]]:
         """End of the stream: the resampler's tail; a last partial epoch is dropped."""
-        out = self._feed(self.resampler.flush()) if self.resampler is not None else []
+        out = self._run_waiting()
+        if self.resampler is not None:
+            out += self._feed(self.resampler.flush())
         segment_samples = self.n_out - self.first_epoch * EPOCH_SAMPLES
         return out + self._attach(self.images.flush(segment_samples))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,42 @@ def test_slpdb_records_that_start_scoring_late(tmp_path: Path) -> None:
     (tmp_path / "late_stages.csv").write_text("onset_s,duration_s,stage,events\n45,30,W,\n")
     with pytest.raises(Exception, match="30-s boundary"):
         slpdb.read_record(tmp_path, "late")
+
+
+GOLDEN = Path(__file__).parent / "data" / "golden_rpeaks.npz"
+
+
+def _golden_cases(data_dir: Path) -> dict[str, np.ndarray]:
+    """The detector's beats on real and rendered ECG, native and resampled to 100 Hz (the
+    heart kind's path: the resampler, then the detector)."""
+    from edgesleep.synth.psg import generate_night
+
+    ecg, sfreq, _ = load_record(data_dir / "mitbih" / "mitbih100_mlii.npz")
+    cases = {"mitbih100 360 Hz": detect_rpeaks(ecg, sfreq),
+             "mitbih100 100 Hz": detect_rpeaks(resample(ecg, sfreq), 100.0)}  # fmt: skip
+    rec = slpdb.read_record(data_dir / "slpdb", "slp01a")
+    times = rec.beat_times_s[rec.beat_times_s < 1800]
+    rendered = render_ecg(times, rec.beat_labels[: times.size], 1800 * 100, 100.0, seed=1)
+    cases["slp01a rendered 100 Hz"] = detect_rpeaks(rendered, 100.0)
+    for fs in (250.0, 256.0, 500.0):
+        beats_s = np.cumsum(np.random.default_rng(int(fs)).uniform(0.5, 1.3, 150))
+        x = render_ecg(beats_s, np.full(beats_s.size, "N"), int(120 * fs), fs, seed=2)
+        cases[f"rendered {fs:g} Hz"] = detect_rpeaks(x, fs)
+        cases[f"rendered {fs:g} Hz to 100 Hz"] = detect_rpeaks(resample(x, fs), 100.0)
+    night = generate_night(22, 0, 256.0, stages=np.full(120, 2))  # SYNTHETIC, 1 h
+    cases["synthetic night 256 Hz to 100 Hz"] = detect_rpeaks(
+        resample(night.signals["ECG"], 256.0), 100.0
+    )
+    return cases
+
+
+def test_detector_beats_are_the_golden_ones(data_dir: Path) -> None:
+    """Beats identical to those of the detector the shipped models' numbers were made
+    with (tests/data/golden_rpeaks.npz; EDGESLEEP_WRITE_GOLDEN=1 writes it anew)."""
+    cases = _golden_cases(data_dir)
+    if os.environ.get("EDGESLEEP_WRITE_GOLDEN") == "1":
+        np.savez_compressed(GOLDEN, **{k: v.astype(np.int32) for k, v in cases.items()})
+    golden = np.load(GOLDEN)
+    assert sorted(golden.files) == sorted(cases)
+    for name, beats in cases.items():
+        assert np.array_equal(beats, golden[name]), name

@@ -101,6 +101,69 @@ def test_frames_survive_garbage_and_any_chunking(junk: list[bytes], chunk: int) 
     assert len(parsed) == len(frames) and all(map(_same, parsed, frames))
 
 
+def _unmerged(frames: list[protocol.Frame]) -> list[tuple[str, object]]:
+    """Frames as comparable items, each data frame's samples one item per sample (so
+    runs merged or not compare equal); a repeat of the current header is dropped (a merged
+    run goes where its first frame was, before the repeats it spans)."""
+    items: list[tuple[str, object]] = []
+    header = None
+    for f in frames:
+        if isinstance(f, protocol.Header):
+            if f != header:
+                items.append(("frame", f))
+            header = f
+        elif isinstance(f, protocol.Data):
+            items += [("sample", ((f.first_index + k) % 2**32, tuple(row)))
+                      for k, row in enumerate(f.samples.tolist())]  # fmt: skip
+        elif isinstance(f, protocol.Beats):
+            items.append(("beats", tuple(f.indices.tolist())))
+        else:
+            items.append(("frame", f))
+    return items
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["data", "skip", "header", "other header", "beats", "junk",
+                                 "empty", "wrap"]), max_size=30),
+       st.integers(1, 300))  # fmt: skip
+def test_merged_reads_hold_the_same_frames(steps: list[str], chunk: int) -> None:
+    """merge=True joins the data frames of a read that continue each other (across a
+    repeated header, not across anything else) and gives what merge=False gives."""
+    one, two = protocol.Header(100.0, ("a", "b")), protocol.Header(100.0, ("a", "b"), stream_id=7)
+    stream, index, rng = [protocol.encode_header(one)], 0, np.random.default_rng(len(steps))
+    for step in steps:
+        n = 0 if step == "empty" else int(rng.integers(1, 30))
+        if step in ("data", "empty", "skip", "wrap"):
+            index += 5 if step == "skip" else 0
+            index = 2**32 - 3 if step == "wrap" else index
+            stream.append(protocol.encode_data(index, rng.integers(-99, 99, (n, 2))))
+            index = (index + n) % 2**32
+        elif step == "header":
+            stream.append(protocol.encode_header(one))
+        elif step == "other header":
+            stream.append(protocol.encode_header(two))
+            one, two = two, one
+        elif step == "beats":
+            stream.append(protocol.encode_beats(np.arange(3) + index))
+        else:
+            stream.append(b"\xa5\x5a\x02junk")
+    data = b"".join(stream)
+    got = {}
+    for merge in (False, True):
+        parser, frames = protocol.Parser(merge=merge), []
+        for pos in range(0, len(data), chunk):
+            read = parser.feed(data[pos : pos + chunk])
+            if merge:  # within a read, consecutive data frames never continue each other
+                runs = [f for f in read if isinstance(f, protocol.Data)]
+                for a, b in zip(read, read[1:], strict=False):
+                    if isinstance(a, protocol.Data) and isinstance(b, protocol.Data):
+                        assert b.first_index != (a.first_index + a.samples.shape[0]) % 2**32
+                assert all(r.samples.dtype == np.dtype("<i2") for r in runs)
+            frames += read
+        got[merge] = (_unmerged(frames + parser.finish()), parser.stats)
+    assert got[True] == got[False]
+
+
 def test_serial_source_unwraps_indices_and_places_beats() -> None:
     source = SerialSource.detached()  # frames are handed over directly, one read
     source.receive(_frames())

@@ -53,6 +53,58 @@ def test_streaming_equals_offline(exported: dict, sfreq: float, precision: str) 
         assert [r.stage for r in streamed] == [r.stage for r in offline]
 
 
+def _pushes(stager: Stager, signal: np.ndarray, sizes: list[int], t0: bool) -> list[tuple]:
+    """Each push's results as comparable tuples (the push's number first)."""
+    out, pos, sfreq = [], 0, stager.front.sfreq
+    for i, size in enumerate(map(int, sizes)):
+        results = stager.push(signal[pos : pos + size], t0=pos / sfreq if t0 else None)
+        out += [(i, r.index, r.stage, r.model_stage, r.flags, r.probabilities.tobytes())
+                for r in results]  # fmt: skip
+        pos += size
+    return out + [(-1, r.index, r.stage, r.model_stage, r.flags, r.probabilities.tobytes())
+                  for r in stager.flush()]  # fmt: skip
+
+
+@pytest.mark.parametrize("sfreq", [100.0, 256.0])
+def test_any_chunking_gives_bit_identical_results_at_the_same_push(
+    exported: dict, sfreq: float
+) -> None:
+    """A read's samples go through repair, resampler and STFT once the next image can be
+    complete: the results are bit-identical to processing every packet at once, for any
+    chunking, and come at the same push; quality flags included (NaN, a spike, a rail, a
+    near-rail of 1.9 s, values at full scale)."""
+    model = ExportedModel(exported["root"] / "out", "fp32")
+    delay = 3 if model.fixed_delay is None else model.fixed_delay
+    signal = _night(sfreq)[: int(12 * 30 * sfreq)].copy()
+    n = int(30 * sfreq)
+    signal[n + 50 : n + 60] = np.nan
+    signal[2 * n + 7] = 5e6
+    signal[3 * n - int(3 * sfreq) : 4 * n + int(3 * sfreq)] = 40.0  # a rail, epochs 2-4
+    signal[6 * n + 3 : 6 * n + 3 + int(1.9 * sfreq)] = -12.0  # one value, not for 2 s
+    signal[8 * n : 8 * n + 100] = 150.0  # full scale 150 µV
+    rng = np.random.default_rng(int(sfreq))
+    chunkings = [[int(0.25 * sfreq)] * -(-signal.shape[0] // int(0.25 * sfreq))]
+    for _ in range(3):
+        sizes = rng.choice([1, 13, 250, 3001, 9000], 4000)
+        chunkings.append(sizes[: np.searchsorted(np.cumsum(sizes), signal.shape[0]) + 1])
+    reference = None
+    for sizes in chunkings:
+        for t0 in (False, True):
+            eager = Stager(model, sfreq, delay=delay, full_scale_uv=150.0)
+            eager.front._samples_due = lambda: 0  # type: ignore[method-assign]
+            deferred = Stager(model, sfreq, delay=delay, full_scale_uv=150.0)
+            got = _pushes(deferred, signal, sizes, t0)
+            assert got == _pushes(eager, signal, sizes, t0)
+            assert len(got) == 12
+            flags = {r[1]: set(r[4]) for r in got}
+            assert {"nonfinite", "implausible"} <= flags[1] | flags[2]
+            assert "stuck" in flags[2] and "stuck" in flags[3] and "stuck" in flags[4]
+            assert "stuck" not in flags[6] and "clipped" in flags[8]
+            unchunked = [r[1:] for r in got]
+            reference = reference or unchunked
+            assert unchunked == reference
+
+
 def test_offline_equals_torch_evaluation(exported: dict) -> None:
     """The device path (streaming resampler, incremental STFT, ONNX) gives the training
     side's probabilities (batch resampler, batch STFT, torch) for the same night."""

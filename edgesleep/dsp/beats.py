@@ -91,7 +91,7 @@ class RPeakDetector:
         both = np.convolve(bandpass, derivative)
         self._mwi_len = max(1, int(round(MWI_S * sfreq)))
         self._delay = (both.shape[0] - 1) // 2  # of the derivative signal
-        self._bandpass_taps, self._both_taps = bandpass, both
+        self._bandpass_taps, self._derivative_taps = bandpass, derivative
         self._half = int(round(REFRACTORY_S * sfreq))
         self._t_wave = int(round(T_WAVE_S * sfreq))
         # the first samples carry the filters' start-up transient: learn after it
@@ -108,7 +108,7 @@ class RPeakDetector:
     def reset(self) -> None:
         """Forget everything; the next sample pushed is sample 0."""
         self._bp = _Fir(self._bandpass_taps)
-        self._deriv = _Fir(self._both_taps)
+        self._deriv = _Fir(self._derivative_taps)
         self._mwi = _Fir(np.full(self._mwi_len, 1.0 / self._mwi_len))
         # recent filter outputs: index k of these arrays is sample self._base + k
         self._base = 0
@@ -144,7 +144,7 @@ class RPeakDetector:
         if x.size == 0:
             return np.zeros(0, dtype=np.int64)
         band = self._bp.push(x)
-        slope = self._deriv.push(x)
+        slope = self._deriv.push(band)
         energy = self._mwi.push(slope**2)
         self._band = np.concatenate([self._band, band])
         self._slope = np.concatenate([self._slope, slope])
@@ -203,22 +203,24 @@ class RPeakDetector:
         qrs = (at - self._mwi_len + 1)[:, None] + np.arange(self._mwi_len)
         slopes = np.abs(self._slope[qrs]).max(axis=1).tolist()
         starts = at + self._base - self._delay - self._mwi_len + 1
-        r_peaks = (starts + np.argmax(np.abs(self._band[qrs - self._delay + self._bp_delay]),
-                                      axis=1)).tolist()  # fmt: skip
+        r_peaks = np.maximum(starts + np.argmax(
+            np.abs(self._band[qrs - self._delay + self._bp_delay]), axis=1), 0)  # fmt: skip
         samples = (at + self._base).tolist()
         signal, noise = self._signal_level, self._noise_level
-        found = []
-        for k, amplitude, slope, r_peak in zip(samples, amplitudes, slopes, r_peaks, strict=True):
-            threshold = noise + 0.25 * (signal - noise)
-            is_t_wave = k - self._last_beat < self._t_wave and slope < 0.5 * self._last_slope
-            if amplitude > threshold and not is_t_wave:
+        last_beat, last_slope, t_wave = self._last_beat, self._last_slope, self._t_wave
+        found = []  # positions in ``at`` of the beats
+        for i, (k, amplitude, slope) in enumerate(zip(samples, amplitudes, slopes, strict=True)):
+            if amplitude > noise + 0.25 * (signal - noise) and not (
+                k - last_beat < t_wave and slope < 0.5 * last_slope  # a T wave
+            ):
                 signal = 0.125 * amplitude + 0.875 * signal
-                self._last_beat, self._last_slope = k, slope
-                found.append(max(0, r_peak))
+                last_beat, last_slope = k, slope
+                found.append(i)
             else:
                 noise = 0.125 * amplitude + 0.875 * noise
         self._signal_level, self._noise_level = signal, noise
-        return np.array(found, dtype=np.int64)
+        self._last_beat, self._last_slope = last_beat, last_slope
+        return r_peaks[found].astype(np.int64)
 
     def _trim(self) -> None:
         keep_from = self._next - self._half - self._delay - self._mwi_len - 2
@@ -299,37 +301,60 @@ class RateImages:
         """
         self._times = np.concatenate([self._times, np.asarray(time_s, dtype=np.float64).ravel()])
         self._rates = np.concatenate([self._rates, np.asarray(bpm, dtype=np.float64).ravel()])
-        images = []
-        while (self._epoch_index + 1) * EPOCH_S <= horizon_s:
-            image = self._epoch()
-            if self._epoch_index > 0:
-                images.append(image)
-                self.n_epochs += 1
-        return images
+        n_due = _epochs_due(self._epoch_index, horizon_s)
+        if n_due <= 0:
+            return []
+        images = self._epochs(n_due)
+        first = self._epoch_index - n_due  # the epochs before 0 are context only
+        keep = images[max(0, -first) :] if first < 0 else images
+        self.n_epochs += keep.shape[0]
+        return list(keep)
 
-    def _epoch(self) -> np.ndarray:
-        start_s = self._epoch_index * EPOCH_S
-        grid_s = start_s + np.arange(GRID_PER_EPOCH) / GRID_HZ
-        rates = np.full(GRID_PER_EPOCH, self._rate)
-        n_done = int(np.searchsorted(self._times, grid_s[-1], side="right"))
-        if n_done:  # the rate of the last sample at or before each grid time
-            index = np.searchsorted(self._times[:n_done], grid_s, side="right") - 1
-            known = index >= 0
-            rates[known] = self._rates[index[known]]
+    def _epochs(self, n: int) -> np.ndarray:
+        """The next ``n`` epochs' images at once (n, 27, 20): each 2-Hz grid time takes
+        the rate of the last sample at or before it (or the carried one), each epoch's mean
+        updates the baseline in turn, each image is the last 9 epochs' grid less its
+        epoch's baseline."""
+        epochs = self._epoch_index + np.arange(n)
+        grid_s = (epochs[:, None] * EPOCH_S + np.arange(GRID_PER_EPOCH) / GRID_HZ).ravel()
+        last = np.searchsorted(self._times, grid_s, side="right") - 1
+        rates = np.where(last >= 0, self._rates[np.maximum(last, 0)], self._rate)
+        rates = rates.reshape(n, GRID_PER_EPOCH)
+        n_done = int(last[-1]) + 1
+        if n_done:
             self._rate = float(self._rates[n_done - 1])
         self._times, self._rates = self._times[n_done:], self._rates[n_done:]
         valid = np.isfinite(rates)
-        if valid.any():  # running mean for the first hour, then an exponential average
-            self._n_rated += 1
-            mean = float(rates[valid].mean())
-            weight = max(1.0 / self._n_rated, EPOCH_S / BASELINE_TAU_S)
-            base = mean if self._baseline is None else self._baseline
-            self._baseline = base + weight * (mean - base)
-        self._grid = np.concatenate([self._grid[1:], rates[None]])
-        self._epoch_index += 1
-        known = np.isfinite(self._grid)
-        relative = np.where(known, self._grid - (self._baseline or 0.0), 0.0)
-        return relative.reshape(N_BEAT_FRAMES, SAMPLES_PER_FRAME).astype(np.float32)
+        whole = valid.all(axis=1)
+        means = rates.mean(axis=1)  # rows with unknown rates: their known ones, below
+        baselines = np.empty(n)
+        for i in range(n):  # running mean for the first hour, then an exponential average
+            if whole[i] or valid[i].any():
+                mean = float(means[i]) if whole[i] else float(rates[i][valid[i]].mean())
+                self._n_rated += 1
+                weight = max(1.0 / self._n_rated, EPOCH_S / BASELINE_TAU_S)
+                base = mean if self._baseline is None else self._baseline
+                self._baseline = base + weight * (mean - base)
+            baselines[i] = self._baseline or 0.0
+        grid = np.concatenate([self._grid, rates])  # (9 + n, 60): the context, then these
+        self._grid = grid[-CONTEXT_EPOCHS:]
+        self._epoch_index += n
+        windows = np.lib.stride_tricks.sliding_window_view(grid[1:], CONTEXT_EPOCHS, axis=0)
+        windows = windows.transpose(0, 2, 1)  # (n, 9, 60): image i ends with epoch i
+        relative = np.where(np.isfinite(windows), windows - baselines[:, None, None], 0.0)
+        return relative.reshape(n, N_BEAT_FRAMES, SAMPLES_PER_FRAME).astype(np.float32)
+
+
+def _epochs_due(next_epoch: int, horizon_s: float) -> int:
+    """How many epochs from ``next_epoch`` end at or before ``horizon_s``."""
+    if not horizon_s >= (next_epoch + 1) * EPOCH_S:  # NaN too
+        return 0
+    n = int(min(horizon_s, 1e12) // EPOCH_S) - next_epoch
+    while n > 0 and (next_epoch + n) * EPOCH_S > horizon_s:
+        n -= 1
+    while (next_epoch + n + 1) * EPOCH_S <= horizon_s:
+        n += 1
+    return n
 
 
 class BeatImages:
@@ -368,16 +393,27 @@ class BeatImages:
         list of ndarray of shape (27, 20), float32
             Beats/min relative to the night's baseline, per epoch in order.
         """
-        times, rates = [], []
-        for t in np.asarray(beat_times_s, dtype=np.float64).reshape(-1):
-            if self._last_beat_s is not None:
-                rr = t - self._last_beat_s
-                if RR_RANGE_S[0] <= rr <= RR_RANGE_S[1]:
-                    self._intervals = [*self._intervals[-2:], rr]
-                    times.append(float(t))
-                    rates.append(60.0 / _median(self._intervals))
-            self._last_beat_s = float(t)
-        return self.rates.push(np.array(times), np.array(rates), horizon_s)
+        t = np.asarray(beat_times_s, dtype=np.float64).reshape(-1)
+        if t.size == 0:
+            return self.rates.push(t, t, horizon_s)
+        before = [] if self._last_beat_s is None else [self._last_beat_s]
+        rr = np.diff(np.concatenate([before, t]))  # the interval ending at each beat
+        ends = t[t.size - rr.size :]
+        ok = (rr >= RR_RANGE_S[0]) & (rr <= RR_RANGE_S[1])
+        accepted, times = rr[ok], ends[ok]
+        self._last_beat_s = float(t[-1])
+        # the median of the last 3 accepted intervals at each (fewer at the night's start)
+        history = np.asarray(self._intervals)
+        both = np.concatenate([history, accepted])
+        self._intervals = both[-2:].tolist()
+        medians = np.empty(accepted.size)
+        full = np.lib.stride_tricks.sliding_window_view(both, 3) if both.size >= 3 else None
+        first_full = max(0, 2 - history.size)  # the first accepted interval with 2 before it
+        if full is not None and first_full < accepted.size:
+            medians[first_full:] = np.sort(full[history.size + first_full - 2 :], axis=1)[:, 1]
+        for i in range(min(first_full, accepted.size)):  # at most 2, once a night
+            medians[i] = _median(both[: history.size + i + 1].tolist())
+        return self.rates.push(times, 60.0 / medians, horizon_s)
 
 
 def _median(values: list[float]) -> float:

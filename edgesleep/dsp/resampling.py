@@ -272,6 +272,12 @@ class StreamingResampler:
         # outputs m whose newest input (m * down + half) // up has arrived
         return self._emit((self._n_in * self.up - 1 - self._f.half) // self.down + 1)
 
+    def inputs_for(self, n_out: int) -> int:
+        """Input samples still to come before ``n_out`` more output samples are emitted."""
+        m_end = self._n_out + n_out  # output m needs input (m * down + half) // up
+        newest = ((m_end - 1) * self.down + self._f.half) // self.up
+        return max(0, newest + 1 - self._n_in)
+
     def flush(self) -> np.ndarray:
         """Emit the remaining output samples (inputs past the end taken as zero) and reset.
 

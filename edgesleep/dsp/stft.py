@@ -181,6 +181,10 @@ class StftStream:
         first = self.stft.n_epochs
         return list(enumerate(self.stft.push(y), start=first))
 
+    def samples_due(self) -> int:
+        """Samples still to come before the next image is complete."""
+        return EPOCH_SAMPLES - self.stft._n_samples
+
     def flush(self, n_samples: int) -> list[tuple[int, np.ndarray]]:
         return []  # a partial epoch makes no image
 

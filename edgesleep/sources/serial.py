@@ -64,8 +64,10 @@ class SerialSource:
         self._serial = serial
         self.port, self.baud, self.reconnect_s = port, baud, reconnect_s
         self.header_timeout_s = header_timeout_s
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self.parser = Parser()
+        # unbounded in C (a put or a get costs a fraction of queue.Queue's); bounded here
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.queue_size = queue_size
+        self.parser = Parser(merge=True)
         self.counters: dict[str, float] = {
             "reconnects": 0,
             "queue_drops": 0,
@@ -184,23 +186,57 @@ class SerialSource:
 
     def receive(self, frames: list[Header | Data | Beats | Rates | End]) -> bool:
         """The frames of one read, into the queue as one batch: each run of contiguous
-        samples one packet, events as they came, in order; False at the end of the stream
-        (the frames after the end frame are not looked at)."""
-        going = True
+        samples one packet (placed and scaled once, whatever its number of frames), events
+        as they came, in order; False at the end of the stream (the frames after the end
+        frame are not looked at)."""
+        going, run = True, list[Data]()  # run: data frames contiguous on the wire
         for frame in frames:
+            if type(frame) is Data:
+                if run and frame.first_index != _after(run[-1]):
+                    self._data(run)
+                    run = []
+                run.append(frame)
+                continue
+            if run and not self._same_header(frame):  # a header that changes nothing
+                self._data(run)  # keeps the run going: a device repeats it every 5 s
+                run = []
             if not self._handle(frame):
                 going = False
                 break
-        batch, self._batch = _merged(self._batch), []
-        for item in batch:
-            try:
-                self.queue.put_nowait(item)
-            except queue.Full:
+        if run:
+            self._data(run)
+        batch, self._batch = self._batch, []
+        for item in batch:  # the reader is the only producer: qsize cannot grow meanwhile
+            if self.queue.qsize() < self.queue_size:
+                self.queue.put(item)
+            else:
                 self.counters["queue_drops"] += 1
         if self._end is not None:  # never dropped: it ends the stream
             self.queue.put(self._end)
             self._end = None
         return going
+
+    def _same_header(self, frame: Header | Data | Beats | Rates | End) -> bool:
+        return type(frame) is Header and frame == self._header
+
+    def _data(self, run: list[Data]) -> None:
+        """Data frames contiguous on the wire -> one packet of µV; frames the stream has
+        had already (the device resent them) are dropped and counted."""
+        assert self._header is not None
+        now = time.monotonic()
+        self._start_or_rebase(run[0].first_index, now)
+        assert self._next_abs is not None
+        start = self._unwrap(run[0].first_index)
+        while run and start + run[0].samples.shape[0] <= self._next_abs:
+            self.counters["duplicates"] += 1
+            start += run.pop(0).samples.shape[0]
+        if not run:
+            return
+        raw = run[0].samples if len(run) == 1 else np.concatenate([f.samples for f in run])
+        uv = raw.astype(np.float64)
+        uv *= self._header.uv_per_lsb
+        self._next_abs, self._last_data_t = start + raw.shape[0], now
+        self._put(Packet(start, uv))
 
     def _handle(self, frame: Header | Data | Beats | Rates | End) -> bool:
         """Turn a frame into items of this read's batch; False at the end of the stream."""
@@ -224,7 +260,7 @@ class SerialSource:
             return True
         if isinstance(frame, End):  # a last empty packet: the stager fills a trailing gap
             if self._next_abs is not None and self._header is not None:
-                start = int(self._unwrap(frame.next_index))
+                start = self._unwrap(frame.next_index)
                 empty = np.zeros((0, len(self._header.channels)))
                 self._end = Packet(max(start, self._next_abs), empty)
             return False
@@ -240,18 +276,19 @@ class SerialSource:
             if ticks is not None:
                 self._put(RatePacket(ticks, frame.bpm))
             return True
-        assert self._header is not None
-        placed = self._place(frame.first_index, frame.samples.shape[0])
-        if placed is None:
-            self.counters["duplicates"] += 1
-            return True
-        uv = frame.samples.astype(np.float64) * self._header.uv_per_lsb
-        self._put(Packet(placed, uv))
+        self._data([frame])
         return True
 
-    def _unwrap(self, index: np.ndarray | int) -> Any:
+    def _unwrap(self, index: int) -> int:
+        """A u32 device index as the unwrapped index nearest to the one expected next."""
         assert self._next_abs is not None
-        shifted = (np.asarray(index, dtype=np.int64) + self._shift) % 2**32
+        delta = ((index + self._shift) % 2**32 - self._next_abs) % 2**32
+        return self._next_abs + (delta - 2**32 if delta >= 2**31 else delta)
+
+    def _unwrap_all(self, ticks: np.ndarray) -> np.ndarray:
+        """:meth:`_unwrap` of each of an array of ticks."""
+        assert self._next_abs is not None
+        shifted = (ticks.astype(np.int64) + self._shift) % 2**32
         delta = (shifted - self._next_abs) % 2**32
         return self._next_abs + np.where(delta >= 2**31, delta - 2**32, delta)
 
@@ -267,18 +304,6 @@ class SerialSource:
             self._shift = (self._next_abs + lost - first) % 2**32
             self._rebase = False
 
-    def _place(self, first: int, n: int) -> int | None:
-        """Unwrapped index of a data frame's first sample; None for a duplicate."""
-        now = time.monotonic()
-        self._start_or_rebase(first, now)
-        assert self._next_abs is not None
-        start = int(self._unwrap(first))
-        if start + n <= self._next_abs:
-            return None
-        self._next_abs = start + n
-        self._last_data_t = now
-        return start
-
     def _event_ticks(self, ticks: np.ndarray) -> np.ndarray | None:
         """Unwrapped ticks of a beats or rates frame. A device with channels places them
         on its data (None before its first data frame); an events-only device's first
@@ -287,11 +312,11 @@ class SerialSource:
         if ticks.shape[0] == 0:
             return None
         if self._header.channels:
-            return None if self._next_abs is None else self._unwrap(ticks)
+            return None if self._next_abs is None else self._unwrap_all(ticks)
         now = time.monotonic()
         self._start_or_rebase(int(ticks[0]), now)
         assert self._next_abs is not None
-        unwrapped = self._unwrap(ticks)
+        unwrapped = self._unwrap_all(ticks)
         self._next_abs = max(self._next_abs, int(unwrapped.max()))
         self._last_data_t = now
         return unwrapped
@@ -300,28 +325,6 @@ class SerialSource:
         self._batch.append(item)
 
 
-def _merged(
-    items: list[Packet | BeatPacket | RatePacket],
-) -> list[Packet | BeatPacket | RatePacket]:
-    """Runs of sample packets that follow each other without a gap, joined (one packet per
-    run); event packets as they are, in order."""
-    out: list[Packet | BeatPacket | RatePacket] = []
-    run: list[Packet] = []
-
-    def close_run() -> None:
-        if len(run) == 1:
-            out.append(run[0])
-        elif run:
-            out.append(Packet(run[0].first_index, np.concatenate([p.samples for p in run])))
-        run.clear()
-
-    for item in items:
-        if isinstance(item, Data):
-            if run and item.first_index != run[-1].first_index + run[-1].samples.shape[0]:
-                close_run()
-            run.append(item)
-        else:
-            close_run()
-            out.append(item)
-    close_run()
-    return out
+def _after(frame: Data) -> int:
+    """The wire index of the sample after a data frame's last."""
+    return (frame.first_index + frame.samples.shape[0]) % 2**32

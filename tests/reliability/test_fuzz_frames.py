@@ -55,7 +55,8 @@ def frames(draw: st.DrawFn) -> bytes:
 def test_any_frames_in_any_order_never_raise_nor_invent_epochs(
     stream: list[bytes], chunk: int
 ) -> None:
-    source, parser = SerialSource.detached(), protocol.Parser()
+    source = SerialSource.detached()
+    parser = source.parser  # the reader's own: data frames of a read merged
     rates = SeriesFrontEnd(get_kind("beats").series["heart-rate"])
     data = b"".join(stream)
     ended = False
