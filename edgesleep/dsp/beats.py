@@ -325,7 +325,7 @@ class RateImages:
             self._rate = float(self._rates[n_done - 1])
         self._times, self._rates = self._times[n_done:], self._rates[n_done:]
         valid: np.ndarray = np.isfinite(rates)
-        whole = [bool(w) for w in valid.all(axis=1)]
+        whole: list[bool] = np.asarray(valid.all(axis=1)).tolist()
         means = rates.mean(axis=1)  # rows with unknown rates: their known ones, below
         baselines = np.empty(n)
         for i in range(n):  # running mean for the first hour, then an exponential average
