@@ -182,9 +182,8 @@ class RPeakDetector:
         centre = e[lo:hi]
         local = np.flatnonzero((centre > e[lo - 1 : hi - 1]) & (centre >= e[lo + 1 : hi + 1]))
         if local.size:
-            span = np.arange(-self._half, self._half + 1)
-            is_peak = centre[local] == e[(local + lo)[:, None] + span].max(axis=1)
-            candidates = local[is_peak] + lo  # indices into the kept arrays
+            around = _window_max(e[lo - self._half : hi + self._half], 2 * self._half + 1)
+            candidates = local[centre[local] == around[local]] + lo  # into the kept arrays
         else:
             candidates = local
         self._next = stop
@@ -229,6 +228,24 @@ class RPeakDetector:
             self._band, self._slope = self._band[drop:], self._slope[drop:]
             self._energy = self._energy[drop:]
             self._base += drop
+
+
+def _window_max(x: np.ndarray, width: int) -> np.ndarray:
+    """The maximum of each ``width`` consecutive values, ``x[i : i + width]`` for every
+    ``i``, by doubling (a few passes over ``x``, no (n, width) gather): exact.
+
+    Returns
+    -------
+    ndarray of shape (x.shape[0] - width + 1,)
+    """
+    n_out = x.shape[0] - width + 1
+    out, span = x, 1  # out[i] = max(x[i : i + span])
+    while 2 * span <= width:
+        out = np.maximum(out[:-span], out[span:])
+        span *= 2
+    if span < width:  # two windows of ``span`` (> width / 2) cover one of ``width``
+        out = np.maximum(out[:n_out], out[width - span : width - span + n_out])
+    return out[:n_out]
 
 
 def detect_rpeaks(ecg: np.ndarray, sfreq: float) -> np.ndarray:

@@ -7,7 +7,7 @@ One filter design, two paths:
   filter state carried across chunks, numpy only (scipy is never imported on the
   streaming path).
 
-Both run the filter as :class:`GroupFilter`: ``up`` consecutive outputs share one window of
+Both run the filter as :class:`GroupFilter`: consecutive outputs share one window of
 inputs, so a block of outputs is one matrix product with a strided view of the input.
 
 Both compensate the filter's group delay the same way: output sample ``m`` is the
@@ -31,6 +31,7 @@ KAISER_BETA = 5.0  # scipy.signal.resample_poly's default window ("kaiser", 5.0)
 # 9216 for a matrix-vector one), so it runs on the calling thread: two BLAS threads
 # spinning beside the stager's other work cost more CPU than they save
 BLOCK_INPUTS = 8192
+MIN_GROUP = 16  # outputs per group of the matrix product at least (see GroupFilter)
 
 
 def rational_factors(sfreq: float, target_sfreq: int = TARGET_SFREQ) -> tuple[int, int]:
@@ -111,24 +112,30 @@ def phase_taps(up: int, down: int) -> tuple[np.ndarray, int]:
 
 @dataclass(frozen=True)
 class GroupFilter:
-    """The polyphase filter as one matrix over groups of ``up`` consecutive outputs.
+    """The polyphase filter as one matrix over groups of ``outputs`` consecutive outputs
+    (a multiple of ``up``, at least ``MIN_GROUP``).
 
-    Output ``g * up + j`` is ``matrix[j] @ x[g * down + first : g * down + first + width]``
-    (``x``: the input, zeros before sample 0 and after its end): the outputs of a group
-    share one window of inputs, and the windows of consecutive groups are ``down`` inputs
-    apart. So any number of groups is one matrix product with a strided view of the input
-    (no gather, no per-phase loop). The rows hold the taps of :func:`phase_taps` (zeros
-    where a row's own inputs end): the same filter, the same output instants.
+    Output ``g * outputs + j`` is ``matrix[j] @ x[g * stride + first : g * stride + first +
+    width]`` (``x``: the input, zeros before sample 0 and after its end; ``stride`` =
+    ``down * outputs / up``): the outputs of a group share one window of inputs, and the
+    windows of consecutive groups are ``stride`` inputs apart. So any number of groups is
+    one matrix product with a strided view of the input (no gather, no per-phase loop).
+    The rows hold the taps of :func:`phase_taps` (zeros where a row's own inputs end): the
+    same filter, the same output instants. Groups of several ``up`` keep the windows from
+    overlapping much when ``up`` is small (200 Hz: up 1, down 2): the copied windows are
+    then about the input's size, not ``width / down`` times it.
 
     Attributes
     ----------
     up, down : int
-    matrix_t : ndarray of shape (width, up), float64, the matrix transposed (C order)
+    matrix_t : ndarray of shape (width, outputs), float64, the matrix transposed (C order)
     first : int
         The input index of group 0's window (negative: zeros before the signal).
     width : int
     half : int
         The filter's centre (its delay in input samples * up), as in :func:`phase_taps`.
+    outputs, stride : int
+        Outputs per group, inputs between consecutive groups' windows.
     """
 
     up: int
@@ -137,37 +144,44 @@ class GroupFilter:
     first: int
     width: int
     half: int
+    outputs: int
+    stride: int
 
     @classmethod
     def design(cls, up: int, down: int) -> GroupFilter:
         taps, half = phase_taps(up, down)
         k = taps.shape[1]
-        j = np.arange(up)
-        newest = (j * down + half) // up  # each row's newest input, less g * down
+        repeat = -(-MIN_GROUP // up)
+        j = np.arange(up * repeat)
+        newest = (j * down + half) // up  # each row's newest input, less g * stride
         phase = (j * down + half) % up
         width = int(newest[-1] - newest[0] + k)
-        matrix = np.zeros((up, width))
-        for row in range(up):
+        matrix = np.zeros((j.size, width))
+        for row in range(j.size):
             at = int(newest[row] - newest[0])
             matrix[row, at : at + k] = taps[phase[row], ::-1]
         return cls(up, down, np.ascontiguousarray(matrix.T), int(newest[0] - (k - 1)), width,
-                   half)  # fmt: skip
+                   half, up * repeat, down * repeat)  # fmt: skip
 
     @property
     def block(self) -> int:
         """Groups per matrix product (``BLOCK_INPUTS`` inputs)."""
         return max(1, BLOCK_INPUTS // self.width)
 
+    def windows(self, x: np.ndarray, start: int, n: int) -> np.ndarray:
+        """The input windows of ``n`` groups, the first at ``x[start]``: a strided view
+        (n, width) of ``x`` (contiguous float64)."""
+        step = x.strides[0]
+        return np.ndarray((n, self.width), np.float64, x, start * step, (self.stride * step, step))
+
     def apply(self, x: np.ndarray, start: int, out: np.ndarray, scratch: np.ndarray) -> None:
         """The outputs of ``out.shape[0]`` groups, the first group's window at ``x[start]``
         (``x`` contiguous float64), into ``out`` (n_groups, up): the windows (a strided view
         of ``x``) copied into ``scratch`` (at least n_groups x width), then one BLAS matrix
         product (numpy multiplies overlapping strided rows without BLAS, 5-10x slower)."""
-        n, step = out.shape[0], x.strides[0]
-        windows = np.ndarray((n, self.width), np.float64, x, start * step,
-                             (self.down * step, step))  # fmt: skip
+        n = out.shape[0]
         block = scratch[: n * self.width].reshape(n, self.width)
-        np.copyto(block, windows)
+        np.copyto(block, self.windows(x, start, n))
         np.matmul(block, self.matrix_t, out=out)
 
 
@@ -195,16 +209,16 @@ def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
         return x.copy()
     f = GroupFilter.design(up, down)
     n_out = -(-x.shape[0] * up // down)
-    n_groups = -(-n_out // up)
-    lead = -f.first  # zeros before input 0: group g's window starts at padded[g * down]
-    padded = np.zeros(max((n_groups - 1) * down + f.width, lead + x.shape[0]))
+    n_groups = -(-n_out // f.outputs)
+    lead = -f.first  # zeros before input 0: group g's window starts at padded[g * stride]
+    padded = np.zeros(max((n_groups - 1) * f.stride + f.width, lead + x.shape[0]))
     padded[lead : lead + x.shape[0]] = x
-    out = np.empty(n_groups * up)
-    block = f.block
+    out = np.empty(n_groups * f.outputs)
+    block, per = f.block, f.outputs
     scratch = np.empty(min(block, n_groups) * f.width)
     for g0 in range(0, n_groups, block):
         n = min(block, n_groups - g0)
-        f.apply(padded, g0 * down, out[g0 * up : (g0 + n) * up].reshape(n, up), scratch)
+        f.apply(padded, g0 * f.stride, out[g0 * per : (g0 + n) * per].reshape(n, per), scratch)
     return out[:n_out]
 
 
@@ -229,15 +243,23 @@ class StreamingResampler:
         self.sfreq = float(sfreq)
         self.up, self.down = rational_factors(sfreq)
         self._f = GroupFilter.design(self.up, self.down)
-        self._margin = self._f.width + self.down  # zeros past the newest input
+        self._margin = self._f.width + self._f.stride  # zeros past the newest input
         self._buf = np.zeros(4 * self._margin + 1024)
-        self._scratch = np.empty(self._f.block * self._f.width)  # the windows of a block
+        self._windows = self._view_windows()
+        self._block = self._f.block
+        self._scratch = np.empty(self._block * self._f.width)  # the windows of a block
         self.reset()
 
     @property
     def delay_s(self) -> float:
         """Seconds of input the resampler waits for before it can emit a sample."""
         return self._f.half / self.up / self.sfreq
+
+    def _view_windows(self) -> np.ndarray:
+        """Every group window that starts in the buffer: a strided view (the buffer's
+        start is always a group window's start)."""
+        f = self._f
+        return f.windows(self._buf, 0, (self._buf.shape[0] - f.width) // f.stride + 1)
 
     def reset(self) -> None:
         """Forget all input; the next sample pushed is input sample 0."""
@@ -259,16 +281,17 @@ class StreamingResampler:
         ndarray of shape (n_out,), float64
             Signal at 100 Hz, continuing the previous output.
         """
-        samples = np.asarray(samples, dtype=np.float64).reshape(-1)
+        n = len(samples)
         at = self._n_in - self._base
-        end = at + samples.shape[0]
+        end = at + n
         if end + self._margin > self._buf.shape[0]:
             grown = np.zeros(2 * (end + self._margin))
             grown[:at] = self._buf[:at]
             self._buf = grown
-        self._buf[at:end] = samples
+            self._windows = self._view_windows()
+        self._buf[at:end] = samples  # (a 2-D or non-float input fails or converts here)
         self._buf[end : end + self._margin] = 0.0  # what the last group reads past the input
-        self._n_in += samples.shape[0]
+        self._n_in += n
         # outputs m whose newest input (m * down + half) // up has arrived
         return self._emit((self._n_in * self.up - 1 - self._f.half) // self.down + 1)
 
@@ -300,17 +323,24 @@ class StreamingResampler:
         ``GroupFilter.block`` groups; then the inputs no later output needs are dropped."""
         if m_end <= self._n_out:
             return np.zeros(0)
-        up, down, f = self.up, self.down, self._f
-        g0, g1 = self._n_out // up, -(-m_end // up)
-        out = np.empty((g1 - g0) * up)
-        for b0 in range(g0, g1, f.block):
-            n = min(f.block, g1 - b0)
-            at = (b0 - g0) * up
-            f.apply(self._buf, b0 * down + f.first - self._base,
-                    out[at : at + n * up].reshape(n, up), self._scratch)  # fmt: skip
-        done = out[self._n_out - g0 * up : m_end - g0 * up]
+        f = self._f
+        per, stride = f.outputs, f.stride
+        g0, g1 = self._n_out // per, -(-m_end // per)
+        out = np.empty((g1 - g0) * per)
+        if g1 - g0 <= self._block:  # the usual push: one product, on the cached view
+            n, first = g1 - g0, (g0 * stride + f.first - self._base) // stride
+            block = self._scratch[: n * f.width].reshape(n, f.width)
+            np.copyto(block, self._windows[first : first + n])
+            np.matmul(block, f.matrix_t, out=out.reshape(n, per))
+        else:
+            for b0 in range(g0, g1, self._block):
+                n = min(self._block, g1 - b0)
+                at = (b0 - g0) * per
+                f.apply(self._buf, b0 * stride + f.first - self._base,
+                        out[at : at + n * per].reshape(n, per), self._scratch)  # fmt: skip
+        done = out[self._n_out - g0 * per : m_end - g0 * per]
         self._n_out = m_end
-        base = (m_end // up) * down + f.first  # the next group's window
+        base = (m_end // per) * stride + f.first  # the next group's window
         if base > self._base:
             keep = self._n_in - base
             self._buf[:keep] = self._buf[base - self._base : base - self._base + keep]
