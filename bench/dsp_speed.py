@@ -1,4 +1,6 @@
-"""Per-sample cost of the front end: batch vs incremental STFT, streaming resamplers.
+"""Per-sample cost of the front end: batch vs incremental STFT; the resampler streaming in
+1-s packets, in 30-s blocks (how the stager feeds it: a packet's samples wait until the
+next image can be complete) and in one batch (files).
 
 Run: ``python -m edgesleep.bench.dsp_speed [--out bench/results]``. Writes ``dsp_speed.json``
 and ``dsp_speed.md``. numpy only on the measured paths (as on the device).
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesleep import __version__
-from edgesleep.dsp import EPOCH_SAMPLES, StreamingResampler, StreamingSTFT, stft_signal
+from edgesleep.dsp import EPOCH_SAMPLES, StreamingResampler, StreamingSTFT, resample, stft_signal
 from edgesleep.io.writers import write_report
 from edgesleep.ort import cpu_info
 
@@ -67,14 +69,18 @@ def measure() -> dict[str, object]:
     ]
     for sfreq in RATES:
         xs = rng.standard_normal(N_EPOCHS * 30 * sfreq)
-        seconds = _best_of(_stream(partial(StreamingResampler, sfreq), xs, sfreq), 3)
-        rows.append(
-            {
-                "path": "resampler streaming, 1-s packets",
-                "sfreq": sfreq,
-                "ns_per_sample": seconds / xs.shape[0] * 1e9,
-            }
-        )
+        ways: list[tuple[str, Callable[[], object]]] = [
+            ("resampler streaming, 1-s packets",
+             _stream(partial(StreamingResampler, sfreq), xs, sfreq)),
+            ("resampler streaming, 30-s blocks (as the stager feeds it)",
+             _stream(partial(StreamingResampler, sfreq), xs, 30 * sfreq)),
+            ("resampler batch (files)", partial(resample, xs, sfreq)),
+        ]  # fmt: skip
+        for path, run in ways:
+            seconds = _best_of(run, 3)
+            rows.append(
+                {"path": path, "sfreq": sfreq, "ns_per_sample": seconds / xs.shape[0] * 1e9}
+            )
     for row in rows:
         rate = float(row["sfreq"])  # type: ignore[arg-type]
         row["cpu_ms_per_hour"] = float(row["ns_per_sample"]) * rate * 3600 / 1e6  # type: ignore[arg-type]

@@ -228,7 +228,8 @@ class Parser:
     """
 
     def __init__(self, merge: bool = False) -> None:
-        self.buffer = bytearray()
+        self.buffer = b""  # the unparsed bytes held between calls
+        self._run = _Run()  # data frames that continue each other (reused)
         self.header: Header | None = None
         self._header_raw = b""  # the current header's payload
         # the last valid data frame's sync, type and size; channel and sample counts; its
@@ -253,30 +254,36 @@ class Parser:
 
     def feed(self, chunk: bytes) -> list[Frame]:
         # the usual read starts on a frame boundary: parse the chunk itself, keep the rest
-        buf: bytes | bytearray = chunk if not self.buffer else self.buffer + chunk
+        buf: bytes = chunk if not self.buffer else self.buffer + bytes(chunk)
         view = memoryview(buf)
         out: list[Frame] = []
-        run = _Run()  # data frames that continue each other
+        run = self._run
         pos = skipped = 0  # pos: bytes of ``buf`` consumed
         n = len(buf)
         crc_hqx, unpack_prefix, find = binascii.crc_hqx, _PREFIX.unpack_from, buf.find
         starts, unpack_first, merge = buf.startswith, _FIRST.unpack_from, self.merge
         while True:
-            like = self._like  # the usual frame: a data frame shaped like the last one
-            if like is not None and starts(like[0], pos) and starts(like[1], pos + 9):
-                end = pos + like[2]
-                if end <= n and crc_hqx(view[pos + 2 : end - 2], 0xFFFF) == (
-                    buf[end - 2] | buf[end - 1] << 8
+            if self._like is not None:  # the usual frames: data frames like the last one
+                prefix, tail, length, per_frame = self._like
+                parts, after, count, n_frames = run.parts, run.next, run.count, 0
+                while (
+                    starts(prefix, pos)
+                    and starts(tail, pos + 9)
+                    and pos + length <= n
+                    and crc_hqx(view[pos + 2 : pos + length - 2], 0xFFFF)
+                    == buf[pos + length - 2] | buf[pos + length - 1] << 8
                 ):
                     (first,) = unpack_first(buf, pos + 5)
-                    self.frames += 1
-                    if not (merge and run.parts and first == run.next):
+                    if not (merge and parts and first == after):
+                        run.next, run.count = after, count
                         self._close(run, out)
-                        run.first, run.at = first, len(out)
-                    run.parts.append(view[pos + 12 : end - 2])
-                    run.next, run.count = (first + like[3]) % 2**32, run.count + like[3]
-                    pos = end
-                    continue
+                        parts, count, run.first, run.at = run.parts, 0, first, len(out)
+                    parts.append(view[pos + 12 : pos + length - 2])
+                    after, count = (first + per_frame) % 2**32, count + per_frame
+                    n_frames += 1
+                    pos += length
+                run.next, run.count = after, count
+                self.frames += n_frames
             start = find(SYNC, pos)
             if start < 0:
                 keep = 1 if buf.endswith(SYNC[:1]) else 0
@@ -332,7 +339,7 @@ class Parser:
             out.append(decoded)
         self._close(run, out)
         self.skipped_bytes += skipped
-        self.buffer = bytearray(buf[pos:])
+        self.buffer = buf[pos:]  # (b"" when all was used: no copy)
         return out
 
     def finish(self) -> list[Frame]:
@@ -341,7 +348,7 @@ class Parser:
         out: list[Frame] = []
         while self.buffer:
             self.skipped_bytes += 1
-            del self.buffer[:1]
+            self.buffer = self.buffer[1:]
             out += self.feed(b"")
         return out
 
@@ -351,10 +358,12 @@ class Parser:
         if not run.parts:
             return
         assert self._dtype is not None and self.header is not None  # the run's format
-        raw = bytes(run.parts[0]) if len(run.parts) == 1 else b"".join(run.parts)
         shape = (run.count, len(self.header.channels))
-        samples = np.frombuffer(raw, self._dtype).reshape(shape)
-        out.insert(run.at, Data(run.first, samples))
+        data = Data(run.first, np.ndarray(shape, self._dtype, b"".join(run.parts)))
+        if run.at == len(out):
+            out.append(data)
+        else:
+            out.insert(run.at, data)
         run.parts, run.count = [], 0
 
     def _data_fields(self, body: memoryview) -> tuple[int, int] | None:

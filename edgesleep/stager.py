@@ -23,7 +23,9 @@ Quality (per epoch, on the device-rate input):
   (``PLAUSIBLE_UV``: EEG 1 mV, EOG 2 mV, ECG/EMG/other 10 mV); repaired like NaN, so that
   one spike never flips an epoch, and a rail or an offset of 1e9 µV makes the epoch unusable.
   Needs no full scale (CSV on stdin, serial).
-- ``stuck``: a run of one repeated value for ``STUCK_S`` or longer (a rail, a dead input).
+- ``stuck``: one value repeated for ``STUCK_S`` or longer (a rail, a dead input): the
+  samples from the point where the run has lasted ``STUCK_S`` (a rule on the sample order
+  alone, so every chunking marks the same samples).
 - ``clipped``: samples at or beyond 99.5 % of the input's full scale (when known).
 - ``flat``: the epoch's standard deviation at 100 Hz is below 0.05 µV.
 - ``segment``: the first epoch after a gap longer than ``MAX_FILL_S``.
@@ -156,8 +158,9 @@ class FrontEnd:
             return x
         lo, hi = float(x.min()), float(x.max())  # NaN in, NaN out
         self._stuck(x, lo, hi)
-        limit = self.plausible_uv
+        limit, repaired = self.plausible_uv, False
         if not (-limit <= lo and hi <= limit):  # NaN fails too
+            repaired = True
             nonfinite = ~np.isfinite(x)
             implausible = np.abs(np.where(nonfinite, 0.0, x)) > limit
             self._mark(self.n_in + np.flatnonzero(nonfinite), "nonfinite")
@@ -167,8 +170,10 @@ class FrontEnd:
             np.maximum.accumulate(last_good, out=last_good)
             held = np.where(last_good >= 0, x[np.maximum(last_good, 0)], self.last)
             x = np.where(bad, held, x)
-        if self.full_scale_uv is not None:
-            clipped = np.abs(x) >= CLIP_FRACTION_OF_FULL_SCALE * self.full_scale_uv
+        full_scale = self.full_scale_uv
+        clip = CLIP_FRACTION_OF_FULL_SCALE * (full_scale or 0.0)
+        if full_scale is not None and (repaired or max(-lo, hi) >= clip):
+            clipped = np.abs(x) >= clip
             if clipped.any():
                 self._mark(self.n_in + np.flatnonzero(clipped), "clipped")
         if x.shape[0]:
@@ -195,14 +200,19 @@ class FrontEnd:
         if same.size == 0:  # no two equal neighbours: the usual chunk
             self.run = (float(x[-1]), 1)
             return
+        if same.size + 1 + carried < need:  # too few equal neighbours for any such run
+            end = self._run_end(same, carried, x.shape[0]) if same[-1] == x.shape[0] - 1 else 1
+            self.run = (float(x[-1]), end)
+            return
+        # runs of consecutive entries of ``same``: samples first - 1 .. last are equal
         breaks = np.flatnonzero(np.diff(same) != 1) + 1
-        for a, b in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [same.size]]),
-                        strict=True):  # fmt: skip
-            lo_i, hi_i = int(same[a]), int(same[b - 1])  # samples lo_i - 1 .. hi_i are equal
-            at_start = carried if lo_i == 0 else 1  # the run's length at sample lo_i - 1
-            from_i = max(lo_i, lo_i - 1 + need - at_start)
-            if from_i <= hi_i:
-                self._mark(self.n_in + np.arange(from_i, hi_i + 1), "stuck")
+        first = same[np.concatenate([[0], breaks])]
+        last = same[np.concatenate([breaks - 1, [same.size - 1]])]
+        at_start = np.where(first == 0, carried, 1)  # the run's length at sample first - 1
+        marked = np.maximum(first, first - 1 + need - at_start)  # a run's first stuck sample
+        long = marked <= last  # the runs that reach STUCK_S (rare)
+        for from_i, hi_i in zip(marked[long].tolist(), last[long].tolist(), strict=True):
+            self._mark(self.n_in + np.arange(from_i, hi_i + 1), "stuck")
         self.run = (float(x[-1]), self._run_end(same, carried, x.shape[0])
                     if same[-1] == x.shape[0] - 1 else 1)  # fmt: skip
 
@@ -215,16 +225,18 @@ class FrontEnd:
         return (carried if lo_i == 0 else 1) + n - lo_i
 
     def push(
-        self, samples: np.ndarray, t0: float | None = None
+        self, samples: np.ndarray, t0: float | None = None, copy: bool = True
     ) -> list[tuple[int, np.ndarray, _Quality]]:
         """Feed device-rate µV samples; ``t0``: time of the first one in s from the stream
-        start (None: right after the previous chunk). Returns the completed epochs.
+        start (None: right after the previous chunk); ``copy=False``: the caller never
+        changes ``samples`` afterwards (a stream's packet), so they may wait uncopied.
+        Returns the completed epochs.
 
         Samples that continue the stream wait (copied) until the next image can be
         complete, then go through repair, resampler and image stream as one block: the same
         work, once per epoch instead of once per packet, and the same results at the same
         push (every step depends on the sample order alone)."""
-        x = np.array(samples, dtype=np.float64).reshape(-1)  # a copy: it may wait
+        x = (np.array if copy else np.asarray)(samples, dtype=np.float64).reshape(-1)
         if t0 is None or int(round(t0 * self.sfreq)) == self.n_in + self._n_waiting:
             self._waiting.append(x)
             self._n_waiting += x.shape[0]
@@ -548,8 +560,9 @@ class Staging(Generic[F]):
         self.quality[t] = q
         logp = log_softmax(self.calls.logits(image, t).astype(np.float64))
         out += self._add_window(t - self.segment, logp)
-        for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
-            del self.quality[old]
+        if len(self.quality) > self.seq_len + self.delay + 1:  # what no window needs
+            for old in [k for k in self.quality if k < t - self.seq_len - self.delay]:
+                del self.quality[old]
         return out
 
     def _add_window(self, t: int, logp: np.ndarray) -> list[EpochResult]:
@@ -638,15 +651,24 @@ class Stager(Staging[FrontEnd]):
     def samples(self, packet: Data) -> list[EpochResult]:
         """A packet of samples (its ``column``), placed by its first index."""
         sfreq, start, n = self.front.sfreq, packet.first_index, packet.samples.shape[0]
-        if start > self._expected:
-            self.counters["gaps"] += 1
-            self.counters["gap_samples"] += start - self._expected
-            log.info("gap of %.2f s at %.1f s", (start - self._expected) / sfreq,
-                     self._expected / sfreq)  # fmt: skip
-        elif start < self._expected:
-            self.counters["overlap_samples"] += min(self._expected - start, n)
+        if start != self._expected:
+            if start > self._expected:
+                self.counters["gaps"] += 1
+                self.counters["gap_samples"] += start - self._expected
+                log.info("gap of %.2f s at %.1f s", (start - self._expected) / sfreq,
+                         self._expected / sfreq)  # fmt: skip
+            else:
+                self.counters["overlap_samples"] += min(self._expected - start, n)
         self._expected = max(self._expected, start + n)
-        return self.push(column_of(packet.samples, self.column), t0=start / sfreq)
+        # a packet's samples are never changed once made: they may wait uncopied
+        made = self.front.push(column_of(packet.samples, self.column), start / sfreq, False)
+        return self._epochs(made) if made else []
+
+    def _epochs(self, made: list[tuple[int, np.ndarray, _Quality]]) -> list[EpochResult]:
+        out: list[EpochResult] = []
+        for epoch, image, q in made:
+            out += self._epoch(epoch, image, q)
+        return out
 
     def beats(self, packet: Beats) -> list[EpochResult]:
         """R peaks beside a signal: counted (this stager stages from the signal)."""
@@ -659,17 +681,11 @@ class Stager(Staging[FrontEnd]):
 
     def push(self, samples: np.ndarray, t0: float | None = None) -> list[EpochResult]:
         """Feed samples (µV, device rate); return the results they make final."""
-        out: list[EpochResult] = []
-        for epoch, image, q in self.front.push(samples, t0):
-            out += self._epoch(epoch, image, q)
-        return out
+        return self._epochs(self.front.push(samples, t0))
 
     def flush(self) -> list[EpochResult]:
         """End of stream: emit every epoch still waiting for later windows."""
-        out: list[EpochResult] = []
-        for epoch, image, q in self.front.flush():
-            out += self._epoch(epoch, image, q)
-        return out + self._drain()
+        return self._epochs(self.front.flush()) + self._drain()
 
 
 class SeriesStager(Staging[SeriesFrontEnd]):

@@ -119,6 +119,16 @@ def test_beat_images_are_causal_and_chunking_invariant() -> None:
     assert np.array_equal(np.stack(images), whole)
 
 
+def test_epochs_after_the_last_beat_carry_its_rate() -> None:
+    """A stream whose beats stop: the epochs that end after the last one (pushed with no
+    beats) are the batch's, the last rate carried."""
+    beats = np.arange(0.0, 380.0, 0.8)
+    stream = BeatImages()
+    images = stream.push(beats, 390.0) + stream.push(np.zeros(0), 550.0)  # all used, then none
+    assert len(images) == 18
+    assert np.array_equal(np.stack(images), beat_images(beats, 18))
+
+
 def test_beat_images_skip_impossible_intervals() -> None:
     beats = np.arange(0.0, 300.0, 1.0)
     noisy = np.sort(np.concatenate([beats, [100.05, 200.02]]))  # two double detections

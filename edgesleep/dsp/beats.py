@@ -335,7 +335,9 @@ class RateImages:
         epochs = self._epoch_index + np.arange(n)
         grid_s = (epochs[:, None] * EPOCH_S + np.arange(GRID_PER_EPOCH) / GRID_HZ).ravel()
         last = np.searchsorted(self._times, grid_s, side="right") - 1
-        rates = np.where(last >= 0, self._rates[np.maximum(last, 0)], self._rate)
+        rates: np.ndarray = np.full(grid_s.shape, self._rate)  # before any sample: the carried
+        if self._times.size:
+            rates = np.where(last >= 0, self._rates[np.maximum(last, 0)], rates)
         rates = rates.reshape(n, GRID_PER_EPOCH)
         n_done = int(last[-1]) + 1
         if n_done:

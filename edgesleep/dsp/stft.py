@@ -30,23 +30,29 @@ POWER_FLOOR = 1e-10  # µV², keeps flat lines finite (-100 dB)
 _WINDOW = np.hamming(WIN_SAMPLES)
 
 
-def _log_power(frames: np.ndarray) -> np.ndarray:
+def _log_power(frames: np.ndarray, padded: np.ndarray | None = None) -> np.ndarray:
     """Windowed log power of frames.
 
     Parameters
     ----------
     frames : ndarray of shape (..., 200), µV
+    padded : ndarray of shape (..., 256), optional
+        Scratch whose last 56 columns are zero (a stream keeps one; default: a new one).
 
     Returns
     -------
     ndarray of shape (..., 129), float32, dB re 1 µV²
     """
-    padded = np.zeros((*frames.shape[:-1], NFFT))  # rfft pads slower than a zeroed buffer
+    if padded is None:  # rfft pads slower than a zeroed buffer
+        padded = np.zeros((*frames.shape[:-1], NFFT))
     np.multiply(frames, _WINDOW, out=padded[..., :WIN_SAMPLES])
     spec = np.fft.rfft(padded)
-    power = spec.real**2 + spec.imag**2
+    power = spec.real**2
+    power += spec.imag**2
     power += POWER_FLOOR
-    return (10.0 * np.log10(power)).astype(np.float32)
+    np.log10(power, out=power)
+    power *= 10.0
+    return power.astype(np.float32)
 
 
 def stft_epochs(epochs: np.ndarray) -> np.ndarray:
@@ -110,6 +116,7 @@ class StreamingSTFT:
             ::HOP_SAMPLES
         ]
         self._image = np.zeros((N_FRAMES, N_FREQS), dtype=np.float32)
+        self._padded = np.zeros((N_FRAMES, NFFT))  # windowed frames, zero-padded
         self._n_samples = 0  # samples of the current epoch received
         self._n_frames = 0  # frames of the current epoch computed
         self.n_epochs = 0  # epochs completed since the last reset
@@ -128,7 +135,7 @@ class StreamingSTFT:
     def _compute(self, n_frames: int) -> None:
         if n_frames > self._n_frames:
             self._image[self._n_frames : n_frames] = _log_power(
-                self._frames[self._n_frames : n_frames]
+                self._frames[self._n_frames : n_frames], self._padded[: n_frames - self._n_frames]
             )
             self._n_frames = n_frames
 

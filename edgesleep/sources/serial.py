@@ -168,7 +168,7 @@ class SerialSource:
                     log.warning("%s: %s; reconnecting", self.port, err)
                     port.close()
                     self.counters["reconnects"] += 1
-                    self.parser.buffer.clear()
+                    self.parser.buffer = b""
                     port = self._open()
                     continue
                 self.counters["reader_wakeups"] += 1
@@ -197,8 +197,10 @@ class SerialSource:
                     run = []
                 run.append(frame)
                 continue
-            if run and not self._same_header(frame):  # a header that changes nothing
-                self._data(run)  # keeps the run going: a device repeats it every 5 s
+            if frame is self._header:  # the parser's own object: a repeat, nothing to do
+                continue  # (it keeps a run going: a device repeats it every 5 s)
+            if run and not self._same_header(frame):
+                self._data(run)
                 run = []
             if not self._handle(frame):
                 going = False
@@ -206,9 +208,11 @@ class SerialSource:
         if run:
             self._data(run)
         batch, self._batch = self._batch, []
-        for item in batch:  # the reader is the only producer: qsize cannot grow meanwhile
-            if self.queue.qsize() < self.queue_size:
-                self.queue.put(item)
+        queue, room = self.queue, self.queue_size - self.queue.qsize()
+        for item in batch:  # the reader is the only producer: the room cannot shrink
+            if room > 0:
+                queue.put(item)
+                room -= 1
             else:
                 self.counters["queue_drops"] += 1
         if self._end is not None:  # never dropped: it ends the stream
@@ -224,7 +228,8 @@ class SerialSource:
         had already (the device resent them) are dropped and counted."""
         assert self._header is not None
         now = time.monotonic()
-        self._start_or_rebase(run[0].first_index, now)
+        if self._next_abs is None or self._rebase:
+            self._start_or_rebase(run[0].first_index, now)
         assert self._next_abs is not None
         start = self._unwrap(run[0].first_index)
         while run and start + run[0].samples.shape[0] <= self._next_abs:
@@ -233,10 +238,9 @@ class SerialSource:
         if not run:
             return
         raw = run[0].samples if len(run) == 1 else np.concatenate([f.samples for f in run])
-        uv = raw.astype(np.float64)
-        uv *= self._header.uv_per_lsb
+        uv = raw * self._header.uv_per_lsb  # float64
         self._next_abs, self._last_data_t = start + raw.shape[0], now
-        self._put(Packet(start, uv))
+        self._batch.append(Packet(start, uv))
 
     def _handle(self, frame: Header | Data | Beats | Rates | End) -> bool:
         """Turn a frame into items of this read's batch; False at the end of the stream."""
@@ -282,7 +286,7 @@ class SerialSource:
     def _unwrap(self, index: int) -> int:
         """A u32 device index as the unwrapped index nearest to the one expected next."""
         assert self._next_abs is not None
-        delta = ((index + self._shift) % 2**32 - self._next_abs) % 2**32
+        delta = (index + self._shift - self._next_abs) % 2**32
         return self._next_abs + (delta - 2**32 if delta >= 2**31 else delta)
 
     def _unwrap_all(self, ticks: np.ndarray) -> np.ndarray:
