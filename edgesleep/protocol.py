@@ -231,7 +231,7 @@ class Parser:
         self.buffer = b""  # the unparsed bytes held between calls
         self._run = _Run()  # data frames that continue each other (reused)
         self.header: Header | None = None
-        self._header_raw = b""  # the current header's payload
+        self._header_frame = b""  # the current header's whole frame, as sent
         # the last valid data frame's sync, type and size; channel and sample counts; its
         # length; its sample count: a frame that starts with the same bytes needs only
         # its CRC and its first index
@@ -263,6 +263,14 @@ class Parser:
         crc_hqx, unpack_prefix, find = binascii.crc_hqx, _PREFIX.unpack_from, buf.find
         starts, unpack_first, merge = buf.startswith, _FIRST.unpack_from, self.merge
         while True:
+            if self._header_frame and starts(self._header_frame, pos):  # the header, again
+                assert self.header is not None
+                pos += len(self._header_frame)
+                self.frames += 1
+                if not merge:  # (with merge, a repeat keeps a run going)
+                    self._close(run, out)
+                out.append(self.header)
+                continue
             if self._like is not None:  # the usual frames: data frames like the last one
                 prefix, tail, length, per_frame = self._like
                 parts, after, count, n_frames = run.parts, run.next, run.count, 0
@@ -284,6 +292,8 @@ class Parser:
                     pos += length
                 run.next, run.count = after, count
                 self.frames += n_frames
+                if pos == n:  # the usual read: nothing but such frames
+                    break
             start = find(SYNC, pos)
             if start < 0:
                 keep = 1 if buf.endswith(SYNC[:1]) else 0
@@ -325,19 +335,16 @@ class Parser:
                 run.parts.append(body[_BODY_DATA.size :])
                 run.next, run.count = (first + fields[1]) % 2**32, run.count + fields[1]
                 continue
-            if kind == HEADER and self.header is not None and body[3:] == self._header_raw:
-                self.frames += 1  # the device repeats its header: nothing to decode
-                if not merge:
-                    self._close(run, out)  # (with merge, a repeat keeps a run going)
-                out.append(self.header)
-                continue
             self._close(run, out)  # before a header changes the format
             decoded = self._decode(kind, bytes(body[3:]))
             if decoded is None:
                 continue
+            if kind == HEADER:  # its bytes: a repeat is then known at a glance
+                self._header_frame = bytes(buf[frame_at:end])
             self.frames += 1
             out.append(decoded)
-        self._close(run, out)
+        if run.parts:
+            self._close(run, out)
         self.skipped_bytes += skipped
         self.buffer = buf[pos:]  # (b"" when all was used: no copy)
         return out
@@ -386,7 +393,6 @@ class Parser:
         try:
             if kind == HEADER:
                 self.header = decode_header(payload)
-                self._header_raw = payload
                 self._like = None  # a data frame must match the new header
                 self._dtype = FORMATS[FORMAT_CODES[self.header.sample_format]]
                 return self.header

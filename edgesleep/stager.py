@@ -237,12 +237,16 @@ class FrontEnd:
         work, once per epoch instead of once per packet, and the same results at the same
         push (every step depends on the sample order alone)."""
         x = (np.array if copy else np.asarray)(samples, dtype=np.float64).reshape(-1)
-        if t0 is None or int(round(t0 * self.sfreq)) == self.n_in + self._n_waiting:
+        return self.push_at(x, None if t0 is None else int(round(t0 * self.sfreq)))
+
+    def push_at(self, x: np.ndarray, start: int | None) -> list[tuple[int, np.ndarray, _Quality]]:
+        """:meth:`push` of float64 samples ``x`` (n_times,) that stay unchanged, the first
+        at device sample ``start`` (None: right after the previous chunk)."""
+        if start is None or start == self.n_in + self._n_waiting:
             self._waiting.append(x)
             self._n_waiting += x.shape[0]
             return self._run_waiting() if self._n_waiting >= self._due else []
         done = self._run_waiting()  # a gap or an overlap: what waits goes first
-        start = int(round(t0 * self.sfreq))
         if start - self.n_in > MAX_FILL_S * self.sfreq:
             done += self._new_segment(start)
         if start > self.n_in:  # a gap: hold the last value over it
@@ -661,7 +665,8 @@ class Stager(Staging[FrontEnd]):
                 self.counters["overlap_samples"] += min(self._expected - start, n)
         self._expected = max(self._expected, start + n)
         # a packet's samples are never changed once made: they may wait uncopied
-        made = self.front.push(column_of(packet.samples, self.column), start / sfreq, False)
+        x = column_of(packet.samples, self.column)
+        made = self.front.push_at(x if x.dtype == np.float64 else x.astype(np.float64), start)
         return self._epochs(made) if made else []
 
     def _epochs(self, made: list[tuple[int, np.ndarray, _Quality]]) -> list[EpochResult]:

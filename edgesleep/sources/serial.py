@@ -189,7 +189,8 @@ class SerialSource:
         samples one packet (placed and scaled once, whatever its number of frames), events
         as they came, in order; False at the end of the stream (the frames after the end
         frame are not looked at)."""
-        going, run = True, list[Data]()  # run: data frames contiguous on the wire
+        going = True
+        run: list[Data] = []  # data frames contiguous on the wire
         for frame in frames:
             if type(frame) is Data:
                 if run and frame.first_index != _after(run[-1]):
