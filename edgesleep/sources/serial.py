@@ -239,7 +239,8 @@ class SerialSource:
         if not run:
             return
         raw = run[0].samples if len(run) == 1 else np.concatenate([f.samples for f in run])
-        uv = raw * self._header.uv_per_lsb  # float64
+        uv = raw.astype(np.float64)
+        uv *= self._header.uv_per_lsb
         self._next_abs, self._last_data_t = start + raw.shape[0], now
         self._batch.append(Packet(start, uv))
 
