@@ -197,7 +197,7 @@ def cost_breakdown(model: ExportedModel, reads: Sequence[bytes], hours: float,
     inclusive) in a run with timers around them, the least of ``rounds`` runs; the nested
     parts are then told apart (the stager's own share is the stager less its front-end
     parts and the epoch; the readout is the epoch less the model). ``total`` is a run
-    without timers; ``rest`` what the parts do not cover (the loop, the queue)."""
+    without timers (the parts add up to a little more: the timers' own cost)."""
     import importlib
     import tempfile
 
@@ -261,7 +261,6 @@ def cost_breakdown(model: ExportedModel, reads: Sequence[bytes], hours: float,
         "sink: night file": timed["sink: night file"],
     }
     out = {k: round(v / hours, 4) for k, v in parts.items()}
-    out["rest: loop and queue"] = round(max(0.0, untimed["total"] - sum(parts.values())) / hours, 4)
     out["total"] = round(untimed["total"] / hours, 4)
     return out
 
@@ -668,8 +667,8 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "Where a streamed hour's CPU goes, one thread, delay 0 (CPU-s per streamed hour; "
             "each part timed inclusively in a run with timers around it, the least of 3 runs; "
-            "`total`: a run without timers, the night file included; `rest`: what the parts "
-            "leave):",
+            "`total`: a run without timers, the night file included; the parts add up to a "
+            "little more, the timers' own cost):",
             "",
             "| part | " + " | ".join(f"{r['model']} {r['precision']}, {rate} Hz"
                                     for r in with_parts for rate in rates) + " |",

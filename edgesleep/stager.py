@@ -74,6 +74,7 @@ UNUSABLE_FRACTION = 0.5
 MAX_FILL_S = 300.0  # a longer gap is not filled: the stream goes on in a new segment
 HOLE_GRID_HZ = 2.0  # a heart series' holes are looked for on this grid
 OFFLINE_CHUNK_S = 120.0  # offline scoring feeds the front end this much signal at a time
+_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -654,20 +655,28 @@ class Stager(Staging[FrontEnd]):
 
     def samples(self, packet: Data) -> list[EpochResult]:
         """A packet of samples (its ``column``), placed by its first index."""
-        sfreq, start, n = self.front.sfreq, packet.first_index, packet.samples.shape[0]
+        start, samples = packet.first_index, packet.samples
+        end = start + samples.shape[0]
         if start != self._expected:
-            if start > self._expected:
-                self.counters["gaps"] += 1
-                self.counters["gap_samples"] += start - self._expected
-                log.info("gap of %.2f s at %.1f s", (start - self._expected) / sfreq,
-                         self._expected / sfreq)  # fmt: skip
-            else:
-                self.counters["overlap_samples"] += min(self._expected - start, n)
-        self._expected = max(self._expected, start + n)
+            self._count_jump(start, end)
+        if end > self._expected:
+            self._expected = end
         # a packet's samples are never changed once made: they may wait uncopied
-        x = column_of(packet.samples, self.column)
-        made = self.front.push_at(x if x.dtype == np.float64 else x.astype(np.float64), start)
+        column = self.column
+        x = samples[:, column] if type(column) is int else column_of(samples, column)
+        made = self.front.push_at(x if x.dtype is _FLOAT64 else x.astype(np.float64), start)
         return self._epochs(made) if made else []
+
+    def _count_jump(self, start: int, end: int) -> None:
+        """A packet that does not start where the last one ended: a gap or an overlap."""
+        if start > self._expected:
+            sfreq = self.front.sfreq
+            self.counters["gaps"] += 1
+            self.counters["gap_samples"] += start - self._expected
+            log.info("gap of %.2f s at %.1f s", (start - self._expected) / sfreq,
+                     self._expected / sfreq)  # fmt: skip
+        else:
+            self.counters["overlap_samples"] += min(self._expected, end) - start
 
     def _epochs(self, made: list[tuple[int, np.ndarray, _Quality]]) -> list[EpochResult]:
         out: list[EpochResult] = []

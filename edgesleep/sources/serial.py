@@ -54,14 +54,17 @@ class SerialSource:
         queue_size: int = 256,
         reconnect_s: float = 0.5,
         header_timeout_s: float = 15.0,
+        read: bool = True,
     ) -> None:
-        try:
-            import serial
-        except ImportError:
-            raise InputError(
-                "reading a serial port needs pyserial: pip install 'edgesleep[serial]'"
-            ) from None
-        self._serial = serial
+        self._serial: Any = None
+        if read:  # (detached: no port, no reader, no pyserial)
+            try:
+                import serial
+            except ImportError:
+                raise InputError(
+                    "reading a serial port needs pyserial: pip install 'edgesleep[serial]'"
+                ) from None
+            self._serial = serial
         self.port, self.baud, self.reconnect_s = port, baud, reconnect_s
         self.header_timeout_s = header_timeout_s
         # unbounded in C (a put or a get costs a fraction of queue.Queue's); bounded here
@@ -90,17 +93,15 @@ class SerialSource:
         self._batch: list[Packet | BeatPacket | RatePacket] = []  # one read's packets
         self._end: Packet | None = None
         self.thread = threading.Thread(target=self._read, name="edgesleep-serial", daemon=True)
-        self.thread.start()
+        if read:
+            self.thread.start()
 
     @classmethod
     def detached(cls) -> SerialSource:
         """A source with no port whose frames are handed to :meth:`receive` directly and
         whose packets are then in ``queue`` (for tests and benchmarks of the frame
-        handling: no pseudo-terminal, no reader thread)."""
-        source = cls("/nonexistent/port", reconnect_s=3600)
-        source.close()  # the reader thread stops
-        source.queue.get()  # the reader's end marker
-        return source
+        handling: no pseudo-terminal, no reader thread, pyserial not needed)."""
+        return cls("(detached)", read=False)
 
     def info(self) -> StreamInfo:
         if not self._header_seen.wait(self.header_timeout_s):
@@ -130,7 +131,8 @@ class SerialSource:
 
     def close(self) -> None:
         self._stop.set()
-        self.thread.join(timeout=5)
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
 
     @property
     def wakeups_per_s(self) -> float:
