@@ -226,23 +226,22 @@ class FrontEnd:
         return (carried if lo_i == 0 else 1) + n - lo_i
 
     def push(
-        self, samples: np.ndarray, t0: float | None = None, copy: bool = True
+        self, samples: np.ndarray, t0: float | None = None
     ) -> list[tuple[int, np.ndarray, _Quality]]:
         """Feed device-rate µV samples; ``t0``: time of the first one in s from the stream
-        start (None: right after the previous chunk); ``copy=False``: the caller never
-        changes ``samples`` afterwards (a stream's packet), so they may wait uncopied.
-        Returns the completed epochs.
+        start (None: right after the previous chunk). Returns the completed epochs.
 
         Samples that continue the stream wait (copied) until the next image can be
         complete, then go through repair, resampler and image stream as one block: the same
         work, once per epoch instead of once per packet, and the same results at the same
         push (every step depends on the sample order alone)."""
-        x = (np.array if copy else np.asarray)(samples, dtype=np.float64).reshape(-1)
+        x = np.array(samples, dtype=np.float64).reshape(-1)
         return self.push_at(x, None if t0 is None else int(round(t0 * self.sfreq)))
 
     def push_at(self, x: np.ndarray, start: int | None) -> list[tuple[int, np.ndarray, _Quality]]:
-        """:meth:`push` of float64 samples ``x`` (n_times,) that stay unchanged, the first
-        at device sample ``start`` (None: right after the previous chunk)."""
+        """:meth:`push` of float64 samples ``x`` (n_times,) that nobody changes afterwards
+        (they may wait uncopied: a stream's packet), the first at device sample ``start``
+        (None: right after the previous chunk)."""
         if start is None or start == self.n_in + self._n_waiting:
             self._waiting.append(x)
             self._n_waiting += x.shape[0]
