@@ -110,7 +110,7 @@ class _Frames:
         from edgesleep.sources import SerialSource
 
         self.source = SerialSource.detached()
-        self.parser = protocol.Parser()
+        self.parser = self.source.parser  # the reader's own
 
     def send(self, data: bytes) -> list[Any]:
         self.source.receive(self.parser.feed(data))

@@ -74,7 +74,6 @@ UNUSABLE_FRACTION = 0.5
 MAX_FILL_S = 300.0  # a longer gap is not filled: the stream goes on in a new segment
 HOLE_GRID_HZ = 2.0  # a heart series' holes are looked for on this grid
 OFFLINE_CHUNK_S = 120.0  # offline scoring feeds the front end this much signal at a time
-_FLOAT64 = np.dtype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -661,9 +660,8 @@ class Stager(Staging[FrontEnd]):
         if end > self._expected:
             self._expected = end
         # a packet's samples are never changed once made: they may wait uncopied
-        column = self.column
-        x = samples[:, column] if type(column) is int else column_of(samples, column)
-        made = self.front.push_at(x if x.dtype is _FLOAT64 else x.astype(np.float64), start)
+        x = np.asarray(column_of(samples, self.column), dtype=np.float64)
+        made = self.front.push_at(x, start)
         return self._epochs(made) if made else []
 
     def _count_jump(self, start: int, end: int) -> None:

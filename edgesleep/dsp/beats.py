@@ -366,11 +366,7 @@ class RateImages:
 
 def _epochs_due(next_epoch: int, horizon_s: float) -> int:
     """How many epochs from ``next_epoch`` end at or before ``horizon_s``."""
-    if not horizon_s >= (next_epoch + 1) * EPOCH_S:  # NaN too
-        return 0
-    n = int(min(horizon_s, 1e12) // EPOCH_S) - next_epoch
-    while n > 0 and (next_epoch + n) * EPOCH_S > horizon_s:
-        n -= 1
+    n = 0
     while (next_epoch + n + 1) * EPOCH_S <= horizon_s:
         n += 1
     return n

@@ -32,7 +32,12 @@ _KINDS: dict[str, InputKind] = {}
 
 class ImageStream(Protocol):
     """A streaming front end: 100-Hz samples in, ``(epoch index, image)`` out as each
-    epoch's image is complete (possibly later than the epoch's last sample)."""
+    epoch's image is complete (possibly later than the epoch's last sample).
+
+    Optionally ``samples_due() -> int``: the samples still to come before the next image
+    can be complete. The stager then keeps a stream's samples until that many have come
+    and processes them as one block (a stream without it gets every packet at once).
+    """
 
     def reset(self) -> None: ...
 

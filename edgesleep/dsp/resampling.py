@@ -174,14 +174,14 @@ class GroupFilter:
         step = x.strides[0]
         return np.ndarray((n, self.width), np.float64, x, start * step, (self.stride * step, step))
 
-    def apply(self, x: np.ndarray, start: int, out: np.ndarray, scratch: np.ndarray) -> None:
-        """The outputs of ``out.shape[0]`` groups, the first group's window at ``x[start]``
-        (``x`` contiguous float64), into ``out`` (n_groups, up): the windows (a strided view
-        of ``x``) copied into ``scratch`` (at least n_groups x width), then one BLAS matrix
-        product (numpy multiplies overlapping strided rows without BLAS, 5-10x slower)."""
-        n = out.shape[0]
+    def apply(self, windows: np.ndarray, out: np.ndarray, scratch: np.ndarray) -> None:
+        """The outputs of the groups of ``windows`` (n_groups, width: a strided view from
+        :meth:`windows`) into ``out`` (n_groups, outputs): the windows copied into
+        ``scratch`` (at least n_groups x width), then one BLAS matrix product (numpy
+        multiplies overlapping strided rows without BLAS, 5-10x slower)."""
+        n = windows.shape[0]
         block = scratch[: n * self.width].reshape(n, self.width)
-        np.copyto(block, self.windows(x, start, n))
+        np.copyto(block, windows)
         np.matmul(block, self.matrix_t, out=out)
 
 
@@ -218,7 +218,8 @@ def resample(signal: np.ndarray, sfreq: float) -> np.ndarray:
     scratch = np.empty(min(block, n_groups) * f.width)
     for g0 in range(0, n_groups, block):
         n = min(block, n_groups - g0)
-        f.apply(padded, g0 * f.stride, out[g0 * per : (g0 + n) * per].reshape(n, per), scratch)
+        f.apply(f.windows(padded, g0 * f.stride, n), out[g0 * per : (g0 + n) * per].reshape(n, per),
+                scratch)  # fmt: skip
     return out[:n_out]
 
 
@@ -281,7 +282,7 @@ class StreamingResampler:
         ndarray of shape (n_out,), float64
             Signal at 100 Hz, continuing the previous output.
         """
-        n = len(samples)
+        n = len(samples)  # (converted by the copy into the buffer below)
         at = self._n_in - self._base
         end = at + n
         if end + self._margin > self._buf.shape[0]:
@@ -289,7 +290,7 @@ class StreamingResampler:
             grown[:at] = self._buf[:at]
             self._buf = grown
             self._windows = self._view_windows()
-        self._buf[at:end] = samples  # (a 2-D or non-float input fails or converts here)
+        self._buf[at:end] = samples
         self._buf[end : end + self._margin] = 0.0  # what the last group reads past the input
         self._n_in += n
         # outputs m whose newest input (m * down + half) // up has arrived
@@ -327,17 +328,15 @@ class StreamingResampler:
         per, stride = f.outputs, f.stride
         g0, g1 = self._n_out // per, -(-m_end // per)
         out = np.empty((g1 - g0) * per)
-        if g1 - g0 <= self._block:  # the usual push: one product, on the cached view
-            n, first = g1 - g0, (g0 * stride + f.first - self._base) // stride
-            block = self._scratch[: n * f.width].reshape(n, f.width)
-            np.copyto(block, self._windows[first : first + n])
-            np.matmul(block, f.matrix_t, out=out.reshape(n, per))
+        first = (g0 * stride + f.first - self._base) // stride  # into the cached view
+        if g1 - g0 <= self._block:  # the usual push: one product
+            f.apply(self._windows[first : first + g1 - g0], out.reshape(g1 - g0, per),
+                    self._scratch)  # fmt: skip
         else:
-            for b0 in range(g0, g1, self._block):
-                n = min(self._block, g1 - b0)
-                at = (b0 - g0) * per
-                f.apply(self._buf, b0 * stride + f.first - self._base,
-                        out[at : at + n * per].reshape(n, per), self._scratch)  # fmt: skip
+            for b0 in range(0, g1 - g0, self._block):
+                n = min(self._block, g1 - g0 - b0)
+                f.apply(self._windows[first + b0 : first + b0 + n],
+                        out[b0 * per : (b0 + n) * per].reshape(n, per), self._scratch)  # fmt: skip
         done = out[self._n_out - g0 * per : m_end - g0 * per]
         self._n_out = m_end
         base = (m_end // per) * stride + f.first  # the next group's window
