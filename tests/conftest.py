@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -247,3 +248,117 @@ def http_mirror(directory: Path) -> Iterator[str]:
     support); yields the base URL, ending in "/"."""
     with http_server(partial(_QuietHandler, directory=str(directory))) as url:
         yield url
+
+
+# --- CinC 2018 and HMC in their original layouts (SYNTHETIC signals, written with the
+# readers' own libraries: wfdb for CinC's WFDB records, pyedflib for HMC's EDFs) ---
+
+CINC_LABELS = ("F3-M2", "F4-M1", "C3-M2", "C4-M1", "O1-M2", "O2-M1", "E1-M2", "Chin1-Chin2",
+               "ABD", "CHEST", "AIRFLOW", "SaO2", "ECG")  # fmt: skip
+HMC_LABELS = ("EEG F4-M1", "EEG C4-M1", "EEG O2-M1", "EEG C3-M2", "EOG E1-M2", "EOG E2-M2",
+              "EMG chin", "ECG")  # fmt: skip
+# which synthetic channel each cohort channel carries (the rest: small noise)
+FROM_SYNTH = {"F4-M1": "EEG Fpz-Cz", "C4-M1": "EEG C4-A1", "E1-M2": "EOG horizontal",
+              "ECG": "ECG"}  # fmt: skip
+
+
+def cohort_signals(
+    labels: tuple[str, ...], stages: np.ndarray, sfreq: float, lead_s: float, tail_s: float,
+    index: int,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """A SYNTHETIC night scored as ``stages`` that starts ``lead_s`` after the recording
+    and leaves ``tail_s`` unscored after it, in a cohort's channel labels (µV)."""
+    from edgesleep.synth.psg import generate_night
+
+    night = generate_night(21, index, sfreq=sfreq, stages=stages)
+    rng = np.random.default_rng(index)
+    lead, tail = round(lead_s * sfreq), round(tail_s * sfreq)
+    out = {}
+    for label in labels:
+        source = FROM_SYNTH.get(label.removeprefix("EEG ").removeprefix("EOG "))
+        body = (
+            night.signals[source] if source else rng.standard_normal(stages.size * 30 * int(sfreq))
+        )
+        out[label] = np.concatenate([rng.standard_normal(lead) * 10, body,
+                                     rng.standard_normal(tail) * 10])  # fmt: skip
+    if "SaO2" in out:
+        out["SaO2"] = 95 + out["SaO2"] / 20
+    return out
+
+
+def stage_changes(stages: np.ndarray) -> list[tuple[int, str]]:
+    """(epoch, CinC note text) at each change of ``stages``."""
+    text = {0: "W", 1: "N1", 2: "N2", 3: "N3", 4: "R"}
+    return [(k, text[int(s)]) for k, s in enumerate(stages) if k == 0 or s != stages[k - 1]]
+
+
+def write_cinc_record(
+    root: Path, name: str, stages: np.ndarray, lead_s: float = 2.5, tail_s: float = 20.0,
+    labels: tuple[str, ...] = CINC_LABELS, index: int = 0,
+    extra_notes: tuple[tuple[int, str], ...] = (),
+) -> Path:  # fmt: skip
+    """``root/training/<name>/<name>.hea`` + ``.mat`` (MATLAB, "16+24" as CinC's) +
+    ``.arousal`` (a NOTE at each stage change, 200 Hz samples, with arousal and
+    respiratory event pairs among them); returns the header."""
+    with warnings.catch_warnings():  # wfdb's own pandas deprecations
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return _write_cinc_record(root, name, stages, lead_s, tail_s, labels, index, extra_notes)
+
+
+def _write_cinc_record(
+    root: Path, name: str, stages: np.ndarray, lead_s: float, tail_s: float,
+    labels: tuple[str, ...], index: int, extra_notes: tuple[tuple[int, str], ...],
+) -> Path:  # fmt: skip
+    import shutil
+
+    import wfdb
+    from wfdb.io.convert.matlab import wfdb_to_mat
+
+    sfreq = 200
+    signals = cohort_signals(labels, stages, sfreq, lead_s, tail_s, index)
+    folder = root / "training" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    units = ["%" if label == "SaO2" else "uV" for label in labels]
+    with tempfile.TemporaryDirectory() as tmp:
+        here = os.getcwd()
+        os.chdir(tmp)
+        try:
+            wfdb.wrsamp("rec", fs=sfreq, units=units, sig_name=list(labels),
+                        p_signal=np.column_stack([signals[lb] for lb in labels]),
+                        fmt=["16"] * len(labels))  # fmt: skip
+            wfdb_to_mat("rec")
+        finally:
+            os.chdir(here)
+        (folder / f"{name}.hea").write_text(
+            (Path(tmp) / "recm.hea").read_text().replace("recm", name)
+        )
+        shutil.copy(Path(tmp) / "recm.mat", folder / f"{name}.mat")
+    first = round(lead_s * sfreq)
+    notes = [(first + k * 30 * sfreq, text) for k, text in stage_changes(stages)]
+    notes += [(first + 95 * sfreq, "(arousal_rera"), (first + 104 * sfreq, "arousal_rera)"),
+              (0, "(resp_hypopnea"), (first + 7 * sfreq, "resp_hypopnea)")]  # fmt: skip
+    notes += list(extra_notes)
+    notes.sort(key=lambda note: note[0])
+    wfdb.wrann(name, "arousal", np.array([s for s, _ in notes]), symbol=['"'] * len(notes),
+               aux_note=[t for _, t in notes], write_dir=str(folder))  # fmt: skip
+    return folder / f"{name}.hea"
+
+
+def write_hmc_record(
+    root: Path, name: str, stages: np.ndarray, lead_s: int = 13, tail_s: int = 17,
+    labels: tuple[str, ...] = HMC_LABELS, index: int = 0, scoring: bool = True,
+) -> Path:  # fmt: skip
+    """``root/recordings/<name>.edf`` (256 Hz) and ``<name>_sleepscoring.edf`` (EDF+:
+    "Sleep stage W/N1/N2/N3/R" per 30-s epoch from ``lead_s``, lights off and on)."""
+    sfreq = 256
+    signals = cohort_signals(labels, stages, sfreq, lead_s, tail_s, index)
+    folder = root / "recordings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_edf(folder / f"{name}.edf", {lb: (x, sfreq, "uV") for lb, x in signals.items()})
+    text = {0: "W", 1: "N1", 2: "N2", 3: "N3", 4: "R"}
+    notes = [(lead_s + 30.0 * k, 30.0, f"Sleep stage {text[int(s)]}") for k, s in enumerate(stages)]
+    notes += [(lead_s + 60.0, 0.0, "Lights off@@EEG F4-A1"),
+              (lead_s + 30.0 * (stages.size - 2), 0.0, "Lights on@@EEG F4-A1")]  # fmt: skip
+    if scoring:
+        write_edf(folder / f"{name}_sleepscoring.edf", {}, annotations=notes)
+    return path

@@ -40,8 +40,7 @@ import edgesleep
 from edgesleep.dsp import EPOCH_SAMPLES
 from edgesleep.dsp.inputs import HEART, get_kind
 from edgesleep.errors import InputError, UsageError
-from edgesleep.io.dataset import Crop, Dataset, Entry, crop_epochs, load_night
-from edgesleep.io.edf import read_signal
+from edgesleep.io.dataset import Crop, Dataset, Entry, crop_epochs, load_night, read_recording
 from edgesleep.io.heart import SERIES_SUFFIXES, read_series
 from edgesleep.io.hypnogram import read_hypnogram
 
@@ -133,7 +132,7 @@ def compute(root: Path, dataset: Dataset, entry: Entry, req: Request) -> dict[st
             )
         images, stages, first = make(night.signal), night.stages, night.first_epoch
     else:
-        signal = read_signal(dataset.root / entry.psg, req.channel).data
+        signal = read_recording(dataset.root / entry.psg, dataset.channel(req.channel)).data
         images = make(signal[: signal.shape[0] // EPOCH_SAMPLES * EPOCH_SAMPLES])
         stages, first = np.full(images.shape[0], -2, dtype=np.int8), 0
     npy, meta = entry_paths(root, entry, req)

@@ -9,8 +9,15 @@ import typer
 
 from edgesleep.cli.app import app
 from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices, need, print_table
-from edgesleep.io.fetch import DATASETS, SLEEP_EDF_URL, SLPDB_URL, WALCH_URL
-from edgesleep.io.imports import IMPORTERS
+from edgesleep.io.fetch import (
+    CINC2018_URL,
+    DATASETS,
+    HMC_URL,
+    SLEEP_EDF_URL,
+    SLPDB_URL,
+    WALCH_URL,
+)
+from edgesleep.io.imports import COHORT_IMPORTERS, IMPORTERS, WITH_REQUIRE
 from edgesleep.synth.psg import HYPNOGRAM_SOURCES
 
 data_app = typer.Typer(
@@ -65,6 +72,21 @@ def data_info(
         typer.echo(line)
 
 
+REQUIRE_HELP = (
+    "cinc2018, hmc: channels every record must hold, comma-separated (e.g. ECG); "
+    "a record without one is left out and listed in dataset.json."
+)
+
+
+def _required(require: str | None, dataset: str) -> tuple[str, ...]:
+    from edgesleep.errors import UsageError
+
+    names = tuple(n.strip() for n in (require or "").split(",") if n.strip())
+    if names and dataset not in WITH_REQUIRE:
+        raise UsageError(f"--require is for {', '.join(WITH_REQUIRE)}, not {dataset}")
+    return names
+
+
 @data_app.command("fetch")
 def data_fetch(
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
@@ -73,13 +95,23 @@ def data_fetch(
         str | None,
         typer.Option(
             help="sleep-edf: SC subjects, e.g. 0-19 or 0,3,5-7 (default 0-19); "
-            "walch: comma-separated ids; slpdb: comma-separated records (default all)."
+            "walch: comma-separated ids; slpdb, cinc2018, hmc: comma-separated records "
+            "(default all)."
         ),
     ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(help="cinc2018, hmc: only the first N records (sorted by name)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="cinc2018, hmc: say how many files and bytes, download nothing.")
+    ] = False,
+    require: Annotated[str | None, typer.Option(help=REQUIRE_HELP)] = None,
     base_url: Annotated[
         str | None,
         typer.Option(
-            help=f"Dataset root or a mirror (default {SLEEP_EDF_URL}, {WALCH_URL}, {SLPDB_URL})."
+            help=f"Dataset root or a mirror (default {SLEEP_EDF_URL}, {WALCH_URL}, {SLPDB_URL}, "
+            f"{CINC2018_URL}, {HMC_URL})."
         ),
     ] = None,
     signals: Annotated[
@@ -87,11 +119,32 @@ def data_fetch(
     ] = False,
 ) -> None:
     """Download a dataset (Sleep-EDF SC-20 nights; Walch et al.'s watch heart rate and
-    stages; slpdb's beat and stage annotations), verify sha256, resume, write the dataset
-    layout."""
-    from edgesleep.io.fetch import fetch_sleep_edf, fetch_slpdb, fetch_walch, parse_subjects
+    stages; slpdb's beat and stage annotations; the CinC 2018 training set's or HMC's
+    PSGs), verify sha256, resume, write the dataset layout. For CinC 2018 and HMC the
+    files and bytes are counted (HEAD requests) and said before anything is downloaded."""
+    from edgesleep.errors import UsageError
+    from edgesleep.io.fetch import (
+        fetch_cohort,
+        fetch_sleep_edf,
+        fetch_slpdb,
+        fetch_walch,
+        parse_subjects,
+        plan_cohort,
+    )
 
     ids = [s.strip() for s in subjects.split(",") if s.strip()] if subjects else None
+    required = _required(require, dataset)
+    if (count is not None or dry_run) and dataset not in WITH_REQUIRE:
+        raise UsageError(f"--count and --dry-run are for {', '.join(WITH_REQUIRE)}")
+    if dataset in WITH_REQUIRE:
+        plan = plan_cohort(dataset, base_url or (CINC2018_URL if dataset == "cinc2018"
+                                                 else HMC_URL), ids, count)  # fmt: skip
+        typer.echo(plan.describe())
+        if dry_run:
+            return
+        ds = fetch_cohort(plan, out, required)
+        _say_imported(out, ds, dataset)
+        return
     if dataset == "walch":
         ds = fetch_walch(out, ids, base_url or WALCH_URL)
     elif dataset == "slpdb":
@@ -99,6 +152,21 @@ def data_fetch(
     else:
         ds = fetch_sleep_edf(out, parse_subjects(subjects or "0-19"), base_url or SLEEP_EDF_URL)
     typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects, verified")
+
+
+def _say_imported(out: Path, ds: object, dataset: str) -> None:
+    """The import's summary, and every record left out with its reason."""
+    from edgesleep.io.dataset import Dataset as Read
+
+    assert isinstance(ds, Read)
+    kinds = sorted({Path(e.psg).suffix for e in ds.entries})
+    typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects "
+               f"({dataset}, real data; records {kinds})")  # fmt: skip
+    failures = ds.info.get("failures") or {}
+    if isinstance(failures, dict) and failures:
+        typer.echo(f"{len(failures)} records left out (listed in {out}/dataset.json):")
+        for record, reason in failures.items():
+            typer.echo(f"  {record}: {reason}")
 
 
 @data_app.command("features")
@@ -164,12 +232,18 @@ def data_import(
     dataset: Annotated[Importer, typer.Argument(help="What SRC holds.")],
     src: Annotated[Path, typer.Argument(help="The dataset's files (its original layout).")],
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
+    require: Annotated[str | None, typer.Option(help=REQUIRE_HELP)] = None,
 ) -> None:
     """Read a real dataset in its own layout into the dataset layout that train, cv and
     distill read: walch (heart_rate/ + labels/), slpdb (WFDB records or CSV export), mass
-    ('<id> PSG.edf' + '<id> Base.edf'), nsrr (EDFs + NSRR XML). MASS and NSRR are not
-    copied: the manifest points at their files."""
-    ds = IMPORTERS[dataset](src, out)
-    kinds = {Path(e.psg).suffix for e in ds.entries}
-    typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects "
-               f"({dataset}, real data; records {sorted(kinds)})")  # fmt: skip
+    ('<id> PSG.edf' + '<id> Base.edf'), nsrr (EDFs + NSRR XML), cinc2018
+    (training/<record>/<record>.hea, .mat, .arousal), hmc (SN001.edf +
+    SN001_sleepscoring.edf). MASS, NSRR, CinC 2018 and HMC are not copied: the manifest
+    points at their files. A CinC or HMC record that cannot be read is left out, with its
+    reason."""
+    required = _required(require, dataset)
+    if dataset in COHORT_IMPORTERS:
+        ds = COHORT_IMPORTERS[dataset](src, out, require=required)
+    else:
+        ds = IMPORTERS[dataset](src, out)
+    _say_imported(out, ds, dataset)

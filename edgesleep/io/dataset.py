@@ -33,13 +33,13 @@ import numpy as np
 
 from edgesleep.dsp import EPOCH_S, EPOCH_SAMPLES, SFREQ
 from edgesleep.errors import InputError, UsageError
-from edgesleep.io import edf
-from edgesleep.io.edf import Signal, read_annotations, read_signal
+from edgesleep.io import edf, wfdb_record
+from edgesleep.io.edf import Signal, read_signal
 from edgesleep.io.hypnogram import (
     fit_to_signal,
     in_bed_epochs,
     read_hypnogram,
-    scored_epochs,
+    read_scored,
     sleep_window_epochs,
 )
 from edgesleep.stages import STAGE_NAMES
@@ -82,6 +82,17 @@ class Dataset:
     @property
     def subjects(self) -> list[str]:
         return sorted({e.subject for e in self.entries})
+
+    def channel(self, name: str) -> str:
+        """The label ``name`` stands for in this dataset's recordings: its
+        ``dataset.json`` ``channel_aliases`` (e.g. CinC 2018's ``"Fpz-Cz": "F4-M1"``, the
+        frontal derivation that stands in for Sleep-EDF's), else ``name`` itself."""
+        aliases = self.info.get("channel_aliases")
+        if isinstance(aliases, dict):
+            for alias, label in aliases.items():
+                if str(alias).strip().lower() == name.strip().lower() and isinstance(label, str):
+                    return label
+        return name
 
 
 @dataclass(frozen=True)
@@ -229,6 +240,14 @@ def read_dataset(root: str | Path) -> Dataset:
     return Dataset(root=root, info=info, entries=tuple(entries))
 
 
+def read_recording(path: Path, channel: str) -> Signal:
+    """One channel of a manifest's recording at 100 Hz, µV: an EDF/EDF+ file or a WFDB
+    record (``.hea``, :mod:`edgesleep.io.wfdb_record`)."""
+    if wfdb_record.is_wfdb(path):
+        return wfdb_record.read_signal(path, channel)
+    return read_signal(path, channel)
+
+
 def check_crop(crop: str) -> None:
     """Refuse a crop that is not one of ``Crop`` (:class:`UsageError`)."""
     if crop not in get_args(Crop):
@@ -245,7 +264,7 @@ def load_night(dataset: Dataset, entry: Entry, channel: str, crop: Crop = "in-be
         around the sleep period; "none": the whole recording.
     """
     check_crop(crop)
-    signal = read_signal(dataset.root / entry.psg, channel)
+    signal = read_recording(dataset.root / entry.psg, dataset.channel(channel))
     if entry.epochs == "annotated":
         return _annotated_night(dataset, entry, signal, crop)
     n_epochs = signal.data.shape[0] // EPOCH_SAMPLES
@@ -266,16 +285,17 @@ def _annotated_night(dataset: Dataset, entry: Entry, signal: Signal, crop: Crop)
     """A night scored at annotation onsets: one 30-s window per stage annotation (a 20-s
     epoch widened by 5 s either side, as seed 1 expands MASS's R&K epochs), the windows
     concatenated. Windows that would reach before the recording's start or past its end
-    (annotations that overrun the signal) are dropped and counted in the log."""
+    (annotations that overrun the signal) are dropped and counted in the log. The
+    hypnogram is EDF+ stage annotations or a CSV with onsets (:func:`read_scored`)."""
     hyp_path = dataset.root / entry.hypnogram
-    onsets, durations, stages = scored_epochs(read_annotations(hyp_path), hyp_path)
+    onsets, durations, stages = read_scored(hyp_path)
     starts = np.round((onsets - (EPOCH_S - durations) / 2) * SFREQ).astype(np.int64)
     inside = (starts >= 0) & (starts + EPOCH_SAMPLES <= signal.data.shape[0])
     if not inside.all():
         log.info("%s: %d of %d scored epochs reach past the recording; dropped",
                  entry.record, int((~inside).sum()), inside.size)  # fmt: skip
     starts, stages = starts[inside], stages[inside]
-    keep = crop_epochs(entry, stages, crop)
+    keep = crop_epochs(entry, stages, crop, onsets[inside])
     starts, stages = starts[keep], stages[keep]
     windows = [signal.data[s : s + EPOCH_SAMPLES] for s in starts]
     return Night(
@@ -289,11 +309,19 @@ def _annotated_night(dataset: Dataset, entry: Entry, signal: Signal, crop: Crop)
     )
 
 
-def crop_epochs(entry: Entry, stages: np.ndarray, crop: Crop) -> slice:
-    """The epochs a crop keeps of a night with ``stages`` (see :func:`load_night`)."""
+def crop_epochs(
+    entry: Entry, stages: np.ndarray, crop: Crop, onsets_s: np.ndarray | None = None
+) -> slice:
+    """The epochs a crop keeps of a night with ``stages`` (see :func:`load_night`); the
+    epochs start at ``onsets_s`` (s, sorted) where they are not the 30-s grid from the
+    recording start (an "annotated" entry)."""
     n_epochs = stages.shape[0]
     if crop == "in-bed" and entry.lights_off_s is not None and entry.lights_on_s is not None:
-        return in_bed_epochs(n_epochs, entry.lights_off_s, entry.lights_on_s)
+        if onsets_s is None:
+            return in_bed_epochs(n_epochs, entry.lights_off_s, entry.lights_on_s)
+        first = int(np.searchsorted(onsets_s, entry.lights_off_s - 1e-6))
+        last = int(np.searchsorted(onsets_s + EPOCH_S, entry.lights_on_s + 1e-6, "right"))
+        return slice(first, max(first, last))
     if crop == "sleep":
         return sleep_window_epochs(stages)
     return slice(0, n_epochs)
@@ -321,6 +349,11 @@ def describe(path: Path) -> tuple[str, list[str], list[list[str]], list[str]]:
         counts = Counter(STAGE_NAMES[int(s)] for s in stages)
         lines = [f"  {n:6d}  {name}" for name, n in counts.most_common()]
         return f"{path.name}: NSRR stages, {stages.size} epochs of 30 s", [], [], lines
+    if wfdb_record.is_wfdb(path):
+        infos = wfdb_record.channels(path)
+        rows = [[str(c.index), c.label, f"{c.sfreq:g}", c.unit, str(c.n_times)] for c in infos]
+        title = f"{path.name}: WFDB record, {infos[0].n_times / infos[0].sfreq:.0f} s"
+        return title, ["#", "channel", "Hz", "unit", "samples"], rows, []
     head = edf.header(path)
     rows = [
         [str(ch.index), ch.label, f"{ch.sfreq:g}", ch.unit, str(ch.n_times)]

@@ -11,9 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgesleep.errors import InputError
@@ -24,7 +28,7 @@ from edgesleep.io.sleepedf import pinned_sha256, records
 log = logging.getLogger("edgesleep")
 
 SLEEP_EDF_URL = "https://physionet.org/files/sleep-edfx/1.0.0/"
-DATASETS = ("sleep-edf", "walch", "slpdb")  # what `edgesleep data fetch` downloads
+DATASETS = ("sleep-edf", "walch", "slpdb", "cinc2018", "hmc")  # what `data fetch` downloads
 SUBDIR = "sleep-cassette"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 60.0
@@ -83,8 +87,8 @@ class _SameHost(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_SameHost)
 
 
-def _open_url(url: str, offset: int = 0):  # type: ignore[no-untyped-def]
-    request = urllib.request.Request(url, headers={"User-Agent": "edgesleep"})
+def _open_url(url: str, offset: int = 0, method: str = "GET"):  # type: ignore[no-untyped-def]
+    request = urllib.request.Request(url, headers={"User-Agent": "edgesleep"}, method=method)
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
@@ -324,3 +328,109 @@ def fetch_slpdb(
     raw = download_listed(base_url, sums, [f"{r}.{e}" for r in chosen for e in exts], out / "raw")
     (raw / "RECORDS").write_text("\n".join(chosen) + "\n")
     return import_slpdb(raw, out)
+
+
+CINC2018_URL = "https://physionet.org/files/challenge-2018/1.0.0/"
+HMC_URL = "https://physionet.org/files/hmc-sleep-staging/1.1/"
+# per cohort: the listed path that names a record, and the files of a record
+COHORT_FILES = {
+    "cinc2018": (r"training/(tr\d{2}-\d{4})/\1\.hea",
+                 ("training/{0}/{0}.hea", "training/{0}/{0}.mat", "training/{0}/{0}.arousal")),
+    "hmc": (r"recordings/(SN\d{3})\.edf",
+            ("recordings/{0}.edf", "recordings/{0}_sleepscoring.edf")),
+}  # fmt: skip
+HEAD_THREADS = 8
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a fetch of a cohort will download, known before it does.
+
+    Attributes
+    ----------
+    dataset : "cinc2018" or "hmc"
+    base_url : the dataset version's root, ending in "/"
+    records : the records chosen
+    files : (path under ``base_url``, sha256, bytes or None where the server gave no size)
+    """
+
+    dataset: str
+    base_url: str
+    records: list[str]
+    files: list[tuple[str, str, int | None]]
+
+    @property
+    def n_bytes(self) -> int:
+        """Bytes of the files whose size the server gave."""
+        return sum(size or 0 for _, _, size in self.files)
+
+    def describe(self) -> str:
+        unknown = sum(size is None for _, _, size in self.files)
+        more = f" ({unknown} of unknown size)" if unknown else ""
+        return (f"{self.dataset}: {len(self.records)} records, {len(self.files)} files, "
+                f"{self.n_bytes / 1e9:.2f} GB{more} from {self.base_url}")  # fmt: skip
+
+
+def content_length(url: str) -> int | None:
+    """The size the server gives for ``url`` (a HEAD request), None if it gives none."""
+    response = _open_url(url, method="HEAD")
+    with response:
+        length = response.headers.get("Content-Length")
+    return int(length) if length is not None and length.isdigit() else None
+
+
+def plan_cohort(
+    dataset: str, base_url: str, records: list[str] | None = None, count: int | None = None
+) -> Plan:
+    """The files of ``records`` (default: every record the server's ``SHA256SUMS.txt``
+    lists; then the first ``count`` of them), with their sizes from HEAD requests, and the
+    licence file if it is listed.
+
+    Raises
+    ------
+    InputError
+        An unknown record (the known ones are named), a count below 1, an HTTP error.
+    """
+    if count is not None and count < 1:
+        raise InputError(f"--count {count}: give at least 1")
+    pattern, templates = COHORT_FILES[dataset]
+    base_url, sums, chosen = listed_choice(base_url, pattern, records, f"{dataset}: no records")
+    chosen = sorted(chosen)[:count] if count is not None else sorted(chosen)
+    keys = [t.format(r) for r in chosen for t in templates]
+    keys += [k for k in ("LICENSE.txt",) if k in sums]
+    missing = [k for k in keys if k not in sums]
+    if missing:
+        raise InputError(f"{base_url}SHA256SUMS.txt lists no {missing[:3]}; is the URL right?")
+    with ThreadPoolExecutor(HEAD_THREADS) as pool:
+        sizes = list(pool.map(lambda key: content_length(base_url + key), keys))
+    return Plan(
+        dataset, base_url, chosen, [(k, sums[k], n) for k, n in zip(keys, sizes, strict=True)]
+    )
+
+
+def fetch_cohort(plan: Plan, out: Path, require: Sequence[str] = ()) -> Dataset:
+    """Download a :func:`plan_cohort` (each file verified against the server's sha256,
+    partial files resumed) into ``out/raw`` in the original layout, then import it
+    (:func:`edgesleep.io.cinc2018.import_cinc2018`, :func:`edgesleep.io.hmc.import_hmc`).
+
+    Raises
+    ------
+    InputError
+        Not enough free disk for the plan, an HTTP error, a checksum mismatch.
+    """
+    from edgesleep.io.cinc2018 import import_cinc2018
+    from edgesleep.io.hmc import import_hmc
+
+    raw = out / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    have = sum((raw / key).stat().st_size for key, _, _ in plan.files if (raw / key).is_file())
+    free = shutil.disk_usage(raw).free
+    if plan.n_bytes - have > free:
+        raise InputError(
+            f"{plan.describe()}: {(plan.n_bytes - have) / 1e9:.2f} GB still to download but "
+            f"{free / 1e9:.2f} GB free under {raw}; free space or fetch fewer records (--count)"
+        )
+    sums = {key: digest for key, digest, _ in plan.files}
+    download_listed(plan.base_url, sums, list(sums), raw)
+    importer = import_cinc2018 if plan.dataset == "cinc2018" else import_hmc
+    return importer(raw, out, require=require)

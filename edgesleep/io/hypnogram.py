@@ -124,6 +124,49 @@ def scored_epochs(
     return np.array([a.onset_s for a in staged]), durations, stages
 
 
+def read_scored(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scored epochs of a hypnogram at their own onsets (:func:`scored_epochs`): the
+    stage annotations of an EDF+ file, or the rows of a CSV hypnogram (``onset``,
+    ``duration``, ``label``: five stage names, UNS, ART, or any annotation
+    :func:`edgesleep.stages.stage_from_string` reads) whose onsets need not lie on a 30-s
+    grid from the recording start.
+
+    Returns
+    -------
+    onset_s, duration_s, stages : as :func:`scored_epochs`
+
+    Raises
+    ------
+    InputError
+        As :func:`scored_epochs`; for a CSV, missing columns or a bad row (its line named).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".csv":
+        return scored_epochs(read_annotations(path), path)
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read it as a CSV hypnogram ({err})") from None
+    scored = []
+    for line, row in enumerate(rows, 2):
+        try:
+            label = str(row["label"]).strip()
+            code = {"UNS": UNSCORED, "ART": ARTEFACT}.get(label.upper())
+            stage = code if code is not None else stage_from_string(label)
+            scored.append((float(row["onset"]), float(row["duration"]), stage))
+        except (KeyError, TypeError, ValueError) as err:
+            raise InputError(
+                f"{path}, line {line}: {err}; a scored-epoch CSV has onset, duration, label"
+            ) from None
+    if not scored:
+        raise InputError(f"{path}: no scored epochs")
+    onsets, durations, stages = (np.array(column) for column in zip(*sorted(scored), strict=True))
+    if not np.allclose(durations, EPOCH_S) or not np.all(np.isfinite(onsets)):
+        raise InputError(f"{path}: epochs must last 30 s at finite onsets")
+    return onsets.astype(np.float64), durations.astype(np.float64), stages.astype(np.int8)
+
+
 def centre_stages(onset_s: np.ndarray, duration_s: np.ndarray, stages: np.ndarray,
                   ) -> np.ndarray:  # fmt: skip
     """Scored epochs anywhere in time (:func:`scored_epochs`) onto 30-s epochs from the

@@ -30,13 +30,15 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io import slpdb
+from edgesleep.io.cinc2018 import import_cinc2018
 from edgesleep.io.dataset import Dataset, Entry, plain_name, read_dataset, write_dataset
 from edgesleep.io.heart import Series, read_series, write_series
+from edgesleep.io.hmc import import_hmc
 from edgesleep.io.hypnogram import read_walch_labels
 from edgesleep.io.mass import import_mass
 from edgesleep.io.nsrr import import_nsrr
-from edgesleep.io.writers import seconds
-from edgesleep.stages import ARTEFACT, STAGE_NAMES, UNSCORED
+from edgesleep.io.writers import write_scored_csv
+from edgesleep.stages import ARTEFACT, UNSCORED
 
 log = logging.getLogger("edgesleep")
 CONTEXT_S = 3600.0
@@ -81,13 +83,9 @@ def verify_sums(root: Path) -> int:
 
 
 def write_stages_csv(path: Path, stages: np.ndarray) -> None:
-    """A CSV hypnogram: ``onset,duration,label`` per 30-s epoch (five stage names, UNS,
-    ART)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["onset,duration,label"]
-    lines += [f"{seconds(i * EPOCH_S)},{seconds(EPOCH_S)},{STAGE_NAMES[int(s)]}"
-              for i, s in enumerate(stages)]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
+    """A CSV hypnogram: ``onset,duration,label`` per 30-s epoch from the recording start
+    (five stage names, UNS, ART)."""
+    write_scored_csv(path, np.arange(stages.shape[0]) * EPOCH_S, stages)
 
 
 def _subject_ids(src: Path) -> list[str]:
@@ -169,4 +167,7 @@ def import_slpdb(
 
 
 IMPORTERS = {"walch": import_walch, "slpdb": import_slpdb, "mass": import_mass,
-             "nsrr": import_nsrr}  # fmt: skip
+             "nsrr": import_nsrr, "cinc2018": import_cinc2018, "hmc": import_hmc}  # fmt: skip
+# the PSG cohorts whose importers take ``require`` (channels every record must hold)
+COHORT_IMPORTERS = {"cinc2018": import_cinc2018, "hmc": import_hmc}
+WITH_REQUIRE = tuple(COHORT_IMPORTERS)

@@ -8,7 +8,8 @@ Reads either
   events of the epoch; each applies to the 30 s that follow it). Header and beats are read
   with the ``wfdb`` package (host side: ``pip install 'edgesleep[physionet]'``); beat
   annotations are the MIT-BIH beat codes (``N``, ``V``, ...), other annotations (rhythm,
-  noise) are dropped. The stage notes are read by :func:`read_notes`, because
+  noise) are dropped. The stage notes are read by
+  :func:`edgesleep.io.wfdb_record.read_notes`, because
   ``wfdb.rdann`` removes every NOTE at sample 0 as a possible file definition, and slpdb's
   first stage note is at sample 0; or
 - the CSV export described in ``shared/data/README.md``: ``<record>_beats.csv``
@@ -31,6 +32,7 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io.dataset import plain_name
+from edgesleep.io.wfdb_record import read_notes
 from edgesleep.stages import UNSCORED, stage_from_string
 
 BEAT_CODES = frozenset("NLRBAaJSVrFejnE/fQ?")  # MIT-BIH beat annotation codes
@@ -160,56 +162,3 @@ def read_wfdb_record(root: Path, record: str) -> SlpdbRecord:
         np.asarray(beats.symbol)[is_beat],
         samples / sfreq, [t[0] if t else "" for t in texts], [" ".join(t[1:]) for t in texts],
     )  # fmt: skip
-
-
-NOTE, SKIP, AUX = 22, 59, 63  # MIT annotation format codes (WFDB's annot(5))
-
-
-def read_notes(path: Path) -> tuple[np.ndarray, list[str]]:
-    """The NOTE annotations of a WFDB annotation file in MIT format: samples and aux texts.
-
-    Each 16-bit little-endian word holds a 6-bit code and a 10-bit interval; SKIP adds a
-    32-bit interval (high word first), AUX carries the previous annotation's text (padded
-    to an even length), NUM/SUB/CHN set fields, code 0 with interval 0 ends the file.
-    Definition notes (text starting with ``##``, e.g. wfdb's time resolution) are skipped.
-
-    Returns
-    -------
-    samples : ndarray of shape (n_notes,), int64
-    texts : list of str
-
-    Raises
-    ------
-    InputError
-        A truncated file.
-    """
-    data = path.read_bytes()
-    time, i = 0, 0
-    samples: list[int] = []
-    texts: list[str] = []
-    codes: list[int] = []
-    while i + 1 < len(data):
-        word = data[i] | data[i + 1] << 8
-        code, value = word >> 10, word & 0x3FF
-        i += 2
-        if code == 0 and value == 0:
-            break
-        if code == SKIP:
-            if i + 4 > len(data):
-                raise InputError(f"{path}: truncated WFDB annotation file (a SKIP at byte {i})")
-            high, low = data[i] | data[i + 1] << 8, data[i + 2] | data[i + 3] << 8
-            skip = high << 16 | low
-            time += skip - (1 << 32) if skip >= 1 << 31 else skip
-            i += 4
-        elif code == AUX:
-            if codes:
-                texts[-1] = data[i : i + value].decode("latin-1").rstrip("\0").strip()
-            i += value + (value & 1)
-        elif code < SKIP:  # an annotation (NUM, SUB, CHN: 60-62 only set fields)
-            time += value
-            samples.append(time)
-            codes.append(code)
-            texts.append("")
-    keep = [k for k, (c, t) in enumerate(zip(codes, texts, strict=True))
-            if c == NOTE and not t.startswith("##")]  # fmt: skip
-    return np.array([samples[k] for k in keep], dtype=np.int64), [texts[k] for k in keep]

@@ -54,6 +54,16 @@ def seconds(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+def write_scored_csv(path: Path, onsets_s: np.ndarray, stages: np.ndarray) -> None:
+    """A CSV hypnogram of scored epochs: ``onset,duration,label`` per 30-s epoch at its
+    onset (s from the recording start), five stage names, UNS and ART."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["onset,duration,label"]
+    lines += [f"{seconds(float(onset))},{seconds(EPOCH_S)},{STAGE_NAMES[int(stage)]}"
+              for onset, stage in zip(onsets_s, stages, strict=True)]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+
+
 def csv_row(
     epoch: int, stage: int, n_classes: int, probabilities: np.ndarray | None, onset0_s: float = 0.0
 ) -> list[str]:
