@@ -182,7 +182,11 @@ def _fsync(path: Path) -> None:
 
 
 def load_model(model: str | Path | ExportedModel, threads: int = 1) -> ExportedModel:
-    return model if isinstance(model, ExportedModel) else ExportedModel(model, threads=threads)
+    if isinstance(model, ExportedModel):
+        return model
+    from edgesleep.installed import resolve_model
+
+    return ExportedModel(resolve_model(Path(model)), threads=threads)
 
 
 def score_array(

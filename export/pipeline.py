@@ -40,6 +40,7 @@ from edgesleep.export.graphs import (
     takes_clock,
 )
 from edgesleep.export.quantize import SCHEMES, Scheme, static_qdq, weight_only
+from edgesleep.installed import write_sums
 from edgesleep.io.dataset import Dataset, Entry, read_dataset
 from edgesleep.metadata import GRAPHS
 from edgesleep.metrics import evaluate
@@ -68,6 +69,33 @@ class ExportOptions:
     latency_repeats: int = 200
     card: dict[str, Any] | None = None  # a model card carried in the metadata
     parity_nights: int = PARITY_NIGHTS  # the first nights of the parity data compared
+
+
+MAX_CARD_BYTES = 64 * 1024
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    """A model card from a JSON file: an object with at least ``name``, ``data`` (cohort ->
+    {citation, licence, ...}), ``intended_use`` and ``limits``.
+
+    Raises
+    ------
+    InputError
+        Not such a JSON object, or larger than 64 KB.
+    """
+    from edgesleep.errors import InputError
+    from edgesleep.installed import CARD_KEYS
+
+    raw = path.read_bytes()[: MAX_CARD_BYTES + 1]
+    try:
+        card = json.loads(raw.decode("utf-8")) if len(raw) <= MAX_CARD_BYTES else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: not a JSON model card ({err})") from None
+    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or not card.get(k)]
+    if not isinstance(card, dict) or missing:
+        raise InputError(f"{path}: a model card is a JSON object of at most 64 KB with "
+                         f"{list(CARD_KEYS)}; missing {missing}")  # fmt: skip
+    return card
 
 
 def _load(dataset: Dataset, entries: Sequence[Entry], ckpt: Checkpoint) -> list[NightFeatures]:
@@ -342,6 +370,7 @@ def export_model(ckpt_path: Path, out: Path, opts: ExportOptions | None = None) 
             )
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(report_markdown(report))
+    write_sums(out)  # every file's digest: the export is a bundle `models add` installs
     return report
 
 

@@ -26,13 +26,23 @@ def export(
     data: Annotated[
         Path | None, typer.Option(help="Labelled dataset for parity (default: --calibration).")
     ] = None,
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model card (JSON: name, data with each cohort's citation and "
+            "licence, intended_use, limits) carried in the metadata; `models add` "
+            "installs only carded exports."
+        ),
+    ] = None,
 ) -> None:
     """Export a checkpoint to ONNX (encoder, sequence model, whole model), optionally int8,
     with a parity report against torch."""
     need("export")
-    from edgesleep.export.pipeline import ExportOptions, export_model
+    from edgesleep.export.pipeline import ExportOptions, export_model, read_card
 
-    report = export_model(checkpoint, out, ExportOptions(quantize, target, calibration, data))
+    card_fields = read_card(card) if card is not None else None
+    options = ExportOptions(quantize, target, calibration, data, card=card_fields)
+    report = export_model(checkpoint, out, options)
     typer.echo((out / "report.md").read_text())
     if "parity" not in report["variants"]["fp32"]:
         typer.echo("no parity measured: pass --data or --calibration (a labelled dataset)")

@@ -16,7 +16,10 @@ from edgesleep.cli.common import HeartSource, Precision, print_table
 
 ModelPath = Annotated[
     Path | None,
-    typer.Option(help="Exported model folder or .onnx file (default: the shipped heart model)."),
+    typer.Option(
+        help="Exported model folder or .onnx file, or a shipped or installed model's "
+        "name (`edgesleep models`; default: the shipped heart model)."
+    ),
 ]
 Classes = Annotated[
     int | None,
@@ -32,13 +35,14 @@ PrecisionOption = Annotated[
 def load_model(model: Path | None, precision: str | None, classes: int | None) -> Any:
     """``--model``, or the shipped heart model (said on stderr)."""
     from edgesleep.errors import UsageError
+    from edgesleep.installed import resolve_model
     from edgesleep.ort import ExportedModel
     from edgesleep.shipped import default_model
 
     if model is not None:
         if classes is not None:
             raise UsageError("--classes picks a shipped model; a --model has its own classes")
-        return ExportedModel(model, precision)
+        return ExportedModel(resolve_model(model), precision)
     exported = default_model(classes)
     data = (exported.info.card or {}).get("data", {})
     subjects = sum(cohort["subjects"] for cohort in data.values())

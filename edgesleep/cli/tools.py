@@ -1,5 +1,6 @@
 """``edgesleep bench | demo | models``: measure exported models, run the whole path on
-synthetic data, list the registered architectures and input kinds."""
+synthetic data, list, install and remove models, the registered architectures and input
+kinds."""
 
 from __future__ import annotations
 
@@ -83,19 +84,40 @@ def demo(
     )
 
 
-@app.command("models")
-def models() -> None:
-    """The models shipped in the package (with their cards' data and cross-validated κ),
-    the registered architectures (what each declares) and the input kinds."""
+models_app = typer.Typer(
+    help="Models: the shipped and installed ones, architectures and input kinds; add, remove.",
+    invoke_without_command=True,
+)
+app.add_typer(models_app, name="models")
+DirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Where models are installed (default $EDGESLEEP_MODELS, else "
+                 "~/.local/share/edgesleep/models)."),
+]  # fmt: skip
+
+
+@models_app.callback()
+def models(ctx: typer.Context, models_dir: DirOption = None) -> None:
+    """The models shipped in the package and the ones installed (with their cards' data and
+    cross-validated κ), the registered architectures (what each declares) and the input
+    kinds; `models add` and `models remove` install and remove models by name."""
+    if ctx.invoked_subcommand is not None:
+        return
     from edgesleep.dsp.inputs import get_kind, kind_names
+    from edgesleep.installed import installed_model_folders
+    from edgesleep.ort import ExportedModel
     from edgesleep.shipped import card_summary, shipped_model, shipped_names
 
     summaries = {name: card_summary(shipped_model(name)) for name in shipped_names()}
+    installed = installed_model_folders(models_dir)
+    summaries |= {f"{name} (installed)": card_summary(ExportedModel(folder))
+                  for name, folder in installed.items()}  # fmt: skip
     columns = ["classes", "input", "KB", "data", "kappa"]
-    print_table("shipped models (`stage` and `stream` without --model; --classes 3|4)",
-                ["model", *columns[:-1], "LOSO κ pooled (subject mean ± sd)"],
+    print_table("models (`stage` and `stream` without --model: the shipped heart model of "
+                "--classes 3|4; --model NAME for any)",
+                ["model", *columns[:-1], "κ pooled (subject mean ± sd)"],
                 [[name, *(s[c] for c in columns)] for name, s in summaries.items()])  # fmt: skip
-    print_table("their night summaries against the expert (LOSO, staged − expert, mean)",
+    print_table("their night summaries against the expert (held-out, staged − expert, mean)",
                 ["model", "classes", "stage share, points", "TST, min [95 % LoA]"],
                 [[name, s["classes"], s["fraction_bias"], s["TST_bias"]]
                  for name, s in summaries.items()])  # fmt: skip
@@ -117,6 +139,39 @@ def models() -> None:
                      d.streaming, d.classifier, parts])  # fmt: skip
     columns = ["model", "version", "causal", "int8", "streams", "classifier", "finetune parts"]
     print_table("architectures (to train)", columns, rows)
+
+
+@models_app.command("add")
+def models_add(
+    source: Annotated[
+        str, typer.Argument(help="A bundle: its folder, an archive of it, or an http(s) URL.")
+    ],
+    sha256: Annotated[
+        str | None,
+        typer.Option(help="The archive's sha256 (required for a URL, checked for a file)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Installed name (default: the card's).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an installed model of that name.")] = False,
+    models_dir: DirOption = None,
+) -> None:
+    """Install a model someone trained (a bundle: an export with SHA256SUMS over every file
+    and a model card; format version, metadata bounds and every digest are checked), to be
+    used as --model NAME."""
+    from edgesleep.installed import add_model
+
+    installed, folder = add_model(source, sha256, name, models_dir, force)
+    typer.echo(f"installed {installed!r} in {folder}; use it with --model {installed}")
+
+
+@models_app.command("remove")
+def models_remove(
+    name: Annotated[str, typer.Argument(help="An installed model's name.")],
+    models_dir: DirOption = None,
+) -> None:
+    """Remove an installed model (shipped models stay)."""
+    from edgesleep.installed import remove_model
+
+    typer.echo(f"removed {remove_model(name, models_dir)}")
 
 
 @app.command("compare")
