@@ -61,8 +61,8 @@ def default_model(n_classes: int | None = None, threads: int = 1) -> ExportedMod
 
 
 def card_summary(model: ExportedModel) -> dict[str, Any]:
-    """One row about a shipped or installed model: classes, input, size, data, cross-validated κ, the
-    night summary's agreement (each stage's fraction bias in points, TST bias in minutes
+    """One row about a shipped or installed model: classes, input, size, data,
+    cross-validated κ, the night summary's agreement (each stage's fraction bias in points, TST bias in minutes
     with 95 % limits of agreement; "-" when the card has none)."""
     card = model.info.card or {}
     data = card.get("data", {})
@@ -76,8 +76,10 @@ def card_summary(model: ExportedModel) -> dict[str, Any]:
         "classes": " / ".join(model.info.labels),
         "input": ", ".join([model.info.signal_channel, *get_kind(model.info.input["kind"]).series]),
         "KB": f"{size / 1024:.0f}",
-        "data": ", ".join(f"{k} {v['subjects']} subjects" if "subjects" in v else str(k)
-                          for k, v in data.items()) or "-",  # fmt: skip
+        "data": ", ".join(
+            f"{k} {v['subjects']} subjects" if "subjects" in v else str(k) for k, v in data.items()
+        )
+        or "-",  # fmt: skip
         "kappa": kappa,
         # in the model's class order (the metadata's JSON sorts the card's keys)
         "fraction_bias": " / ".join(
