@@ -62,8 +62,8 @@ def default_model(n_classes: int | None = None, threads: int = 1) -> ExportedMod
 
 def card_summary(model: ExportedModel) -> dict[str, Any]:
     """One row about a shipped or installed model: classes, input, size, data,
-    cross-validated κ, the night summary's agreement (each stage's fraction bias in points, TST bias in minutes
-    with 95 % limits of agreement; "-" when the card has none)."""
+    cross-validated κ, the night summary's agreement (each stage's fraction bias in points,
+    TST bias in minutes with 95 % limits of agreement; "-" when the card has none)."""
     card = model.info.card or {}
     data = card.get("data", {})
     both = card.get("evaluation", {}).get("both", {})
