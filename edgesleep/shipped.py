@@ -68,10 +68,15 @@ def card_summary(model: ExportedModel) -> dict[str, Any]:
     data = card.get("data", {})
     both = card.get("evaluation", {}).get("both", {})
     size = sum(p.stat().st_size for p in model.folder.glob("*.onnx"))
-    kappa = (f"{both['kappa']:.2f} (subject {both['subject_kappa_mean']:.2f} ± "
-             f"{both['subject_kappa_sd']:.2f})" if both else "-")  # fmt: skip
+
+    def num(value: Any, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    kappa = (f"{both['kappa']:.2f} (subject {num(both.get('subject_kappa_mean'), '.2f')} ± "
+             f"{num(both.get('subject_kappa_sd'), '.2f')})" if both else "-")  # fmt: skip
     fractions = both.get("fraction_bias", {})
-    tst = both.get("TST_bias_min")
+    tst = both.get("TST_bias_min") or {}
+    loa = tst.get("loa") or [None, None]
     return {
         "classes": " / ".join(model.info.labels),
         "input": ", ".join([model.info.signal_channel, *get_kind(model.info.input["kind"]).series]),
@@ -83,10 +88,12 @@ def card_summary(model: ExportedModel) -> dict[str, Any]:
         "kappa": kappa,
         # in the model's class order (the metadata's JSON sorts the card's keys)
         "fraction_bias": " / ".join(
-            f"{c} {fractions[c]['mean']:+.1f}" for c in model.info.labels if c in fractions
+            f"{c} {fractions[c]['mean']:+.1f}"
+            for c in model.info.labels
+            if fractions.get(c, {}).get("mean") is not None
         )
         or "-",
-        "TST_bias": f"{tst['mean']:+.0f} [{tst['loa'][0]:+.0f}, {tst['loa'][1]:+.0f}]"
+        "TST_bias": f"{num(tst.get('mean'), '+.0f')} [{num(loa[0], '+.0f')}, {num(loa[1], '+.0f')}]"
         if tst
         else "-",
     }

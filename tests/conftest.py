@@ -195,9 +195,13 @@ CODES = [-1, 0, 1, 2, 3, 4, 5]
 
 @pytest.fixture
 def walch_src(tmp_path: Path) -> Path:
+    """Walch et al.'s layout, SYNTHETIC content (:func:`write_walch`)."""
+    return write_walch(tmp_path / "walch")
+
+
+def write_walch(root: Path) -> Path:
     """Walch et al.'s layout, SYNTHETIC content: 4 subjects, unsorted watch samples from
     two days before the PSG start, stage codes 0-5 and -1, SUBJECTS and SHA256SUMS."""
-    root = tmp_path / "walch"
     (root / "heart_rate").mkdir(parents=True)
     (root / "labels").mkdir()
     rng = np.random.default_rng(0)

@@ -163,7 +163,9 @@ def manifest_path(path: Path, out: Path) -> str:
     return os.path.relpath(path.resolve(), out.resolve())
 
 
-def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
+def merge_datasets(
+    sources: dict[str, Path], out: Path, extra_info: dict[str, object] | None = None
+) -> Dataset:
     """One dataset over several (no copy: the manifest points at their files, relative to
     ``out``), e.g. two heart cohorts to train one model on.
 
@@ -174,6 +176,7 @@ def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
     Parameters
     ----------
     sources : name -> dataset directory
+    extra_info : more ``dataset.json`` fields (e.g. ``channel_aliases``)
     """
     if len(sources) < 2:
         raise UsageError("merging needs at least two datasets, given as NAME=DIR")
@@ -188,7 +191,7 @@ def merge_datasets(sources: dict[str, Path], out: Path) -> Dataset:
                     for e in dataset.entries]  # fmt: skip
     synthetic = any(bool(p.get("synthetic", False)) for p in parts.values())
     write_dataset(out, entries, {"name": "+".join(sources), "synthetic": synthetic,
-                                 "merged": parts})  # fmt: skip
+                                 "merged": parts, **(extra_info or {})})  # fmt: skip
     return read_dataset(out)
 
 
