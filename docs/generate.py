@@ -33,6 +33,7 @@ RENDERERS = {
     "bench/results/sinks.json": "edgesleep.bench.sinks",
     "bench/results/soak.json": "edgesleep.bench.soak",
     "bench/results/train_speed.json": "edgesleep.bench.train_speed",
+    "bench/results/open_data.json": "edgesleep.bench.open_data",
     "studies/results/cardiac_slpdb.json": "studies/cardiac_slpdb.py",
     "studies/results/distill_synthetic.json": "studies/distill_synthetic.py",
     "studies/results/export.json": "studies/export_table.py",

@@ -66,7 +66,7 @@ def resolve_model(model: Path, root: Path | None = None) -> Path:
 
     Raises
     ------
-    UsageError
+    InputError
         Neither (the names there are are given).
     """
     if model.exists():
@@ -76,8 +76,9 @@ def resolve_model(model: Path, root: Path | None = None) -> Path:
         return SHIPPED_DIR / name
     if name in installed_names(root):
         return models_dir(root) / name
-    raise UsageError(
-        f"--model {name}: no such file or folder, and no model of that name (shipped: "
+    raise InputError(
+        f"--model {name}: no such model: no file or folder there, and no shipped or "
+        f"installed model of that name (shipped: "
         f"{shipped_names()}; installed in {models_dir(root)}: {installed_names(root)})"
     )
 

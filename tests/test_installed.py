@@ -75,7 +75,9 @@ def test_add_a_folder_use_it_by_name_and_remove_it(
         remove_model("heart-4class")
     removed = runner.invoke(app, ["models", "remove", "tiny-eeg"])
     assert removed.exit_code == 0 and installed_names() == []
-    with pytest.raises(UsageError, match=r"no model of that name \(shipped: \['heart-3class'"):
+    with pytest.raises(
+        InputError, match=r"no such model: .* of that name \(shipped: \['heart-3class'"
+    ):
         resolve_model(Path("tiny-eeg"))
 
 

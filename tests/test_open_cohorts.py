@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from edgesleep.cli import app
 from edgesleep.dsp.resampling import resample
 from edgesleep.errors import InputError
-from edgesleep.io.cinc2018 import import_cinc2018
+from edgesleep.io.cinc2018 import import_cinc2018, read_stages
 from edgesleep.io.dataset import load_night, read_dataset
 from edgesleep.io.fetch import fetch_cohort, plan_cohort
 from edgesleep.io.hmc import import_hmc
@@ -174,3 +174,14 @@ def test_hmc_fetch_from_a_mirror(tmp_path: Path) -> None:
     assert "hmc: 1 records, 2 files" in printed.output
     assert "1 nights of 1 subjects (hmc, real data" in printed.output
     assert not (tmp_path / "d/raw/recordings/SN001.edf").exists()
+
+
+def test_an_undocumented_note_leaves_what_follows_unscored(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    stages = np.full(20, 2, dtype=np.int8)
+    write_cinc_record(src, "tr03-0005", stages, lead_s=0.0, extra_notes=((8 * 6000, "U"),))
+    onsets, scored, facts = read_stages(src / "training/tr03-0005/tr03-0005.hea")
+    assert facts["unknown_notes"] == ["U"] and facts["scored_epochs"] == 8
+    np.testing.assert_array_equal(scored[:8], 2)
+    np.testing.assert_array_equal(scored[8:], -2)  # never N2 carried on past the note
+    assert onsets[0] == 0.0  # a stage note at sample 0, which wfdb.rdann would drop

@@ -10,7 +10,9 @@ annotations and are refused). The files are found anywhere under the folder give
 Stages: NOTE annotations of ``.arousal`` whose text is ``W``, ``N1``, ``N2``, ``N3`` or ``R``
 mark a stage change at their sample (200 Hz); the stage lasts to the next change, the last
 one to the end of the signal; before the first stage note the record is undefined (not
-read). Arousal and respiratory events are ``(name`` ... ``name)`` pairs and are ignored.
+read). Arousal and respiratory events are ``(name`` ... ``name)`` pairs and are ignored; any
+other note (none is documented) ends the stage before it, leaves what follows unscored,
+and is listed per record (``unknown_notes``).
 Epochs are 30 s from the first stage note (which need not fall on a 30-s grid from the
 recording start), so each night is read at its scored epochs' onsets (an "annotated"
 entry); the import writes them as ``hypnograms/<record>.csv`` (onset, duration, label).
@@ -41,7 +43,7 @@ from edgesleep.io import wfdb_record
 from edgesleep.io.cohort import check_required, import_each, licence_of
 from edgesleep.io.dataset import Dataset, Entry, manifest_path, read_dataset, write_dataset
 from edgesleep.io.writers import write_scored_csv
-from edgesleep.stages import N1, N2, N3, REM, W
+from edgesleep.stages import N1, N2, N3, REM, UNSCORED, W
 
 RECORD = re.compile(r"tr\d{2}-\d{4}")
 STAGE_NOTES = {"W": W, "N1": N1, "N2": N2, "N3": N3, "R": REM}
@@ -87,6 +89,11 @@ def find_records(src: Path) -> dict[str, Path]:
     return found
 
 
+def _is_event(text: str) -> bool:
+    """An arousal or respiratory event's bound: ``(name`` or ``name)``."""
+    return text.startswith("(") or text.endswith(")")
+
+
 def read_stages(header_path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The scored epochs of one record from its ``.arousal`` stage notes.
 
@@ -114,14 +121,13 @@ def read_stages(header_path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, An
     if abs(per_epoch - round(per_epoch)) > 1e-9:
         raise InputError(f"{header_path}: {sfreq:g} Hz puts no whole number of samples in 30 s")
     samples, texts = wfdb_record.read_notes(arousal)
-    staged = [(int(s), STAGE_NOTES[t]) for s, t in zip(samples, texts, strict=True)
-              if t in STAGE_NOTES]  # fmt: skip
-    if not staged:
+    # a note that is neither a stage nor an event bound ends the stage before it: what
+    # follows is unscored, never the last stage carried on
+    unknown = sorted({t for t in texts if t not in STAGE_NOTES and not _is_event(t)})
+    notes = sorted((int(s), t) for s, t in zip(samples, texts, strict=True) if not _is_event(t))
+    if not any(t in STAGE_NOTES for _, t in notes):
         raise InputError(f"{arousal}: no stage note (W, N1, N2, N3, R) among {len(texts)} notes")
-    staged.sort(key=lambda note: note[0])
-    late = [
-        (s, t) for s, t in zip(samples, texts, strict=True) if t in STAGE_NOTES and s >= n_times
-    ]
+    late = [(s, t) for s, t in notes if s >= n_times]
     if late:
         sample, text = late[0]
         raise InputError(
@@ -129,25 +135,26 @@ def read_stages(header_path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, An
             f"past the signal's end ({n_times} samples, {n_times / sfreq:.1f} s); the "
             "annotation file does not belong to this signal, or the signal is truncated"
         )
-    first = staged[0][0]
+    notes = notes[next(k for k, (_, t) in enumerate(notes) if t in STAGE_NOTES) :]
+    first = notes[0][0]
     n_epochs = (n_times - first) // round(per_epoch)
-    stages = np.full(n_epochs, -2, dtype=np.int8)
+    stages = np.full(n_epochs, UNSCORED, dtype=np.int8)
     starts = []
-    for sample, stage in staged:
+    for sample, text in notes:
         position = (sample - first) / per_epoch
         if abs(position - round(position)) * EPOCH_S > GRID_TOLERANCE_S:
             raise InputError(
                 f"{arousal}: a stage change at {sample / sfreq:.2f} s is not on the 30-s grid "
                 f"that starts at the first stage note ({first / sfreq:.2f} s)"
             )
-        starts.append((round(position), stage))
+        starts.append((round(position), STAGE_NOTES.get(text, UNSCORED)))
     for k, (start, stage) in enumerate(starts):
         stop = starts[k + 1][0] if k + 1 < len(starts) else n_epochs
         stages[start:stop] = stage
     onsets = (first + np.arange(n_epochs) * per_epoch) / sfreq
     facts = {"channels": [str(c) for c in head.sig_name], "sfreq": sfreq,
              "duration_s": n_times / sfreq, "scoring_starts_s": first / sfreq,
-             "scored_epochs": int(n_epochs)}  # fmt: skip
+             "scored_epochs": int((stages >= 0).sum()), "unknown_notes": unknown}  # fmt: skip
     return onsets, stages, facts
 
 

@@ -9,7 +9,8 @@
       hypnograms/     EDF+ stage annotations (may be the recording itself)
 
 ``psg`` and ``hypnogram`` are paths relative to DIR (or absolute: signals stored
-elsewhere). ``psg`` is an EDF/EDF+ recording, or a heart time series (a beat or heart-rate
+elsewhere). ``psg`` is an EDF/EDF+ recording, a WFDB record's header (``.hea``:
+:mod:`edgesleep.io.wfdb_record`), or a heart time series (a beat or heart-rate
 CSV with its header line, :mod:`edgesleep.io.heart`: ``.csv``/``.txt``), whose "channel" is
 its source name (``beats`` or ``heart-rate``); ``hypnogram`` is EDF+ annotations or a CSV
 hypnogram (:func:`edgesleep.io.hypnogram.read_labels_csv`). ``subject`` groups nights of

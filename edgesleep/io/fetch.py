@@ -372,8 +372,13 @@ class Plan:
 
 
 def content_length(url: str) -> int | None:
-    """The size the server gives for ``url`` (a HEAD request), None if it gives none."""
-    response = _open_url(url, method="HEAD")
+    """The size the server gives for ``url`` (a HEAD request), None if it gives none or
+    refuses HEAD (the download itself then says what is wrong)."""
+    try:
+        response = _open_url(url, method="HEAD")
+    except InputError as err:
+        log.info("%s: no size (%s)", url, err)
+        return None
     with response:
         length = response.headers.get("Content-Length")
     return int(length) if length is not None and length.isdigit() else None
