@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import IO
 
 from edgesleep.errors import InputError, UsageError
 from edgesleep.ort import ExportedModel
@@ -150,17 +151,19 @@ def _unpack(archive: Path, into: Path) -> Path:
             members = [m for m in zf.infolist() if not m.is_dir()]
             _check_members([(m.filename, m.file_size) for m in members], archive)
             for m in members:
-                target = into / m.filename
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(m) as src, target.open("wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                with zf.open(m) as src:
+                    _write_member(src, into / m.filename)
     elif name.endswith(ARCHIVES[1:]):
         with tarfile.open(archive) as tf:
             entries = [m for m in tf.getmembers() if not m.isdir()]
             if not all(m.isfile() for m in entries):
                 raise InputError(f"{archive}: holds links or devices; a bundle holds files only")
             _check_members([(m.name, m.size) for m in entries], archive)
-            tf.extractall(into, members=entries, filter="data")
+            for entry in entries:
+                data = tf.extractfile(entry)
+                assert data is not None  # a regular file
+                with data:
+                    _write_member(data, into / entry.name)
     else:
         raise InputError(f"{archive}: not a bundle folder or an archive ({', '.join(ARCHIVES)})")
     if (into / SUMS).is_file():
@@ -169,6 +172,19 @@ def _unpack(archive: Path, into: Path) -> Path:
     if len(tops) == 1 and (tops[0] / SUMS).is_file():
         return tops[0]
     raise InputError(f"{archive}: no {SUMS} at its root or in its one top folder")
+
+
+def _write_member(src: IO[bytes], target: Path) -> None:
+    """One archive member as a plain file (its name already checked to stay inside), at
+    most :data:`MAX_BUNDLE_BYTES` whatever its header claimed."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as dst:
+        copied = 0
+        for block in iter(lambda: src.read(1 << 20), b""):
+            copied += len(block)
+            if copied > MAX_BUNDLE_BYTES:
+                raise InputError(f"{target.name}: larger than its archive said; refused")
+            dst.write(block)
 
 
 def _check_members(members: list[tuple[str, int]], archive: Path) -> None:

@@ -120,3 +120,22 @@ def test_archives_and_urls_need_their_digest(bundle: Path, tmp_path: Path) -> No
     assert add_model(str(archive), sha256=digest, name="from-file", root=root)[0] == "from-file"
     assert installed_names(root) == ["from-file", "from-url"]
     assert not (tmp_path / "outside.txt").exists()
+
+
+def test_tar_archives_hold_plain_files_only(bundle: Path, tmp_path: Path) -> None:
+    import tarfile
+
+    root = tmp_path / "models"
+    good = tmp_path / "tiny-eeg.tar.gz"
+    with tarfile.open(good, "w:gz") as tf:
+        tf.add(bundle, arcname="tiny-eeg")
+    assert add_model(str(good), name="from-tar", root=root)[0] == "from-tar"
+    linked = tmp_path / "linked.tar"
+    with tarfile.open(linked, "w") as tf:
+        tf.add(bundle, arcname="tiny-eeg")
+        link = tarfile.TarInfo("tiny-eeg/passwd")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tf.addfile(link)
+    with pytest.raises(InputError, match="holds links or devices"):
+        add_model(str(linked), root=root)
+    assert installed_names(root) == ["from-tar"]
