@@ -101,6 +101,10 @@ def test_cinc_refusals_are_per_record(cinc_src: Path, tmp_path: Path) -> None:
                                        str(tmp_path / "cli"), "--require", "ECG"])  # fmt: skip
     assert printed.exit_code == 0, printed.output
     assert "4 records left out" in printed.output and "tr06-0002: " in printed.output
+    described = CliRunner().invoke(app, ["data", "info", str(tmp_path / "cli")])
+    assert "1 nights, 1 subjects, real (cinc2018)" in described.output, described.output
+    assert "4 records left out at import" in described.output
+    assert "not wearable users" in described.output
     with pytest.raises(InputError, match="no CinC 2018 training record here"):
         import_cinc2018(tmp_path / "out", tmp_path / "none")
     only = tmp_path / "only"

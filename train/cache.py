@@ -40,6 +40,7 @@ import edgesleep
 from edgesleep.dsp import EPOCH_SAMPLES
 from edgesleep.dsp.inputs import HEART, get_kind
 from edgesleep.errors import InputError, UsageError
+from edgesleep.io import wfdb_record
 from edgesleep.io.dataset import Crop, Dataset, Entry, crop_epochs, load_night, read_recording
 from edgesleep.io.heart import SERIES_SUFFIXES, read_series
 from edgesleep.io.hypnogram import read_hypnogram
@@ -87,6 +88,9 @@ def _identity(dataset: Dataset, entry: Entry, labelled: bool) -> dict[str, Any]:
         return [str(path), st.st_size, st.st_mtime_ns]
 
     ident: dict[str, Any] = {"psg": stat(entry.psg)}
+    if wfdb_record.is_wfdb(entry.psg):  # the header's signal files hold the samples
+        files = [str(Path(entry.psg).with_suffix(ext)) for ext in (".mat", ".dat")]
+        ident["signals"] = [stat(f) for f in files if (dataset.root / f).is_file()]
     if labelled:
         ident["hypnogram"] = stat(entry.hypnogram)
         ident["lights"] = [entry.lights_off_s, entry.lights_on_s]

@@ -346,7 +346,11 @@ def describe(path: Path) -> tuple[str, list[str], list[list[str]], list[str]]:
             f"{path}: {len(ds.entries)} nights, {len(ds.subjects)} subjects, {kind} "
             f"({ds.info.get('name', '?')})"
         )
-        lines = [f"  {k}: {v}" for k, v in ds.info.items() if k in ("subsets", "merged")]
+        lines = [f"  {k}: {v}" for k, v in ds.info.items()
+                 if k in ("subsets", "merged", "population", "licence")]  # fmt: skip
+        failures = ds.info.get("failures")
+        if isinstance(failures, dict) and failures:
+            lines.append(f"  {len(failures)} records left out at import (dataset.json: failures)")
         return title, [], [], lines
     if path.suffix.lower() == ".xml":
         stages = read_hypnogram(path)
