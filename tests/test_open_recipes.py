@@ -9,14 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import (
     SHORT_NIGHT,
-    TINY_MODELS,
     http_mirror,
     write_cinc_record,
     write_hmc_record,
@@ -97,19 +95,17 @@ def test_seed2_on_cinc2018(open_data: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_heart_open_quick_writes_an_installable_bundle(
     open_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from edgesleep.train.cv import find_recipe
-    from edgesleep.workflows import heart_open
-
     monkeypatch.chdir(open_data)
-    recipe = heart_open.quick(heart_open.load_recipe(find_recipe("heart_open")))
-    assert recipe.folds == 2 and recipe.classes == (4,)
-    tiny = replace(recipe, fields=dict(TINY_MODELS["student"]))
-    report = heart_open.run(tiny, open_data / "runs/ho")
+    done = CliRunner().invoke(app, ["cv", "--recipe", "heart_open", "--quick"])
+    assert done.exit_code == 0, done.output
+    out = open_data / "runs" / "heart_open-quick"
+    report = json.loads((out / "heart_open.json").read_text())
     model = report["models"]["heart-open-4class"]
+    assert report["recipe"]["folds"] == 2 and set(report["models"]) == {"heart-open-4class"}
     assert set(model["cross_cohort"]) == {"slpdb", "walch", "both"}
     assert model["cross_cohort"]["slpdb"]["nights"] == 1
     assert model["kept"] == "weighted · fraction offsets"
-    bundle = open_data / "runs/ho/heart-open-4class"
+    bundle = out / "heart-open-4class"
     assert sorted(p.name for p in bundle.iterdir()) == ["SHA256SUMS", "step.onnx"]
     added = CliRunner().invoke(app, ["models", "add", str(bundle), "--dir",
                                      str(open_data / "models")])  # fmt: skip
@@ -120,4 +116,4 @@ def test_heart_open_quick_writes_an_installable_bundle(
     assert card is not None and set(card["data"]) == {"cinc2018", "hmc"}
     assert card["data"]["hmc"]["licence"].startswith("Creative Commons Attribution 4.0")
     assert "not on wearable users" in card["limits"]
-    assert "Across cohorts" in (open_data / "runs/ho/heart_open.md").read_text()
+    assert "Across cohorts" in done.output

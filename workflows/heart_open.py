@@ -10,8 +10,8 @@ Run (the recipe, ``train/recipes/heart_open.toml``, names the data and the proto
     edgesleep data fetch hmc --out data/hmc --require ECG
     edgesleep data fetch slpdb --out data/slpdb
     edgesleep data fetch walch --out data/walch
-    python -m edgesleep.workflows.heart_open [--recipe heart_open] [--out runs/heart_open]
-    python -m edgesleep.workflows.heart_open --quick      (a smoke run: says nothing)
+    edgesleep cv --recipe heart_open          (or python -m edgesleep.workflows.heart_open)
+    edgesleep cv --recipe heart_open --quick  (a smoke run: says nothing)
     edgesleep models add runs/heart_open/heart-open-4class
 
 Protocol, per class set (W / Light / Deep / REM, W / NREM / REM):
@@ -41,7 +41,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,6 @@ class OpenRecipe:
     classes: tuple[int, ...] = (4, 3)
     passes: float = 20.0
     seed: int = 0
-    fields: dict[str, Any] = field(default_factory=dict)  # the student's config (tests)
 
 
 def load_recipe(path: Path) -> OpenRecipe:
@@ -203,8 +202,7 @@ def select(recipe: OpenRecipe, nights: Sequence[NightFeatures], n_classes: int
             train = [n for n in nights if n.subject not in fold]
             test = with_classes([n for n in nights if n.subject in fold], n_classes)
             ckpt, _ = select_and_train(train, n_classes, CANDIDATES[name], seed=recipe.seed,
-                                       split_seed=k, passes=recipe.passes,
-                                       **recipe.fields)  # fmt: skip
+                                       split_seed=k, passes=recipe.passes)  # fmt: skip
             logp += log_probs(ckpt, test)
             held += test
         table[name] = scored(logp, held, n_classes)
@@ -290,8 +288,7 @@ def run(recipe: OpenRecipe, out: Path) -> dict[str, Any]:
         for n_classes in recipe.classes:
             kept, table = select(recipe, nights, n_classes)
             ckpt, offsets = select_and_train(nights, n_classes, CANDIDATES[kept],
-                                             seed=recipe.seed, passes=recipe.passes,
-                                             **recipe.fields)  # fmt: skip
+                                             seed=recipe.seed, passes=recipe.passes)  # fmt: skip
             found = {}
             for cohort, test in tests.items():
                 test = with_classes(test, n_classes)

@@ -254,7 +254,9 @@ def cv(
     ] = False,
 ) -> None:
     """Subject-wise cross-validation of transfer learning: a table like seed 1's Tables I/II.
-    Cells already done in --out are kept: a rerun continues a killed study."""
+    Cells already done in --out are kept: a rerun continues a killed study. The heart_open
+    recipe runs the open-data heart model's selection, test and bundle
+    (edgesleep.workflows.heart_open)."""
     need("train")
     import shutil
 
@@ -262,8 +264,19 @@ def cv(
     from edgesleep.train.cv import Study, find_recipe, load_recipe, on_device, run
     from edgesleep.train.cv import collect as collect_cells
     from edgesleep.train.cv import quick as quick_recipe
+    from edgesleep.train.training import read_toml
 
     path = find_recipe(recipe)
+    if "selection" in read_toml(path, "recipe"):  # a heart_open recipe, not a cv study
+        need("export")
+        from edgesleep.workflows import heart_open
+
+        opened = heart_open.load_recipe(path)
+        folder = out or Path("runs") / (path.stem + ("-quick" if quick else ""))
+        heart_open.run(heart_open.quick(opened) if quick else opened, folder)
+        typer.echo((folder / "heart_open.md").read_text())
+        typer.echo(f"bundles in {folder}: install one with `edgesleep models add {folder}/NAME`")
+        return
     parsed = on_device(load_recipe(path), device, amp)
     if quick:
         parsed = quick_recipe(parsed)
