@@ -299,19 +299,22 @@ def stage_changes(stages: np.ndarray) -> list[tuple[int, str]]:
 def write_cinc_record(
     root: Path, name: str, stages: np.ndarray, lead_s: float = 2.5, tail_s: float = 20.0,
     labels: tuple[str, ...] = CINC_LABELS, index: int = 0,
-    extra_notes: tuple[tuple[int, str], ...] = (),
+    extra_notes: tuple[tuple[int, str], ...] = (), stage_symbol: str = '"',
 ) -> Path:  # fmt: skip
     """``root/training/<name>/<name>.hea`` + ``.mat`` (MATLAB, "16+24" as CinC's) +
-    ``.arousal`` (a NOTE at each stage change, 200 Hz samples, with arousal and
-    respiratory event pairs among them); returns the header."""
+    ``.arousal`` (an annotation with symbol ``stage_symbol``, a NOTE by default, at each
+    stage change, 200 Hz samples, with arousal and respiratory event NOTE pairs among
+    them); returns the header."""
     with warnings.catch_warnings():  # wfdb's own pandas deprecations
         warnings.simplefilter("ignore", DeprecationWarning)
-        return _write_cinc_record(root, name, stages, lead_s, tail_s, labels, index, extra_notes)
+        return _write_cinc_record(root, name, stages, lead_s, tail_s, labels, index, extra_notes,
+                                  stage_symbol)  # fmt: skip
 
 
 def _write_cinc_record(
     root: Path, name: str, stages: np.ndarray, lead_s: float, tail_s: float,
     labels: tuple[str, ...], index: int, extra_notes: tuple[tuple[int, str], ...],
+    stage_symbol: str,
 ) -> Path:  # fmt: skip
     import shutil
 
@@ -343,7 +346,8 @@ def _write_cinc_record(
               (0, "(resp_hypopnea"), (first + 7 * sfreq, "resp_hypopnea)")]  # fmt: skip
     notes += list(extra_notes)
     notes.sort(key=lambda note: note[0])
-    wfdb.wrann(name, "arousal", np.array([s for s, _ in notes]), symbol=['"'] * len(notes),
+    symbols = ['"' if t.startswith("(") or t.endswith(")") else stage_symbol for _, t in notes]
+    wfdb.wrann(name, "arousal", np.array([s for s, _ in notes]), symbol=symbols,
                aux_note=[t for _, t in notes], write_dir=str(folder))  # fmt: skip
     return folder / f"{name}.hea"
 

@@ -183,7 +183,10 @@ def test_hmc_fetch_from_a_mirror(tmp_path: Path) -> None:
 def test_an_undocumented_note_leaves_what_follows_unscored(tmp_path: Path) -> None:
     src = tmp_path / "src"
     stages = np.full(20, 2, dtype=np.int8)
-    write_cinc_record(src, "tr03-0005", stages, lead_s=0.0, extra_notes=((8 * 6000, "U"),))
+    # stage texts on annotations of another code than NOTE are read too (the readers use
+    # aux_note whatever the symbol)
+    write_cinc_record(src, "tr03-0005", stages, lead_s=0.0, extra_notes=((8 * 6000, "U"),),
+                      stage_symbol="+")  # fmt: skip
     onsets, scored, facts = read_stages(src / "training/tr03-0005/tr03-0005.hea")
     assert facts["unknown_notes"] == ["U"] and facts["scored_epochs"] == 8
     np.testing.assert_array_equal(scored[:8], 2)

@@ -120,7 +120,8 @@ def read_stages(header_path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, An
     per_epoch = EPOCH_S * sfreq
     if abs(per_epoch - round(per_epoch)) > 1e-9:
         raise InputError(f"{header_path}: {sfreq:g} Hz puts no whole number of samples in 30 s")
-    samples, texts = wfdb_record.read_notes(arousal)
+    # the texts are what the readers use (aux_note), whatever the annotation code
+    samples, texts = wfdb_record.read_notes(arousal, any_code=True)
     # a note that is neither a stage nor an event bound ends the stage before it: what
     # follows is unscored, never the last stage carried on
     unknown = sorted({t for t in texts if t not in STAGE_NOTES and not _is_event(t)})

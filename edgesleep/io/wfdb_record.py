@@ -143,8 +143,9 @@ def read_signal(path: str | Path, channel: str, sfreq: float | None = SFREQ) -> 
     return Signal(data, out_sfreq, labels[index], unit, start, source, float(full_scale))
 
 
-def read_notes(path: Path) -> tuple[np.ndarray, list[str]]:
-    """The NOTE annotations of a WFDB annotation file in MIT format: samples and aux texts.
+def read_notes(path: Path, any_code: bool = False) -> tuple[np.ndarray, list[str]]:
+    """The NOTE annotations of a WFDB annotation file in MIT format (with ``any_code``, every
+    annotation that carries a text, whatever its code): samples and aux texts.
 
     Read here rather than with ``wfdb.rdann``, which removes every NOTE at sample 0 as a
     possible file definition (slpdb's and CinC 2018's first stage note may be there). Each
@@ -191,5 +192,5 @@ def read_notes(path: Path) -> tuple[np.ndarray, list[str]]:
             codes.append(code)
             texts.append("")
     keep = [k for k, (c, t) in enumerate(zip(codes, texts, strict=True))
-            if c == NOTE and not t.startswith("##")]  # fmt: skip
+            if (c == NOTE or any_code and t) and not t.startswith("##")]  # fmt: skip
     return np.array([samples[k] for k in keep], dtype=np.int64), [texts[k] for k in keep]
