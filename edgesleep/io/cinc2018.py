@@ -7,7 +7,7 @@ AIRFLOW, SaO2, ECG), ``<record>.arousal`` (WFDB annotations) and ``<record>-arou
 (HDF5, not needed); records are named ``tr\\d\\d-\\d{4}`` (the test set's ``te...`` have no
 annotations and are refused). The files are found anywhere under the folder given.
 
-Stages: NOTE annotations of ``.arousal`` whose text is ``W``, ``N1``, ``N2``, ``N3`` or ``R``
+Stages: annotations of ``.arousal`` (any code) whose text is ``W``, ``N1``, ``N2``, ``N3`` or ``R``
 mark a stage change at their sample (200 Hz); the stage lasts to the next change, the last
 one to the end of the signal; before the first stage note the record is undefined (not
 read). Arousal and respiratory events are ``(name`` ... ``name)`` pairs and are ignored; any
