@@ -50,6 +50,7 @@ import numpy as np
 from edgesleep.agreement import Night, agreement
 from edgesleep.config import check_keys
 from edgesleep.dsp.inputs import HEART
+from edgesleep.errors import UsageError
 from edgesleep.installed import write_sums
 from edgesleep.io.dataset import merge_datasets, read_dataset
 from edgesleep.io.imports import IMPORTERS
@@ -72,6 +73,7 @@ from edgesleep.workflows.heart_models import (
 )
 
 NAMES = {4: "heart-open-4class", 3: "heart-open-3class"}
+HEART_COHORTS = ("slpdb", "walch")  # the test cohorts: heart series, imported from their layouts
 CANDIDATES = {f"{'weighted' if w else 'unweighted'} · {r}": Recipe(w, r)
               for w in (True, False) for r in ("fraction offsets", "argmax")}  # fmt: skip
 OPEN_COHORTS = {
@@ -109,11 +111,14 @@ def load_recipe(path: Path) -> OpenRecipe:
                f"{path} [selection]")  # fmt: skip
     check_keys(train, {"passes", "seed"}, f"{path} [train]")
     if len(data.get("train", {})) < 2:
-        raise ValueError(f"{path}: [data] train needs at least two cohorts (pooled, with "
+        raise UsageError(f"{path}: [data] train needs at least two cohorts (pooled, with "
                          "validation subjects drawn per cohort)")  # fmt: skip
+    if not data.get("test") or not set(data["test"]) <= set(HEART_COHORTS):
+        raise UsageError(f"{path}: [data] test names heart cohorts among {HEART_COHORTS} "
+                         "(folders in their original layouts)")  # fmt: skip
     unknown = sorted(set(selection.get("candidates", [])) - set(CANDIDATES))
     if unknown:
-        raise ValueError(f"{path}: unknown candidates {unknown}; there are {list(CANDIDATES)}")
+        raise UsageError(f"{path}: unknown candidates {unknown}; there are {list(CANDIDATES)}")
     return OpenRecipe(
         train={k: Path(v) for k, v in data["train"].items()},
         test={k: Path(v) for k, v in data["test"].items()},

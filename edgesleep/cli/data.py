@@ -11,6 +11,7 @@ from edgesleep.cli.app import app
 from edgesleep.cli.common import CACHE_HELP, CROP_HELP, Crop, InputKind, choices, need, print_table
 from edgesleep.io.fetch import (
     CINC2018_URL,
+    COHORT_URLS,
     DATASETS,
     HMC_URL,
     SLEEP_EDF_URL,
@@ -25,6 +26,8 @@ data_app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 if TYPE_CHECKING:
+    from edgesleep.io.dataset import Dataset as DatasetDir
+
     Hypnograms: TypeAlias = str
     Dataset: TypeAlias = str
     Importer: TypeAlias = str
@@ -137,8 +140,7 @@ def data_fetch(
     if (count is not None or dry_run) and dataset not in WITH_REQUIRE:
         raise UsageError(f"--count and --dry-run are for {', '.join(WITH_REQUIRE)}")
     if dataset in WITH_REQUIRE:
-        plan = plan_cohort(dataset, base_url or (CINC2018_URL if dataset == "cinc2018"
-                                                 else HMC_URL), ids, count)  # fmt: skip
+        plan = plan_cohort(dataset, base_url or COHORT_URLS[dataset], ids, count)
         typer.echo(plan.describe())
         if dry_run:
             return
@@ -154,11 +156,8 @@ def data_fetch(
     typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects, verified")
 
 
-def _say_imported(out: Path, ds: object, dataset: str) -> None:
+def _say_imported(out: Path, ds: DatasetDir, dataset: str) -> None:
     """The import's summary, and every record left out with its reason."""
-    from edgesleep.io.dataset import Dataset as Read
-
-    assert isinstance(ds, Read)
     kinds = sorted({Path(e.psg).suffix for e in ds.entries})
     typer.echo(f"{out}: {len(ds.entries)} nights of {len(ds.subjects)} subjects "
                f"({dataset}, real data; records {kinds})")  # fmt: skip

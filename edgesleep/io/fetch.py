@@ -332,6 +332,7 @@ def fetch_slpdb(
 
 CINC2018_URL = "https://physionet.org/files/challenge-2018/1.0.0/"
 HMC_URL = "https://physionet.org/files/hmc-sleep-staging/1.1/"
+COHORT_URLS = {"cinc2018": CINC2018_URL, "hmc": HMC_URL}
 # per cohort: the listed path that names a record, and the files of a record
 COHORT_FILES = {
     "cinc2018": (r"training/(tr\d{2}-\d{4})/\1\.hea",
