@@ -18,7 +18,6 @@ a folder of its name.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tarfile
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from edgesleep.errors import InputError, UsageError
+from edgesleep.io.fetch import download, parse_sums, sha256_of
 from edgesleep.ort import ExportedModel
 from edgesleep.shipped import SHIPPED_DIR, shipped_names
 
@@ -84,14 +84,6 @@ def resolve_model(model: Path, root: Path | None = None) -> Path:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_bundle(folder: Path) -> ExportedModel:
     """Verify a bundle (module docstring) and open its model.
 
@@ -113,11 +105,7 @@ def check_bundle(folder: Path) -> ExportedModel:
         raise InputError(f"{folder}: links, or more than {MAX_FILES} files; not a bundle")
     if sum(p.stat().st_size for p in files) > MAX_BUNDLE_BYTES:
         raise InputError(f"{folder}: more than {MAX_BUNDLE_BYTES >> 20} MB; not a bundle")
-    listed: dict[str, str] = {}
-    for line in sums.read_text(errors="replace").splitlines():
-        parts = line.split(maxsplit=1)
-        if len(parts) == 2:
-            listed[parts[1].strip().lstrip("*")] = parts[0].lower()
+    listed = parse_sums(sums.read_text(errors="replace"))
     present = {p.relative_to(folder).as_posix() for p in files} - {SUMS}
     if set(listed) != present:
         raise InputError(
@@ -125,7 +113,7 @@ def check_bundle(folder: Path) -> ExportedModel:
             f"unlisted: {sorted(present - set(listed))}); the bundle is incomplete or altered"
         )
     for rel, digest in listed.items():
-        if _sha256(folder / rel) != digest:
+        if sha256_of(folder / rel) != digest:
             raise InputError(f"{folder / rel}: sha256 differs from {SUMS}; the bundle was altered")
     model = ExportedModel(folder)
     card = model.info.card
@@ -226,7 +214,6 @@ def add_model(
         The bundle fails :func:`check_bundle`, a digest differs, a download fails.
     """
     from edgesleep.io.dataset import plain_name
-    from edgesleep.io.fetch import download
 
     if sha256 is not None and (len(sha256) != 64 or any(c not in "0123456789abcdef"
                                                          for c in sha256.lower())):  # fmt: skip
@@ -250,7 +237,7 @@ def add_model(
                                  f"checked against its {SUMS}")  # fmt: skip
             folder = Path(source)
         elif Path(source).is_file():
-            if sha256 is not None and _sha256(Path(source)) != sha256.lower():
+            if sha256 is not None and sha256_of(Path(source)) != sha256.lower():
                 raise InputError(f"{source}: sha256 differs from --sha256; refused")
             (work / "unpacked").mkdir()
             folder = _unpack(Path(source), work / "unpacked")
@@ -296,7 +283,7 @@ def remove_model(name: str, root: Path | None = None) -> Path:
 
 def write_sums(folder: Path) -> Path:
     """Write ``folder/SHA256SUMS`` for every file under ``folder`` (a bundle's manifest)."""
-    lines = [f"{_sha256(p)}  {p.relative_to(folder).as_posix()}"
+    lines = [f"{sha256_of(p)}  {p.relative_to(folder).as_posix()}"
              for p in sorted(folder.rglob("*")) if p.is_file() and p.name != SUMS]  # fmt: skip
     (folder / SUMS).write_text("\n".join(lines) + "\n")
     return folder / SUMS

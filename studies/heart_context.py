@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 from heart_pooled import bias_cell, cohort_parser, loa_cell
-from heart_selection import GROUPS, load_probs, metrics
+from heart_selection import GROUPS, load_probs
 
 from edgesleep.agreement import paired_kappa
 from edgesleep.io.writers import markdown_table, write_report
@@ -57,6 +57,7 @@ from edgesleep.workflows.heart_models import (
     heart_nights,
     inner_split,
     log_probs,
+    metrics,
     readout_offsets,
     train_student,
     with_classes,

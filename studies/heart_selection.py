@@ -65,16 +65,15 @@ from heart_pooled import (  # the floor's features and the cells, as in the sibl
     loa_cell,
 )
 
-from edgesleep.agreement import Night, agreement, summary_bias
 from edgesleep.io.writers import markdown_table, write_report
-from edgesleep.stages import class_labels, collapse_labels
+from edgesleep.stages import collapse_labels
 from edgesleep.train.baselines import floor_probabilities
 from edgesleep.train.data import NightFeatures, class_weights
 from edgesleep.workflows.heart_models import (
     heart_nights,
     inner_split,
-    kappa,
     log_probs,
+    metrics,
     readout_offsets,
     train_student,
     with_classes,
@@ -192,34 +191,6 @@ def read_fold(args: tuple[dict[str, Any], dict[str, NightFeatures]]) -> dict[str
         preds[n_classes] = rows
     return {"subject": fold["subject"], "records": fold["records"], "preds": preds,
             "baselines": fold["baselines"], "fitted": fitted}  # fmt: skip
-
-
-def metrics(nights: Sequence[NightFeatures], pred: dict[str, np.ndarray], n_classes: int,
-            ) -> dict[str, Any]:  # fmt: skip
-    """Pooled κ, accuracy, MF1, recall; per-subject κ mean, sd, median, IQR; per stage the
-    fraction bias (points, subject-bootstrap CI); TST, SE, WASO bias with limits of
-    agreement (:func:`edgesleep.agreement.agreement`)."""
-    truths = {n.record: collapse_labels(n.labels, 4, n_classes) for n in nights}
-    found = agreement([Night(n.record, n.subject, pred[n.record], truths[n.record])
-                       for n in nights], n_classes, n_boot=N_BOOT)  # fmt: skip
-    pooled = found["pooled"]
-    per_subject = []
-    for subject in sorted({n.subject for n in nights}):
-        mine = [n for n in nights if n.subject == subject]
-        t = np.concatenate([truths[n.record] for n in mine])
-        per_subject.append(kappa(t, np.concatenate([pred[n.record] for n in mine]), n_classes))
-    classes = class_labels(n_classes)
-    return {
-        "kappa": pooled["kappa"], "accuracy": pooled["accuracy"],
-        "macro_f1": pooled["macro_f1"],
-        "recall": dict(zip(classes, pooled["per_class"]["sensitivity"], strict=True)),
-        "subject_kappa": {"mean": float(np.mean(per_subject)), "sd": float(np.std(per_subject)),
-                          "median": float(np.median(per_subject)),
-                          "q25": float(np.percentile(per_subject, 25)),
-                          "q75": float(np.percentile(per_subject, 75))},
-        **summary_bias(found),
-        "n_epochs": pooled["n_epochs"],
-    }  # fmt: skip
 
 
 def tables(nights: list[NightFeatures], read: list[dict[str, Any]]) -> dict[str, Any]:

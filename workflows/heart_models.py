@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgesleep.agreement import Night, agreement, summary_bias
 from edgesleep.dsp.inputs import HEART
 from edgesleep.io.dataset import merge_datasets
 from edgesleep.io.imports import IMPORTERS, SLPDB_CITATION, WALCH_CITATION
@@ -388,11 +389,42 @@ def model_card(n_classes: int, nights: Sequence[NightFeatures], recipe: Recipe,
                 "same outer folds and inner subjects"
             )
         card["evaluation"] = {"protocol": protocol,
-                              **{g: _metric(m) for g, m in tables.items()}}  # fmt: skip
+                              **{g: card_metric(m) for g, m in tables.items()}}  # fmt: skip
     return card
 
 
-def _metric(m: dict[str, Any]) -> dict[str, Any]:
+def metrics(nights: Sequence[NightFeatures], pred: dict[str, np.ndarray], n_classes: int,
+            n_boot: int = 1000) -> dict[str, Any]:  # fmt: skip
+    """Pooled κ, accuracy, MF1, recall; per-subject κ mean, sd, median, IQR; per stage the
+    fraction bias (points, subject-bootstrap CI); TST, SE, WASO bias with limits of
+    agreement (:func:`edgesleep.agreement.agreement`) of ``pred`` (record -> classes)
+    against the 4-class ``nights``' labels collapsed onto ``n_classes``: a study's table
+    row (``studies/heart_selection.py``), which :func:`card_metric` rounds for a card."""
+    truths = {n.record: collapse_labels(n.labels, 4, n_classes) for n in nights}
+    found = agreement([Night(n.record, n.subject, pred[n.record], truths[n.record])
+                       for n in nights], n_classes, n_boot=n_boot)  # fmt: skip
+    pooled = found["pooled"]
+    per_subject = []
+    for subject in sorted({n.subject for n in nights}):
+        mine = [n for n in nights if n.subject == subject]
+        t = np.concatenate([truths[n.record] for n in mine])
+        per_subject.append(kappa(t, np.concatenate([pred[n.record] for n in mine]), n_classes))
+    classes = class_labels(n_classes)
+    return {
+        "kappa": pooled["kappa"], "accuracy": pooled["accuracy"],
+        "macro_f1": pooled["macro_f1"],
+        "recall": dict(zip(classes, pooled["per_class"]["sensitivity"], strict=True)),
+        "subject_kappa": {"mean": float(np.mean(per_subject)), "sd": float(np.std(per_subject)),
+                          "median": float(np.median(per_subject)),
+                          "q25": float(np.percentile(per_subject, 25)),
+                          "q75": float(np.percentile(per_subject, 75))},
+        **summary_bias(found),
+        "n_epochs": pooled["n_epochs"],
+    }  # fmt: skip
+
+
+def card_metric(m: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`metrics` row as a model card holds it (rounded)."""
     return {
         "kappa": round(m["kappa"], 3), "accuracy": round(m["accuracy"], 3),
         "macro_f1": round(m["macro_f1"], 3),

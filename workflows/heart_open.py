@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 
-from edgesleep.agreement import Night, agreement
 from edgesleep.config import check_keys
 from edgesleep.dsp.inputs import HEART
 from edgesleep.errors import UsageError
@@ -67,9 +66,10 @@ from edgesleep.workflows.heart_models import (
     PATIENCE,
     VAL_PER_COHORT,
     Recipe,
+    card_metric,
     log_probs,
+    metrics,
     select_and_train,
-    with_classes,
 )
 
 NAMES = {4: "heart-open-4class", 3: "heart-open-3class"}
@@ -159,39 +159,27 @@ def heldout_nights(recipe: OpenRecipe, tmp: Path) -> dict[str, list[NightFeature
     return out
 
 
-def _finite(value: float, digits: int) -> float | None:
-    return round(float(value), digits) if np.isfinite(value) else None
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float (a figure of one night or one subject) made
+    None: the card is JSON in the graphs' metadata."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def scored(logp: Sequence[np.ndarray], nights: Sequence[NightFeatures], n_classes: int,
            n_boot: int = 200) -> dict[str, Any]:  # fmt: skip
-    """The figures of argmax ``logp`` as the shipped models' cards hold them: pooled κ,
-    accuracy, macro F1, per-stage sensitivity, the per-night κ's mean and SD, each stage
-    fraction's mean bias (points, subject-bootstrap CI, limits of agreement) and TST's bias
-    (minutes, limits of agreement); None where a figure cannot be computed."""
-    rows = [Night(n.record, n.subject, lp.argmax(1).astype(np.int8), n.labels)
-            for n, lp in zip(nights, logp, strict=True)]  # fmt: skip
-    found = agreement(rows, n_classes, n_boot=n_boot)
-    pooled = found["pooled"]
-    kappas = np.array([r["kappa"] for r in found["nights"] if "kappa" in r], dtype=float)
-    fractions = {k[: -len(" %")]: v for k, v in found["bias"].items() if k.endswith(" %")}
-    tst = found["bias"].get("TST", {"mean": np.nan, "loa": [np.nan, np.nan]})
-    return {
-        "kappa": round(float(pooled["kappa"]), 3),
-        "accuracy": round(float(pooled["accuracy"]), 3),
-        "macro_f1": round(float(pooled["macro_f1"]), 3),
-        "subject_kappa_mean": _finite(kappas.mean() if kappas.size else np.nan, 3),
-        "subject_kappa_sd": _finite(kappas.std(ddof=1) if kappas.size > 1 else np.nan, 3),
-        "recall": {k: round(float(v), 3) for k, v in pooled.get("recall", {}).items()},
-        "fraction_bias": {k: {"mean": _finite(v["mean"], 2),
-                              "ci": [_finite(c, 2) for c in v.get("ci", [np.nan] * 2)],
-                              "loa": [_finite(c, 1) for c in v["loa"]]}
-                          for k, v in fractions.items()},
-        "TST_bias_min": {"mean": _finite(tst["mean"], 1),
-                         "loa": [_finite(c, 1) for c in tst["loa"]]},
-        "nights": found["n_nights"],
-        "subjects": found["subjects"],
-    }  # fmt: skip
+    """The figures of argmax ``logp`` against the 4-class ``nights``' labels collapsed onto
+    ``n_classes``, as the shipped models' cards hold them (:func:`~edgesleep.workflows.
+    heart_models.metrics`, rounded; None where a figure cannot be computed), with the
+    number of nights."""
+    pred = {n.record: lp.argmax(1).astype(np.int8) for n, lp in zip(nights, logp, strict=True)}
+    row = card_metric(metrics(nights, pred, n_classes, n_boot))
+    return _finite({**row, "nights": len(nights)})
 
 
 def select(recipe: OpenRecipe, nights: Sequence[NightFeatures], n_classes: int
@@ -205,7 +193,7 @@ def select(recipe: OpenRecipe, nights: Sequence[NightFeatures], n_classes: int
         logp, held = [], []
         for k, fold in enumerate(folds):
             train = [n for n in nights if n.subject not in fold]
-            test = with_classes([n for n in nights if n.subject in fold], n_classes)
+            test = [n for n in nights if n.subject in fold]
             ckpt, _ = select_and_train(train, n_classes, CANDIDATES[name], seed=recipe.seed,
                                        split_seed=k, passes=recipe.passes)  # fmt: skip
             logp += log_probs(ckpt, test)
@@ -296,10 +284,8 @@ def run(recipe: OpenRecipe, out: Path) -> dict[str, Any]:
                                              seed=recipe.seed, passes=recipe.passes)  # fmt: skip
             found = {}
             for cohort, test in tests.items():
-                test = with_classes(test, n_classes)
                 found[cohort] = scored(log_probs(ckpt, test), test, n_classes)
-            everything = [with_classes(t, n_classes) for t in tests.values()]
-            pooled = [n for group in everything for n in group]
+            pooled = [n for group in tests.values() for n in group]
             found["both"] = scored(log_probs(ckpt, pooled), pooled, n_classes)
             name = NAMES[n_classes]
             the_card = card(recipe, n_classes, nights, kept, offsets, table, found, licences)

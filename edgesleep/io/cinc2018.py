@@ -40,8 +40,8 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io import wfdb_record
-from edgesleep.io.cohort import check_required, import_each, licence_of
-from edgesleep.io.dataset import Dataset, Entry, manifest_path, read_dataset, write_dataset
+from edgesleep.io.cohort import check_required, find_records, import_each, write_cohort
+from edgesleep.io.dataset import Dataset, Entry, manifest_path
 from edgesleep.io.writers import write_scored_csv
 from edgesleep.stages import N1, N2, N3, REM, UNSCORED, W
 
@@ -69,24 +69,6 @@ POPULATION = (
     "clinical patients monitored at the MGH sleep laboratory for the diagnosis of sleep "
     "disorders (adults, many with sleep apnea), in a lab with a full PSG: not wearable users"
 )
-
-
-def find_records(src: Path) -> dict[str, Path]:
-    """Every training record under ``src``: name -> its ``.hea``.
-
-    Raises
-    ------
-    InputError
-        None there (what was expected is named).
-    """
-    found = {p.stem: p for p in sorted(src.rglob("*.hea")) if RECORD.fullmatch(p.stem)}
-    if not found:
-        raise InputError(
-            f"{src}: no CinC 2018 training record here (expected training/tr03-0005/"
-            "tr03-0005.hea with its .mat and .arousal); fetch them with `edgesleep data "
-            "fetch cinc2018`"
-        )
-    return found
 
 
 def _is_event(text: str) -> bool:
@@ -179,7 +161,11 @@ def import_cinc2018(
     InputError
         No record there, or none could be imported.
     """
-    headers = find_records(src)
+    headers = find_records(
+        src, "*.hea", RECORD, "no CinC 2018 training record here (expected training/tr03-0005/"
+        "tr03-0005.hea with its .mat and .arousal); fetch them with `edgesleep data fetch "
+        "cinc2018`",
+    )  # fmt: skip
 
     def read_one(name: str) -> tuple[Entry, dict[str, Any]]:
         onsets, stages, facts = read_stages(headers[name])
@@ -192,10 +178,7 @@ def import_cinc2018(
         return entry, facts
 
     done = import_each(sorted(headers), read_one, progress)
-    write_dataset(out, done.entries, {
-        "name": "cinc2018", "synthetic": False, "source": str(src), "citation": CITATION,
-        "licence": licence_of(src), "population": POPULATION, "sfreq": 200,
-        "channel_aliases": CHANNEL_ALIASES, "channels": CHANNELS, "required": list(require),
-        "records": done.records, "failures": done.failures,
+    return write_cohort(out, src, done, require, {
+        "name": "cinc2018", "citation": CITATION, "population": POPULATION, "sfreq": 200,
+        "channel_aliases": CHANNEL_ALIASES, "channels": CHANNELS,
     })  # fmt: skip
-    return read_dataset(out)

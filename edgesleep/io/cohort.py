@@ -6,13 +6,14 @@ than fatal, the channels a record must hold, and the licence file that came with
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgesleep.errors import InputError
-from edgesleep.io.dataset import Entry
+from edgesleep.io.dataset import Dataset, Entry, read_dataset, write_dataset
 from edgesleep.io.edf import find_channel
 
 log = logging.getLogger("edgesleep")
@@ -34,6 +35,21 @@ class Imported:
     entries: list[Entry]
     records: dict[str, dict[str, Any]]
     failures: dict[str, str]
+
+
+def find_records(src: Path, glob: str, name: re.Pattern[str], expected: str) -> dict[str, Path]:
+    """Every file under ``src`` matching ``glob`` whose stem is a record ``name``: record ->
+    path.
+
+    Raises
+    ------
+    InputError
+        None there; the message says what was ``expected``.
+    """
+    found = {p.stem: p for p in sorted(src.rglob(glob)) if name.fullmatch(p.stem)}
+    if not found:
+        raise InputError(f"{src}: {expected}")
+    return found
 
 
 def import_each(
@@ -65,6 +81,19 @@ def import_each(
         first = "; ".join(f"{k}: {v}" for k, v in list(failures.items())[:3])
         raise InputError(f"no record could be imported ({len(failures)} failed): {first}")
     return Imported(entries, records, failures)
+
+
+def write_cohort(
+    out: Path, src: Path, done: Imported, require: Sequence[str], info: dict[str, Any]
+) -> Dataset:
+    """Write the imported records' manifest and ``dataset.json``: ``info`` (name,
+    citation, population, channels, channel aliases ...) with the source, its licence,
+    the channels required, what each record holds and the records left out."""
+    write_dataset(out, done.entries, {
+        "synthetic": False, "source": str(src), "licence": licence_of(src), **info,
+        "required": list(require), "records": done.records, "failures": done.failures,
+    })  # fmt: skip
+    return read_dataset(out)
 
 
 def check_required(

@@ -145,6 +145,17 @@ def download(url: str, dest: Path, sha256: str) -> Path:
     return dest
 
 
+def parse_sums(text: str) -> dict[str, str]:
+    """A ``sha256sum`` listing (``<64 hex> [*]path`` per line) -> path -> digest; other
+    lines are skipped."""
+    sums = {}
+    for line in text.splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            sums[parts[1].strip().lstrip("*")] = parts[0]
+    return sums
+
+
 def fetch_checksums(base_url: str) -> dict[str, str]:
     """PhysioNet's ``SHA256SUMS.txt`` for the dataset version: path -> sha256."""
     url = base_url + "SHA256SUMS.txt"
@@ -156,12 +167,7 @@ def fetch_checksums(base_url: str) -> dict[str, str]:
             f"{url}: longer than {MAX_LISTING_BYTES // 2**20} MB; PhysioNet's listings are "
             "far smaller (is the base URL right?)"
         )
-    text = raw.decode("utf-8", errors="replace")
-    sums = {}
-    for line in text.splitlines():
-        parts = line.split(maxsplit=1)
-        if len(parts) == 2 and re.fullmatch(r"[0-9a-f]{64}", parts[0]):
-            sums[parts[1].strip().lstrip("*")] = parts[0]
+    sums = parse_sums(raw.decode("utf-8", errors="replace"))
     if not sums:
         raise InputError(f"{url}: no sha256 lines found; is the base URL right?")
     return sums

@@ -35,8 +35,8 @@ import numpy as np
 from edgesleep.dsp import EPOCH_S
 from edgesleep.errors import InputError
 from edgesleep.io import edf
-from edgesleep.io.cohort import check_required, import_each, licence_of
-from edgesleep.io.dataset import Dataset, Entry, manifest_path, read_dataset, write_dataset
+from edgesleep.io.cohort import check_required, find_records, import_each, write_cohort
+from edgesleep.io.dataset import Dataset, Entry, manifest_path
 from edgesleep.io.hypnogram import scored_epochs
 
 RECORD = re.compile(r"SN\d{3}")
@@ -62,23 +62,6 @@ POPULATION = (
     "users"
 )
 END_TOLERANCE_S = 1.0  # an epoch may end this much past the signal (rounding of the export)
-
-
-def find_records(src: Path) -> dict[str, Path]:
-    """Every recording under ``src``: name -> its ``SNnnn.edf``.
-
-    Raises
-    ------
-    InputError
-        None there (what was expected is named).
-    """
-    found = {p.stem: p for p in sorted(src.rglob("*.[eE][dD][fF]")) if RECORD.fullmatch(p.stem)}
-    if not found:
-        raise InputError(
-            f"{src}: no HMC recording here (expected recordings/SN001.edf with "
-            "SN001_sleepscoring.edf beside it); fetch them with `edgesleep data fetch hmc`"
-        )
-    return found
 
 
 def scoring_file(recording: Path) -> Path:
@@ -156,7 +139,10 @@ def import_hmc(
     InputError
         No recording there, or none could be imported.
     """
-    recordings = find_records(src)
+    recordings = find_records(
+        src, "*.[eE][dD][fF]", RECORD, "no HMC recording here (expected recordings/SN001.edf "
+        "with SN001_sleepscoring.edf beside it); fetch them with `edgesleep data fetch hmc`",
+    )  # fmt: skip
 
     def read_one(name: str) -> tuple[Entry, dict[str, Any]]:
         scoring, facts, off_s, on_s = read_scoring(recordings[name])
@@ -168,10 +154,7 @@ def import_hmc(
         return entry, facts | {"lights_off_s": off_s, "lights_on_s": on_s}
 
     done = import_each(sorted(recordings), read_one, progress)
-    write_dataset(out, done.entries, {
-        "name": "hmc", "synthetic": False, "source": str(src), "citation": CITATION,
-        "licence": licence_of(src), "population": POPULATION,
-        "channel_aliases": CHANNEL_ALIASES, "channels": CHANNELS, "required": list(require),
-        "records": done.records, "failures": done.failures,
+    return write_cohort(out, src, done, require, {
+        "name": "hmc", "citation": CITATION, "population": POPULATION,
+        "channel_aliases": CHANNEL_ALIASES, "channels": CHANNELS,
     })  # fmt: skip
-    return read_dataset(out)
